@@ -1,0 +1,1 @@
+"""Resource schemas (pydantic) and the REST control plane."""

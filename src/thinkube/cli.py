@@ -1,0 +1,64 @@
+"""`thinkube <command>`: the CLI and the container entrypoints.
+
+Commands register lazily (module path, not an import) so `thinkube --help` stays fast and
+works in images that lack a stage's heavy dependencies.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from dataclasses import dataclass
+
+EXIT_NOT_IMPLEMENTED = 3
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    module: str | None  # module with add_arguments(parser) and run(args) -> int; None: not built yet
+    issue: int | None = None  # where an unbuilt command is tracked
+
+
+COMMANDS: dict[str, Command] = {
+    "demo": Command("run the whole s1 pipeline locally on the built-in tiny model (CPU, minutes)", None, 8),
+    "curate": Command("select an s1K-style dataset from a question pool", None, 6),
+    "train": Command("fine-tune a model on reasoning traces (torchrun, FSDP2)", None, 4),
+    "serve": Command("OpenAI-compatible server with budget forcing", None, 3),
+    "eval": Command("evaluate a model over benchmarks and thinking budgets", None, 5),
+    "operator": Command("run the Kubernetes operator (kopf)", None, 7),
+    "api": Command("run the REST control plane", None, 7),
+    "tiny-model": Command("build the built-in tiny Qwen2 model and tokenizer (no download)",
+                          "thinkube.workloads.tiny_model_cli"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="thinkube", description="Thinkube: curate, fine-tune, serve with budget forcing and evaluate s1-style reasoning models.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for name, cmd in COMMANDS.items():
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        if cmd.module:
+            importlib.import_module(cmd.module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    cmd = COMMANDS[args.command]
+    if cmd.module is None:
+        print(f"thinkube {args.command}: not implemented yet (tracked in issue {cmd.issue})", file=sys.stderr)
+        return EXIT_NOT_IMPLEMENTED
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return int(importlib.import_module(cmd.module).run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

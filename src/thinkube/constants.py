@@ -1,0 +1,31 @@
+"""Every label, annotation, finalizer and environment-variable key, in one place."""
+
+GROUP = "thinkube.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Labels on every child object the operator creates.
+LABEL_KIND = f"{GROUP}/kind"
+LABEL_NAME = f"{GROUP}/name"
+LABEL_ROLE = f"{GROUP}/role"
+LABEL_RANK = f"{GROUP}/rank"
+LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
+
+FINALIZER = f"{GROUP}/finalizer"
+ANNOTATION_PROGRESS = f"{GROUP}/last-handled-configuration"
+
+# Environment of workload processes.
+ENV_CACHE = "THINKUBE_CACHE"  # models, tokenizers, built binaries; default ~/.cache/thinkube
+ENV_PVC_ROOT = "THINKUBE_PVC_ROOT"  # where the operator mounts PVCs inside pods
+DEFAULT_PVC_ROOT = "/mnt/thinkube/pvc"
+ENV_CONFIG = "THINKUBE_CONFIG"  # path of a stage's YAML/JSON config file
+ENV_MASTER_ADDR = "MASTER_ADDR"
+ENV_MASTER_PORT = "MASTER_PORT"
+ENV_NNODES = "NNODES"
+ENV_NODE_RANK = "NODE_RANK"
+ENV_JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
+ENV_NPROC_PER_NODE = "NPROC_PER_NODE"
+
+# Test safety: the context name `hack/cluster` writes; anything else is a foreign cluster.
+LOCAL_CONTEXT = "thinkube-local"
+ENV_ALLOW_FOREIGN_CLUSTER = "THINKUBE_ALLOW_FOREIGN_CLUSTER"

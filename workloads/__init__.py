@@ -1,0 +1,1 @@
+"""Code that runs inside the workload images: curation, training, serving, evaluation."""
