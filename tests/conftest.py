@@ -1,0 +1,108 @@
+"""Shared fixtures. Tiers: unit (default), `cluster` (real local API server), `e2e`."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from thinkube.constants import ENV_ALLOW_FOREIGN_CLUSTER, LOCAL_CONTEXT
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _hack_cluster():
+    spec = importlib.util.spec_from_file_location("thinkube_hack_cluster", REPO / "hack" / "cluster.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _current_context(kubeconfig: Path) -> str | None:
+    try:  # hack/cluster writes JSON; a user's kubeconfig may be YAML
+        import yaml
+
+        return yaml.safe_load(kubeconfig.read_text()).get("current-context")
+    except Exception:
+        return None
+
+
+class Cluster:
+    """A reachable API server and the kubectl/helm that talk to it."""
+
+    def __init__(self, kubeconfig: Path, hack):
+        self.kubeconfig = kubeconfig
+        self._hack = hack
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = [self._hack.tool("kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
+        r = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=120)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({r.returncode}):\n{r.stderr}")
+        return r
+
+    def kubectl_json(self, *args: str) -> dict:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def helm(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([self._hack.tool("helm"), "--kubeconfig", str(self.kubeconfig), *args],
+                              capture_output=True, text=True, timeout=300)
+
+    def api_client(self):
+        from kubernetes import config
+
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    """The local control plane, started for this session unless already up.
+
+    With KUBECONFIG set, tests use that cluster only if its current context is the one
+    hack/cluster makes, or if THINKUBE_ALLOW_FOREIGN_CLUSTER=1: tests create and delete
+    namespaces, which must never happen on a real cluster by accident.
+    """
+    hack = _hack_cluster()
+    given = os.environ.get("KUBECONFIG")
+    if given:
+        ctx = _current_context(Path(given))
+        if ctx != LOCAL_CONTEXT and os.environ.get(ENV_ALLOW_FOREIGN_CLUSTER) != "1":
+            pytest.exit(f"refusing to run cluster tests against KUBECONFIG={given} (context {ctx!r}, "
+                        f"not {LOCAL_CONTEXT!r}); set {ENV_ALLOW_FOREIGN_CLUSTER}=1 to allow it", returncode=4)
+        yield Cluster(Path(given), hack)
+        return
+    we_start = not hack.status_quiet()
+    try:
+        kubeconfig = hack.up()
+    except (SystemExit, subprocess.CalledProcessError, OSError) as e:
+        pytest.skip(f"local control plane unavailable: {e}")
+    try:
+        yield Cluster(kubeconfig, hack)
+    finally:
+        if we_start:
+            hack.down(quiet=True)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request) -> str:
+    """A fresh namespace per test, deleted afterwards (without waiting)."""
+    base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
+    name = f"tk-{base}-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    cluster.kubectl("label", "namespace", name, "thinkube.dev/test=true")
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def pytest_collection_modifyitems(config, items):
+    # Folder decides the tier, so a test can't silently land in the wrong one.
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "cluster" in parts:
+            item.add_marker(pytest.mark.cluster)
+        if "e2e" in parts:
+            item.add_marker(pytest.mark.e2e)
