@@ -25,7 +25,7 @@ COMMANDS: dict[str, Command] = {
     "demo": Command("run the whole s1 pipeline locally on the built-in tiny model (CPU, minutes)", None, 8),
     "curate": Command("select an s1K-style dataset from a question pool", None, 6),
     "train": Command("fine-tune a model on reasoning traces (torchrun, FSDP2)", None, 4),
-    "serve": Command("OpenAI-compatible server with budget forcing", None, 3),
+    "serve": Command("OpenAI-compatible server with budget forcing", "thinkube.workloads.serving.cli"),
     "eval": Command("evaluate a model over benchmarks and thinking budgets", None, 5),
     "operator": Command("run the Kubernetes operator (kopf)", None, 7),
     "api": Command("run the REST control plane", None, 7),

@@ -1,0 +1,104 @@
+"""Budget forcing semantics on a real engine (transformers) and a model that really tries to
+end its thinking after a fixed pattern (tests/support/patterned_model.py)."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.support.patterned_model import patterned_model
+from thinkube.workloads.formats.chat import S1_FORMAT, render_generation_prompt
+from thinkube.workloads.serving.budget import (
+    ANSWER, CLOSE, EXTENSION, BudgetForcing, BudgetSettings, Delimiters, Outcome, sanitize,
+)
+from thinkube.workloads.serving.engines.hf import TransformersEngine
+
+
+@pytest.fixture(scope="module")
+def controller():
+    engine = TransformersEngine(str(patterned_model()), "pat")
+    asyncio.run(engine.start())
+    return BudgetForcing(engine, Delimiters.from_tokenizer(engine.tokenizer, S1_FORMAT))
+
+
+def run(controller, **kw):
+    tok = controller.engine.tokenizer
+    prompt = tok.encode(render_generation_prompt("What is question 99?"), add_special_tokens=False)
+    outcome, events = Outcome(), []
+
+    async def go():
+        async for ev in controller.run(prompt, BudgetSettings(**{"max_tokens": 400, **kw}), outcome):
+            events.append(ev)
+
+    asyncio.run(go())
+    thinking = [i for e in events if e.kind not in (ANSWER, CLOSE) for i in e.token_ids]
+    answer = [i for e in events if e.kind == ANSWER for i in e.token_ids]
+    return outcome, events, tok.decode(thinking), tok.decode(answer), len(thinking)
+
+
+def test_natural_end_without_budget(controller):
+    o, _, thinking, answer, n = run(controller)
+    assert (o.extensions, o.forced_end, o.finish_reason) == (0, False, "stop")
+    assert thinking.strip() == "one two three four five six"
+    assert answer.strip() == "Answer: 7"
+    assert o.thinking_tokens == n
+
+
+@pytest.mark.parametrize("cap", [0, 1, 3, 7])
+def test_max_thinking_tokens_caps_and_forces_the_answer(controller, cap):
+    o, events, _, answer, n = run(controller, max_thinking_tokens=cap)
+    assert n == o.thinking_tokens == cap and o.forced_end
+    close = next(e for e in events if e.kind == CLOSE)
+    text = controller.engine.tokenizer.decode(close.token_ids)
+    assert text == "\n<|im_start|>answer\nFinal Answer:"
+    assert o.answer_prefix == "Final Answer:"
+
+
+def test_empty_final_answer_prefix_disables_it(controller):
+    o, events, *_ = run(controller, max_thinking_tokens=2, final_answer_prefix="")
+    close = next(e for e in events if e.kind == CLOSE)
+    assert controller.engine.tokenizer.decode(close.token_ids) == "\n<|im_start|>answer\n" and o.answer_prefix == ""
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_num_ignore_suppresses_the_end_k_times(controller, k):
+    o, events, thinking, _, n = run(controller, num_ignore=k)
+    assert o.extensions == k == sum(e.kind == EXTENSION for e in events)
+    assert thinking.count("Wait") >= k and not o.forced_end
+    assert o.thinking_tokens == n  # "Wait" tokens are thinking tokens
+
+
+def test_min_thinking_tokens_extends_until_reached(controller):
+    natural = run(controller)[0].thinking_tokens
+    o, *_ = run(controller, min_thinking_tokens=natural + 10)
+    assert o.extensions >= 1 and o.thinking_tokens >= natural + 10
+
+
+def test_budget_is_the_total_across_extensions(controller):
+    # The reference code reset the budget per "Wait" round; here every extension counts.
+    o, _, _, _, n = run(controller, num_ignore=6, max_thinking_tokens=20)
+    assert n == o.thinking_tokens == 20 and o.forced_end
+
+
+def test_max_tokens_bounds_the_whole_completion(controller):
+    o, *_ = run(controller, max_tokens=5)
+    assert o.thinking_tokens + o.answer_tokens <= 5 and o.finish_reason == "length"
+
+
+def test_sanitize_drops_ids_beyond_the_tokenizer():
+    assert sanitize([1, 700, 5, -1, 644], 645) == ([1, 5, 644], 2)
+
+
+def test_guard_against_padded_vocab_rows(controller):
+    # The tiny model has padded embedding rows (like Qwen); the engine never emits them.
+    engine = controller.engine
+    assert engine.model.config.vocab_size > len(engine.tokenizer)
+    o, events, *_ = run(controller, max_thinking_tokens=50, num_ignore=3, temperature=1.5, seed=3)
+    assert all(i < len(engine.tokenizer) for e in events for i in e.token_ids)
+    assert o.dropped_out_of_vocab == 0
+
+
+def test_sampling_is_reproducible_with_a_seed(controller):
+    a = run(controller, temperature=1.0, seed=11, max_thinking_tokens=30)[2]
+    b = run(controller, temperature=1.0, seed=11, max_thinking_tokens=30)[2]
+    assert a == b

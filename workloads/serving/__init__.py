@@ -1,0 +1,1 @@
+"""Budget-forcing inference: engines, the controller and the OpenAI-compatible server."""

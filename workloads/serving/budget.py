@@ -1,0 +1,161 @@
+"""Budget forcing (s1 §3) as a controller over engine steps, per request.
+
+Semantics, all in tokens of the served tokenizer:
+- thinking never exceeds `max_thinking_tokens`; every "Wait" extension counts against it
+  (the reference code reset the budget per round: fixed here, the budget is the total);
+- when the model tries to end thinking before `min_thinking_tokens`, or while fewer than
+  `num_ignore` extensions were used, the end is suppressed and `ignore_string` appended;
+- at the budget the end-of-thinking delimiter is forced, then `final_answer_prefix`;
+- the answer runs until end of turn or until `max_tokens` completion tokens in total.
+Each step re-submits the whole context; with prefix caching (vLLM) only the new tokens
+are computed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+from thinkube.workloads.formats.chat import ChatFormat
+from thinkube.workloads.serving.engines.base import Engine, StepParams
+
+# Event kinds: model thinking, an extension the controller appended inside thinking, the
+# closing the controller appended (delimiter [+ answer prefix]), model answer.
+THINKING, EXTENSION, CLOSE, ANSWER = "thinking", "extension", "close", "answer"
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    max_tokens: int
+    max_thinking_tokens: int | None = None
+    min_thinking_tokens: int = 0
+    num_ignore: int = 0
+    ignore_string: str = "Wait"
+    final_answer_prefix: str = "Final Answer:"
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Delimiters:
+    """The token ids budget forcing acts on, derived once per model and chat format."""
+
+    think_stop: tuple[int, ...]  # a step in the thinking phase stops at any of these
+    end_of_turn: tuple[int, ...]  # ends the answer (and the whole turn)
+    end_thinking: tuple[int, ...]  # text appended to end thinking (the answer delimiter + "\n")
+    vocab_size: int  # ids at or above this are padded embedding rows: never re-fed
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, fmt: ChatFormat) -> "Delimiters":
+        end = fmt.end_of_thinking
+        first = tokenizer.encode(end, add_special_tokens=False)
+        if not first:
+            raise ValueError(f"chat format end-of-thinking delimiter {end!r} encodes to no tokens")
+        end_of_turn = {tokenizer.convert_tokens_to_ids(fmt.im_end)}
+        if tokenizer.eos_token_id is not None:
+            end_of_turn.add(tokenizer.eos_token_id)
+        # The model signals "end of thinking" by emitting the delimiter's first token (for s1
+        # that is <|im_start|>, for tag models </think>); stopping there lets us decide.
+        return cls(
+            think_stop=tuple(sorted({first[0], *end_of_turn})),
+            end_of_turn=tuple(sorted(end_of_turn)),
+            end_thinking=tuple(tokenizer.encode("\n" + end + "\n", add_special_tokens=False)),
+            vocab_size=len(tokenizer),
+        )
+
+
+@dataclass
+class Event:
+    kind: str
+    token_ids: list[int]
+
+
+@dataclass
+class Outcome:
+    thinking_tokens: int = 0  # thinking actually produced, extensions included
+    answer_tokens: int = 0
+    extensions: int = 0
+    forced_end: bool = False  # the budget, not the model, ended thinking
+    answer_prefix: str = ""  # final_answer_prefix, when a forced end added it
+    finish_reason: str = "stop"
+    dropped_out_of_vocab: int = 0
+    cached_prompt_tokens: int = 0
+    steps: int = 0
+
+
+def sanitize(ids: list[int], vocab_size: int) -> tuple[list[int], int]:
+    """Drop ids the tokenizer cannot represent before they are fed back (a known crash of
+    the reference code: padded embedding rows are valid logits but invalid prompt ids)."""
+    kept = [i for i in ids if 0 <= i < vocab_size]
+    return kept, len(ids) - len(kept)
+
+
+class BudgetForcing:
+    def __init__(self, engine: Engine, delimiters: Delimiters):
+        self.engine = engine
+        self.d = delimiters
+        self._enc = lambda s: engine.tokenizer.encode(s, add_special_tokens=False)
+
+    async def run(self, prompt_ids: list[int], s: BudgetSettings, outcome: Outcome) -> AsyncIterator[Event]:
+        """Yield events in order; `outcome` is filled in as the request proceeds."""
+        context = list(prompt_ids)
+        budget = s.max_thinking_tokens
+        limit = s.max_tokens if budget is None else min(budget, s.max_tokens)
+        ignore_ids = self._enc(s.ignore_string) if s.ignore_string else []
+
+        # Thinking phase.
+        while True:
+            left = limit - outcome.thinking_tokens
+            if left <= 0:
+                outcome.forced_end = budget is not None and outcome.thinking_tokens >= budget
+                break
+            ids, reason = [], None
+            async for ids_chunk, reason in self._step(context, left, self.d.think_stop, s, outcome):
+                ids += ids_chunk
+                if ids_chunk:
+                    yield Event(THINKING, ids_chunk)
+            context += ids
+            outcome.thinking_tokens += len(ids)
+            if reason == "length":
+                continue  # the loop head decides: forced end at the budget
+            wants_more = outcome.thinking_tokens < s.min_thinking_tokens or outcome.extensions < s.num_ignore
+            room = limit - outcome.thinking_tokens
+            # Any stop (the delimiter or an end of turn) is the model trying to end thinking.
+            if wants_more and ignore_ids and room > 0:
+                extension = ignore_ids[:room]  # still inside the budget
+                context += extension
+                outcome.thinking_tokens += len(extension)
+                outcome.extensions += 1
+                yield Event(EXTENSION, extension)
+                continue
+            break
+
+        # End thinking: the delimiter (forced or natural), then the answer prefix when forced.
+        closing = list(self.d.end_thinking)
+        if outcome.forced_end and s.final_answer_prefix:
+            outcome.answer_prefix = s.final_answer_prefix
+            closing += self._enc(s.final_answer_prefix)
+        context += closing
+        yield Event(CLOSE, closing)
+
+        # Answer phase.
+        left = s.max_tokens - outcome.thinking_tokens - len(closing)
+        if left <= 0:
+            outcome.finish_reason = "length"
+            return
+        async for ids_chunk, reason in self._step(context, left, self.d.end_of_turn, s, outcome):
+            outcome.answer_tokens += len(ids_chunk)
+            if ids_chunk:
+                yield Event(ANSWER, ids_chunk)
+        outcome.finish_reason = reason or "stop"
+
+    async def _step(self, context, max_tokens, stop_ids, s: BudgetSettings, outcome: Outcome):
+        params = StepParams(max_tokens=max_tokens, stop_token_ids=stop_ids, temperature=s.temperature,
+                            top_p=s.top_p, seed=None if s.seed is None else s.seed + outcome.steps)
+        outcome.steps += 1
+        async for chunk in self.engine.stream(context, params):
+            ids, dropped = sanitize(chunk.token_ids, self.d.vocab_size)
+            outcome.dropped_out_of_vocab += dropped
+            if chunk.cached_prompt_tokens:
+                outcome.cached_prompt_tokens += chunk.cached_prompt_tokens
+            yield ids, chunk.finish_reason

