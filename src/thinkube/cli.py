@@ -23,11 +23,11 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "demo": Command("run the whole s1 pipeline locally on the built-in tiny model (CPU, minutes)", None, 8),
-    "curate": Command("select an s1K-style dataset from a question pool", None, 6),
-    "train": Command("fine-tune a model on reasoning traces (torchrun, FSDP2)", None, 4),
+    "curate": Command("select an s1K-style dataset from a question pool", "thinkube.workloads.curation.cli"),
+    "train": Command("fine-tune a model on reasoning traces (torchrun, FSDP2)", "thinkube.workloads.training.cli"),
     "serve": Command("OpenAI-compatible server with budget forcing", "thinkube.workloads.serving.cli"),
-    "eval": Command("evaluate a model over benchmarks and thinking budgets", None, 5),
-    "operator": Command("run the Kubernetes operator (kopf)", None, 7),
+    "eval": Command("evaluate a model over benchmarks and thinking budgets", "thinkube.workloads.evaluation.cli"),
+    "operator": Command("run the Kubernetes operator (kopf)", "thinkube.operator.cli"),
     "api": Command("run the REST control plane", None, 7),
     "tiny-model": Command("build the built-in tiny Qwen2 model and tokenizer (no download)",
                           "thinkube.workloads.tiny_model_cli"),

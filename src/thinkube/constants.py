@@ -29,3 +29,15 @@ ENV_NPROC_PER_NODE = "NPROC_PER_NODE"
 # Test safety: the context name `hack/cluster` writes; anything else is a foreign cluster.
 LOCAL_CONTEXT = "thinkube-local"
 ENV_ALLOW_FOREIGN_CLUSTER = "THINKUBE_ALLOW_FOREIGN_CLUSTER"
+
+# Exit codes of workload processes (the operator retries EXIT_RETRIABLE, never EXIT_BAD_CONFIG).
+EXIT_BAD_CONFIG = 2  # the input or configuration is wrong: retrying cannot help
+EXIT_RETRIABLE = 75  # EX_TEMPFAIL: a distributed (NCCL/gloo) error or out of memory; retry resumes
+
+# Operator (issue 7): child objects and server-side apply.
+LABEL_ATTEMPT = f"{GROUP}/attempt"  # SFTRun Jobs: which whole-gang attempt (0 = first run)
+FIELD_MANAGER = "thinkube-operator"  # server-side apply field manager of every child
+# Set by the Job controller on each pod of an Indexed Job; NODE_RANK comes from it.
+ANNOTATION_JOB_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+CONFIG_MOUNT_DIR = "/etc/thinkube"  # where a stage's ConfigMap is mounted; ENV_CONFIG points inside
+CONFIG_FILE = "config.json"

@@ -1,0 +1,52 @@
+"""Per-step progress: a log line, metrics.jsonl in the output folder, and an optional POST."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.jsonl"
+POST_TIMEOUT_S = 2.0
+
+
+class Progress:
+    """Only rank 0 makes one: the loss it reports is already summed over all ranks."""
+
+    def __init__(self, output: Path, total_steps: int, start_step: int, log_every: int, url: str | None):
+        self.path = output / METRICS_FILE
+        self.total, self.start, self.log_every, self.url = total_steps, start_step, log_every, url
+        self.t0 = time.perf_counter()
+        self._post_failed = False
+
+    def step(self, row: dict) -> None:
+        """row: step (1-based), loss, lr, grad_norm, tokens, step_seconds, epoch."""
+        done = row["step"] - self.start
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / done * (self.total - row["step"]) if done else 0.0
+        row = {**row, "tokens_per_s": row["tokens"] / max(row["step_seconds"], 1e-9), "elapsed_s": elapsed,
+               "eta_s": eta, "total_steps": self.total, "time": time.time()}
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        if row["step"] % self.log_every == 0 or row["step"] == self.total:
+            log.info("step %d/%d loss %.4f lr %.3e grad_norm %.3f tokens/s %.0f eta %s", row["step"], self.total,
+                     row["loss"], row["lr"], row["grad_norm"], row["tokens_per_s"],
+                     timedelta(seconds=round(eta)))
+        if self.url:
+            self._post(row)
+
+    def _post(self, row: dict) -> None:
+        # Best effort: a dashboard being down must never slow or stop training for long.
+        req = urllib.request.Request(self.url, data=json.dumps(row).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=POST_TIMEOUT_S):
+                pass
+        except Exception as e:  # noqa: BLE001 - any failure is only worth a warning
+            if not self._post_failed:
+                log.warning("metrics POST to %s failed (%s); continuing, further failures not logged", self.url, e)
+            self._post_failed = True
