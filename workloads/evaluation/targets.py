@@ -1,0 +1,190 @@
+"""What a sweep evaluates: anything that turns a chat into (thinking, answer, token counts).
+
+`HTTPTarget` talks to `thinkube serve` or any OpenAI-compatible endpoint, sending the
+budget-forcing fields in the request body. In-process model targets come from the serving
+engine, which registers a factory with `register_model_target`; `make_target` picks one
+or the other from the target string.
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+from thinkube.workloads.evaluation.settings import BudgetSetting
+from thinkube.workloads.formats import ChatFormat, split_completion
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = (408, 409, 429, 500, 502, 503, 504)
+
+
+@dataclass(frozen=True)
+class Generation:
+    thinking: str
+    answer: str
+    thinking_tokens: int | None  # None: the endpoint does not report reasoning tokens
+    answer_tokens: int | None
+    finish_reason: str | None = None  # "length": the completion cap cut it
+
+
+class Target(Protocol):
+    async def generate(self, messages: list[dict], setting: BudgetSetting, *, n: int = 1, temperature: float = 0.0,
+                       seed: int | None = None, max_tokens: int | None = None) -> list[Generation]: ...
+
+    async def aclose(self) -> None: ...
+
+    def describe(self) -> dict:
+        """What identifies the target in results (URL, model); must be JSON-serialisable."""
+        ...
+
+
+class TargetError(RuntimeError):
+    """The target refused or kept failing a request; the message carries its reply."""
+
+
+async def post_json(client: httpx.AsyncClient, url: str, body: dict, *, max_retries: int = 5,
+                    backoff_s: float = 0.5) -> dict:
+    """POST with retries on connection errors and retryable statuses (exponential back-off).
+
+    Other 4xx replies fail at once: a request the server rejects (say, a budget field out
+    of range) would be rejected again, and its message names the field.
+    """
+    for attempt in range(max_retries + 1):
+        try:
+            reply = await client.post(url, json=body)
+        except httpx.TransportError as e:
+            problem = f"{type(e).__name__}: {e}"
+        else:
+            if reply.status_code < 400:
+                return reply.json()
+            problem = f"HTTP {reply.status_code}: {reply.text[:500]}"
+            if reply.status_code not in RETRY_STATUS:
+                raise TargetError(f"POST {url} failed with {problem}")
+        if attempt < max_retries:
+            delay = min(30.0, backoff_s * 2 ** attempt)
+            log.warning("POST %s: %s; retrying in %.2f s (%d/%d)", url, problem, delay, attempt + 1, max_retries)
+            await asyncio.sleep(delay)
+    raise TargetError(f"POST {url} failed after {max_retries + 1} attempts; last: {problem}")
+
+
+def api_base(url: str) -> str:
+    """`http://host:8000`, `.../v1` and `.../v1/` all mean the same OpenAI base."""
+    url = url.rstrip("/")
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+class HTTPTarget:
+    """An OpenAI-compatible chat endpoint.
+
+    Each sample is its own request (seed + i): `usage` reports tokens per request, not per
+    choice, so this is the only way to get every sample's thinking tokens. Endpoints that
+    return no `reasoning_content` get their content split with `chat_format`, when given.
+    """
+
+    def __init__(self, url: str, *, model: str | None = None, api_key: str | None = None, timeout_s: float = 3600.0,
+                 max_retries: int = 5, retry_backoff_s: float = 0.5, chat_format: ChatFormat | None = None):
+        self.base = api_base(url)
+        self.model = model
+        self.chat_format = chat_format
+        self.max_retries, self.retry_backoff_s = max_retries, retry_backoff_s
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # No connection cap here: the sweep's concurrency bounds requests in flight.
+        self._client = httpx.AsyncClient(timeout=timeout_s, headers=headers,
+                                         limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
+        self._model_lock = asyncio.Lock()
+
+    def describe(self) -> dict:
+        return {"type": "http", "url": self.base, "model": self.model}
+
+    async def _model_name(self) -> str:
+        async with self._model_lock:
+            if self.model is None:  # the server's only (or first) model, as `thinkube serve` has one
+                try:
+                    reply = await self._client.get(f"{self.base}/models")
+                    reply.raise_for_status()
+                except httpx.HTTPError as e:
+                    raise TargetError(f"GET {self.base}/models failed ({e}): is the server up? or pass --model") from e
+                models = reply.json().get("data") or []
+                if not models:
+                    raise TargetError(f"{self.base}/models lists no model; pass --model")
+                self.model = models[0]["id"]
+            return self.model
+
+    async def _one(self, messages: list[dict], setting: BudgetSetting, temperature: float, seed: int | None,
+                   max_tokens: int | None) -> Generation:
+        body = {"model": await self._model_name(), "messages": messages, "temperature": temperature, "n": 1,
+                **setting.request_fields()}
+        if seed is not None:
+            body["seed"] = seed
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        reply = await post_json(self._client, f"{self.base}/chat/completions", body, max_retries=self.max_retries,
+                                backoff_s=self.retry_backoff_s)
+        try:
+            choice = reply["choices"][0]
+            message = choice["message"]
+        except (KeyError, IndexError, TypeError) as e:
+            raise TargetError(f"{self.base}/chat/completions: reply without choices[0].message: {str(reply)[:300]}") from e
+        content = message.get("content") or ""
+        # vLLM's reasoning parsers and Thinkube use reasoning_content; newer servers say reasoning.
+        thinking = message.get("reasoning_content", message.get("reasoning"))
+        if thinking is None and self.chat_format is not None:
+            split = split_completion(content, self.chat_format)
+            thinking, content = split.thinking, split.answer if split.finished_thinking else ""
+        usage = reply.get("usage") or {}
+        completion = usage.get("completion_tokens")
+        reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+        answer_tokens = completion - reasoning if completion is not None and reasoning is not None else None
+        return Generation(thinking or "", content, reasoning, answer_tokens, choice.get("finish_reason"))
+
+    async def generate(self, messages: list[dict], setting: BudgetSetting, *, n: int = 1, temperature: float = 0.0,
+                       seed: int | None = None, max_tokens: int | None = None) -> list[Generation]:
+        if n == 1:  # the sweep's case: no extra task per request
+            return [await self._one(messages, setting, temperature, seed, max_tokens)]
+        seeds = [None if seed is None else seed + i for i in range(n)]
+        tasks = [asyncio.ensure_future(self._one(messages, setting, temperature, s, max_tokens)) for s in seeds]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for t in tasks:  # one sample failed: do not leave its siblings running unobserved
+                t.cancel()
+            raise
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+ModelTargetFactory = Callable[..., Target]
+_model_target_factory: ModelTargetFactory | None = None
+# The serving package registers its in-process engine target when imported.
+_SERVING_PACKAGE = "thinkube.workloads.serving"
+
+
+def register_model_target(factory: ModelTargetFactory) -> None:
+    """Let `make_target` run model URIs in-process: factory(model_uri, **options) -> Target."""
+    global _model_target_factory
+    _model_target_factory = factory
+
+
+def make_target(spec: str, **options) -> Target:
+    """An HTTP target for http(s):// URLs; otherwise an in-process target for a model URI
+    (`tiny`, a folder, pvc://, hf://), built by the factory the serving package registers."""
+    if spec.startswith(("http://", "https://")):
+        return HTTPTarget(spec, **options)
+    if _model_target_factory is None:
+        try:
+            importlib.import_module(_SERVING_PACKAGE)
+        except ModuleNotFoundError as e:
+            if e.name != _SERVING_PACKAGE:
+                raise
+    if _model_target_factory is None:
+        raise ValueError(f"target {spec!r} is not an http(s):// URL, and no in-process model target is registered "
+                         f"(the serving engine provides it, issue 3): start `thinkube serve --model {spec}` and pass "
+                         f"its URL, e.g. --target http://127.0.0.1:8000")
+    return _model_target_factory(spec, **options)
