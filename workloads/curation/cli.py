@@ -1,0 +1,145 @@
+"""`thinkube curate`: select an s1K-style dataset from question pools.
+
+Every option can also come from a YAML/JSON file (`--config`, or $THINKUBE_CONFIG in pods)
+keyed by CurateConfig's field names (`pools: {numina: /data/numina.parquet}`,
+`base_models: [http://qwen7b:8000@Qwen2.5-7B-Instruct]`); the command line wins.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from thinkube.constants import ENV_CONFIG, EXIT_BAD_CONFIG
+
+log = logging.getLogger(__name__)
+
+EXIT_ENDPOINT = 1  # a model endpoint failed; finished calls and stages are kept
+EXIT_INTERRUPTED = 130
+
+
+def _pairs(entries: list[str], option: str, example: str) -> dict[str, str]:
+    result = {}
+    for entry in entries:
+        name, sep, value = entry.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"{option} {entry!r}: use NAME=VALUE, e.g. {example}")
+        result[name] = value
+    return result
+
+
+def _benchmarks(entries: list[str]) -> dict[str, str]:
+    """NAME=URI, or a bare URI named after its file."""
+    result = {}
+    for entry in entries:
+        name, sep, uri = entry.partition("=")
+        if not sep or "/" in name or ":" in name:
+            name, uri = Path(entry.rstrip("/")).stem, entry
+        result[name] = uri
+    return result
+
+
+def _column_maps(entries: list[str]) -> dict[str, dict[str, str]]:
+    """`NAME:field=col,field=col` -> {NAME: {field: col}}."""
+    result: dict[str, dict[str, str]] = {}
+    for entry in entries:
+        name, sep, spec = entry.partition(":")
+        if not sep or not name or not spec:
+            raise ValueError(f"--column-map {entry!r}: use NAME:field=column,..., e.g. numina:question=problem")
+        result.setdefault(name, {}).update(_pairs(spec.split(","), "--column-map", "numina:question=problem"))
+    return result
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=os.environ.get(ENV_CONFIG), help=f"YAML/JSON options file (default: ${ENV_CONFIG})")
+    p.add_argument("--pool", action="append", metavar="NAME=URI", help="question pool (JSONL, Parquet, datasets folder, hf://), repeatable")
+    p.add_argument("--column-map", action="append", metavar="NAME:field=col,...", help="map a pool's columns to record fields")
+    p.add_argument("--decontaminate", action="append", metavar="[NAME=]URI", help="benchmark file whose questions must not leak, repeatable")
+    p.add_argument("--benchmark-question-column", help="question column of the benchmark files (default: question/problem/...)")
+    p.add_argument("--ngram", type=int, help="decontamination n-gram size in words (default 8)")
+    p.add_argument("--disable-rule", action="append", metavar="RULE", help="switch off a quality rule (missing_thinking, missing_attempt, asy, image, numbering, bold_digits)")
+    p.add_argument("--extra-rule", action="append", metavar="NAME=REGEX", help="drop questions matching REGEX, repeatable")
+    p.add_argument("--base-model", action="append", metavar="URL@MODEL", help="OpenAI-compatible base model; questions it solves are dropped, repeatable")
+    p.add_argument("--judge", metavar="URL@MODEL", help="OpenAI-compatible chat model classifying MSC domains")
+    p.add_argument("--grade-with-judge", action="store_true", default=None, help="also grade base-model answers with --judge")
+    p.add_argument("--answer-kind", action="append", metavar="NAME=KIND", help="answer kind of a pool: integer, math or choice")
+    p.add_argument("--domain-column", help="take domains from this column instead of classifying")
+    p.add_argument("--tokenizer", help="tokenizer for trace length: 'tiny', a folder or hf://id (default: whitespace words)")
+    p.add_argument("--target-size", type=int, help="rows to select (default 1000)")
+    p.add_argument("--seed", type=int, help="seed of the selection draw and of base-model calls (default 0)")
+    p.add_argument("--allow-smaller", action="store_true", default=None, help="keep every remaining row when fewer than --target-size")
+    p.add_argument("--max-tokens", type=int, help="completion cap of each base-model call (default 1024)")
+    p.add_argument("--concurrency", type=int, help="model calls in flight (default 8)")
+    p.add_argument("--max-retries", type=int, help="retries per call on connection errors and 429/5xx (default 5)")
+    p.add_argument("--out", help="output folder (path or pvc://); rerunning with the same folder resumes")
+
+
+def resolve_config(args: argparse.Namespace):
+    """Command line over config file over CurateConfig defaults."""
+    from thinkube.workloads.curation.config import CurateConfig
+
+    opts: dict = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise ValueError(f"--config {path}: no such file")
+        opts = yaml.safe_load(path.read_text()) or {}  # YAML is a superset of JSON
+        if not isinstance(opts, dict):
+            raise ValueError(f"--config {path}: expected a mapping of option names to values")
+    merged = {
+        "pools": _pairs(args.pool or [], "--pool", "numina=/data/numina.parquet"),
+        "column_maps": _column_maps(args.column_map or []),
+        "decontaminate": _benchmarks(args.decontaminate or []),
+        "extra_rules": _pairs(args.extra_rule or [], "--extra-rule", r"tables=\\begin\{tabular\}"),
+        "answer_kinds": _pairs(args.answer_kind or [], "--answer-kind", "aime=integer"),
+    }
+    for key, value in merged.items():
+        if value:
+            opts[key] = {**opts.get(key, {}), **value}
+    scalars = {"benchmark_question_column", "ngram", "judge", "grade_with_judge", "domain_column", "tokenizer",
+               "target_size", "seed", "allow_smaller", "max_tokens", "concurrency", "max_retries", "out"}
+    for key in scalars:
+        if getattr(args, key, None) is not None:
+            opts[key] = getattr(args, key)
+    if args.base_model:
+        opts["base_models"] = args.base_model
+    if args.disable_rule:
+        opts["disable_rules"] = args.disable_rule
+    if not opts.get("out"):
+        raise ValueError("--out is required: the folder for stage outputs, the dataset and the report")
+    return CurateConfig(**opts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from thinkube.workloads.curation.pipeline import run as run_pipeline
+    from thinkube.workloads.evaluation.targets import TargetError
+
+    try:
+        cfg = resolve_config(args)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}" for err in e.errors())
+        print(f"thinkube curate: {problems}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except ValueError as e:
+        print(f"thinkube curate: {e}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    try:
+        data = run_pipeline(cfg)
+    except TargetError as e:
+        print(f"thinkube curate: {e}\nfinished stages and calls are kept in {cfg.out}; "
+              "rerun the same command to resume", file=sys.stderr)
+        return EXIT_ENDPOINT
+    except (ValueError, FileNotFoundError) as e:  # PoolError, SelectionError, bad benchmark files
+        print(f"thinkube curate: {e}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except KeyboardInterrupt:
+        print(f"thinkube curate: interrupted; rerun the same command to resume from {cfg.out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    log.info("selected %d rows into %s (report.md, report.json, domains.png)", data["selected"], cfg.out)
+    return 0

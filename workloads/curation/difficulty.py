@@ -1,0 +1,166 @@
+"""Difficulty filter: drop every question that ANY base model solves (s1: Qwen2.5-7B and -32B).
+
+Calls go to OpenAI-compatible endpoints with bounded concurrency and post_json's retries;
+each finished call is cached (model name, question hash, request settings), so a killed or
+failed run resumes without repeating it. Answers are graded offline by the evaluation
+grader against the reference's extracted answer, or by an optional LLM judge.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import httpx
+
+from thinkube.workloads.curation.cache import CallCache, cache_key
+from thinkube.workloads.curation.config import CurateConfig, Endpoint
+from thinkube.workloads.curation.rows import StageResult, decide, prov, question_sha, source_label
+from thinkube.workloads.evaluation.extract import extract_answer
+from thinkube.workloads.evaluation.grade import grade_many, parse_integer
+from thinkube.workloads.evaluation.judge import LLMJudge
+from thinkube.workloads.evaluation.targets import TargetError, api_base, post_json
+from thinkube.workloads.formats import S1Record
+
+log = logging.getLogger(__name__)
+
+# Bump when the prompt changes: it is part of every cache key.
+PROMPT_VERSION = 1
+PROMPT = "{question}\n\nPut your final answer within \\boxed{{}}."
+_PROGRESS_EVERY_S = 10.0
+
+
+def reference_answer(solution: str) -> str:
+    """The final answer of a reference: s1's solutions are often whole worked solutions."""
+    return extract_answer(solution) or solution.strip()
+
+
+def answer_kind(record: S1Record, cfg: CurateConfig) -> str:
+    """Configured per pool, else integer for AIME-like sources (answers 0-999), else math."""
+    configured = cfg.answer_kinds.get(prov(record)["source"])
+    if configured:
+        return configured
+    # An AIME-like row whose reference is not an integer is graded as math rather than failing the run.
+    aime = "aime" in source_label(record).lower()
+    return "integer" if aime and parse_integer(reference_answer(record.solution or "")) is not None else "math"
+
+
+class _Progress:
+    def __init__(self, total: int):
+        self.total, self.done, self.start, self.last = total, 0, time.monotonic(), time.monotonic()
+
+    def tick(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self.last >= _PROGRESS_EVERY_S or self.done == self.total:
+            self.last = now
+            rate = self.done / max(now - self.start, 1e-9)
+            log.info("difficulty: %d/%d calls (%.1f/s, ~%.0f s left)", self.done, self.total, rate,
+                     (self.total - self.done) / max(rate, 1e-9))
+
+
+async def _ask_base_models(records: list[S1Record], endpoints: list[Endpoint], cfg: CurateConfig,
+                           cache: CallCache) -> dict[tuple[str, str], dict]:
+    """(model, question sha) -> the cached or new reply {answer, reasoning, finish_reason}."""
+    settings = {"prompt_version": PROMPT_VERSION, "max_tokens": cfg.max_tokens, "temperature": cfg.temperature,
+                "seed": cfg.seed}
+    todo, replies = [], {}
+    for ep in endpoints:
+        for sha, question in {question_sha(r.question): r.question for r in records}.items():
+            key = cache_key(kind="base", model=ep.model, question=sha, settings=settings)
+            hit = cache.get(key)
+            if hit is None:
+                todo.append((ep, sha, question, key))
+            else:
+                replies[ep.model, sha] = hit
+    log.info("difficulty: %d calls cached, %d to make over %d base model(s)", len(replies), len(todo), len(endpoints))
+    if not todo:
+        return replies
+    semaphore, progress = asyncio.Semaphore(cfg.concurrency), _Progress(len(todo))
+    async with httpx.AsyncClient(timeout=cfg.request_timeout_s) as client:
+
+        async def one(ep: Endpoint, sha: str, question: str, key: str) -> None:
+            body = {"model": ep.model, "messages": [{"role": "user", "content": PROMPT.format(question=question)}],
+                    "max_tokens": cfg.max_tokens, "temperature": cfg.temperature, "seed": cfg.seed}
+            async with semaphore:
+                reply = await post_json(client, f"{api_base(ep.url)}/chat/completions", body,
+                                        max_retries=cfg.max_retries, backoff_s=cfg.backoff_s)
+            try:
+                choice = reply["choices"][0]
+                message = choice["message"]
+            except (KeyError, IndexError, TypeError) as e:
+                raise TargetError(f"{ep}: reply without choices[0].message: {str(reply)[:300]}") from e
+            value = {"answer": message.get("content") or "",
+                     "reasoning": message.get("reasoning_content", message.get("reasoning")) or "",
+                     "finish_reason": choice.get("finish_reason")}
+            cache.put(key, value)
+            replies[ep.model, sha] = value
+            progress.tick()
+
+        tasks = [asyncio.ensure_future(one(*job)) for job in todo]
+        try:
+            await asyncio.gather(*tasks)
+        finally:  # a failure or a cancel: stop the siblings; what finished is in the cache
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    return replies
+
+
+async def _judge_all(jobs: list[tuple[str, str, str, str]], judge: Endpoint, cfg: CurateConfig,
+                     cache: CallCache) -> dict[str, bool | None]:
+    """cache key -> the judge's verdict, for (key, question, reference, answer) jobs."""
+    verdicts = {key: cache.get(key)["verdict"] for key, *_ in jobs if cache.get(key) is not None}
+    pending = [job for job in jobs if job[0] not in verdicts]
+    semaphore = asyncio.Semaphore(cfg.concurrency)
+    llm = LLMJudge(judge.url, judge.model, timeout_s=cfg.request_timeout_s, max_retries=cfg.max_retries)
+
+    async def one(key: str, question: str, reference: str, answer: str) -> None:
+        async with semaphore:
+            verdicts[key] = await llm.judge(question, reference, answer)
+        cache.put(key, {"verdict": verdicts[key]})
+
+    try:
+        await asyncio.gather(*(one(*job) for job in pending))
+    finally:
+        await llm.aclose()
+    return verdicts
+
+
+async def difficulty_filter(records: list[S1Record], cfg: CurateConfig, cache: CallCache) -> StageResult:
+    endpoints = [cfg.base_model(i) for i in range(len(cfg.base_models))]
+    replies = await _ask_base_models(records, endpoints, cfg, cache)
+    # Rows without a reference cannot be graded: they are kept, as nothing shows a model solves them.
+    graded = [(r, ep, replies[ep.model, question_sha(r.question)]["answer"])
+              for r in records if r.solution and r.solution.strip() for ep in endpoints]
+    verdicts = grade_many([(answer_kind(r, cfg), reference_answer(r.solution), answer, 4) for r, _, answer in graded],
+                          workers=cfg.grade_workers)
+    entries: dict[str, dict] = {prov(r)["uid"]: {} for r in records}
+    for (r, ep, _), v in zip(graded, verdicts):
+        entries[prov(r)["uid"]][ep.model] = {"kind": answer_kind(r, cfg), "extracted": v.extracted,
+                                             "correct": v.correct, "method": v.method}
+    judge = cfg.judge_endpoint() if cfg.grade_with_judge else None
+    if judge is not None:
+        jobs = [(cache_key(kind="judge", model=judge.model, question=question_sha(r.question), answer=answer),
+                 r.question, reference_answer(r.solution), answer) for r, _, answer in graded]
+        verdict_of = await _judge_all(jobs, judge, cfg, cache)
+        for (r, ep, _), job in zip(graded, jobs):
+            entry = entries[prov(r)["uid"]][ep.model]
+            # A reply without a verdict word leaves the offline grade in charge, never a default.
+            entry["judge"] = verdict_of[job[0]]
+            if entry["judge"] is not None:
+                entry["correct"] = entry["judge"]
+    result = StageResult([], info={"base_models": [str(ep) for ep in endpoints], "no_reference": 0,
+                                   "solved_by": {ep.model: 0 for ep in endpoints}})
+    for r in records:
+        models = entries[prov(r)["uid"]]
+        result.info["no_reference"] += not models
+        decide(r, "difficulty", models or {"reference": None})
+        solvers = [m for m, e in models.items() if e["correct"]]
+        for m in solvers:
+            result.info["solved_by"][m] += 1
+        if solvers:
+            result.dropped.append((r, "solved"))
+        else:
+            result.kept.append(r)
+    return result

@@ -1,0 +1,72 @@
+"""report.json, report.md and domains.png: what each stage kept and dropped, per source
+and per domain, so a curated set can be audited without reading the stage files."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from thinkube.workloads.curation.config import CurateConfig
+from thinkube.workloads.curation.domains import domain_name
+from thinkube.workloads.curation.rows import prov
+from thinkube.workloads.formats import S1Record
+
+REPORT_JSON, REPORT_MD, DOMAINS_PNG = "report.json", "report.md", "domains.png"
+
+
+def per_source(records: list[S1Record]) -> dict[str, int]:
+    return dict(sorted(Counter(prov(r)["source"] for r in records).items()))
+
+
+def per_domain(records: list[S1Record]) -> dict[str, int]:
+    return dict(Counter(r.domain or "unknown" for r in records).most_common())
+
+
+def _plot(counts: dict[str, int], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display in pods or CI
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(counts)), 4.5))
+    ax.bar(range(len(counts)), list(counts.values()), color="#4C72B0")
+    ax.set_xticks(range(len(counts)), [f"{code} {domain_name(code)[:20]}" for code in counts], rotation=90, fontsize=7)
+    ax.set_xlabel("MSC domain")
+    ax.set_ylabel("selected questions")
+    ax.set_title(f"Domains of the {sum(counts.values())} selected questions ({len(counts)} domains)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _markdown(data: dict) -> str:
+    lines = ["# Curation report", "", f"Selected **{data['selected']}** rows (target {data['target_size']}, "
+             f"seed {data['seed']}); trace lengths counted with {data['trace_counter']}.", "",
+             "## Stages", "", "| stage | in | kept | dropped (by reason) | seconds |", "|---|---|---|---|---|"]
+    for s in data["stages"]:
+        reasons = ", ".join(f"{k}: {v}" for k, v in s["dropped"].items()) or "-"
+        if s["info"].get("skipped"):
+            reasons = f"skipped: {s['info']['skipped']}"
+        lines.append(f"| {s['stage']} | {s['in']} | {s['kept']} | {reasons} | {s['seconds']} |")
+    stages = [s["stage"] for s in data["stages"]]
+    lines += ["", "## Per source (rows kept after each stage)", "",
+              "| source | " + " | ".join(stages) + " |", "|---" * (len(stages) + 1) + "|"]
+    for source in data["stages"][0]["kept_per_source"]:
+        lines.append(f"| {source} | " + " | ".join(str(s["kept_per_source"].get(source, 0)) for s in data["stages"]) + " |")
+    lines += ["", "## Per domain (selected)", "", "| domain | name | selected |", "|---|---|---|"]
+    lines += [f"| {d} | {domain_name(d)} | {n} |" for d, n in data["per_domain"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(out: Path, summaries: list[dict], selected: list[S1Record], cfg: CurateConfig) -> dict:
+    data = {
+        "selected": len(selected), "target_size": cfg.target_size, "seed": cfg.seed,
+        "trace_counter": cfg.tokenizer or "whitespace words (no --tokenizer)",
+        "stages": [{k: v for k, v in s.items() if k != "fingerprint"} for s in summaries],
+        "per_source": per_source(selected), "per_domain": per_domain(selected),
+    }
+    (out / REPORT_JSON).write_text(json.dumps(data, indent=1))
+    (out / REPORT_MD).write_text(_markdown(data))
+    if selected:
+        _plot(data["per_domain"], out / DOMAINS_PNG)
+    return data
