@@ -1,0 +1,75 @@
+"""EvalSweep: a thinking-budget sweep over benchmarks against a server (`thinkube eval`).
+
+The sweep fans out by benchmark: one pod per benchmark (an Indexed Job, `parallelism` at a
+time), each running the whole budget grid, because the scaling metrics of a curve (s1
+section 3) compare every budget of one benchmark and so belong in one process.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from thinkube.api.resources.common import (ArtifactURI, CustomResource, JobSpec, Model, Names, ObjectName,
+                                           PrinterColumn, Status, exactly_one)
+
+class Target(Model):
+    rules = (exactly_one("spec.target", serverRef="server_ref", url="url"),)
+    server_ref: ObjectName | None = Field(None, description=(
+        "name of a BudgetForcedServer; the sweep waits (condition WaitingForInput) until it is Ready"))
+    url: str | None = Field(None, pattern=r"^https?://\S+$", max_length=2048,
+                            description="base URL of any OpenAI-compatible server with budget forcing")
+    model: str | None = Field(None, min_length=1, description="model name to request (default: the server's first)")
+
+
+class Benchmark(Model):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=63, description=(
+        "aime24, aime25, math500, gpqa_diamond, or any name for a generic file"))
+    uri: ArtifactURI = Field(description="the problems (GPQA is gated: supply your own copy)")
+    limit: int | None = Field(None, ge=1, description="evaluate only the first N problems")
+
+
+class EvalSweepSpec(JobSpec):
+    target: Target
+    benchmarks: list[Benchmark] = Field(min_length=1, max_length=64, json_schema_extra={
+        "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})
+    max_thinking_tokens: list[Annotated[int, Field(ge=1, le=1_048_576)]] = Field(default_factory=list, max_length=64, description=(
+        "budget-forcing maxima to sweep; the unforced baseline is always included"))
+    num_ignore: list[Annotated[int, Field(ge=0, le=64)]] = Field(default_factory=list, max_length=64, description="extension counts to sweep")
+    combine: bool = Field(False, description="also sweep every (maximum, extension count) pair")
+    ignore_string: str | None = Field(None, max_length=256, description="extension string (default: the server's)")
+    final_answer_prefix: str | None = Field(None, max_length=256, description="default: the server's")
+    samples: int = Field(1, ge=1, le=1024, description="samples per question (majority vote when > 1)")
+    temperature: float = Field(0.0, ge=0, le=2, description="0: greedy, as s1 reports")
+    seed: int = Field(0, ge=0)
+    concurrency: int = Field(8, ge=1, le=1024, description="requests in flight per benchmark")
+    max_tokens: int | None = Field(None, ge=1, le=1_048_576, description="completion cap (default: the server's)")
+    chat_format: Literal["s1", "think-tags"] | None = None
+    parallelism: int = Field(1, ge=1, le=64, description="benchmarks evaluated at the same time")
+    max_retries: int = Field(1, ge=0, le=20, description="pod retries per benchmark (Job backoffLimitPerIndex)")
+
+
+class Results(Model):
+    benchmarks: int
+    succeeded: int
+    failed: int
+
+
+class EvalSweepStatus(Status):
+    progress: str | None = Field(None, description="benchmarks done out of benchmarks")
+    results: Results | None = None
+
+
+class EvalSweep(CustomResource):
+    """Sweep thinking budgets over benchmarks against a server: an Indexed Job running `thinkube eval`."""
+
+    names = Names(
+        kind="EvalSweep", plural="evalsweeps", short="evs", max_name_length=48,
+        columns=(
+            PrinterColumn("Progress", ".status.progress"),
+            PrinterColumn("Target", ".spec.target.serverRef"),
+            PrinterColumn("Output", ".status.outputUri", priority=1),
+        ),
+    )
+    spec: EvalSweepSpec
+    status: EvalSweepStatus = Field(default_factory=EvalSweepStatus)

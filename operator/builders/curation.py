@@ -1,0 +1,40 @@
+"""CurationJob -> ConfigMap + Job running `thinkube curate`."""
+from __future__ import annotations
+
+from typing import Mapping
+
+from thinkube.api.resources import CurationJob
+from thinkube.constants import CONFIG_FILE
+from thinkube.operator.builders import common as c
+
+ROLE = "curate"
+
+
+def child_name(name: str) -> str:
+    return f"{name}-{ROLE}"
+
+
+def stage_config(cj: CurationJob, resolved: c.Resolved) -> dict:
+    """The `thinkube curate` config file: CurateConfig's own keys."""
+    return {**cj.spec.model_dump(include=set(cj.spec.CONFIG_KEYS), exclude_none=True), "out": resolved.output_uri}
+
+
+def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dict]:
+    cj = CurationJob.model_validate(body)
+    name = child_name(cj.metadata.name)
+    s = cj.spec
+    volumes, mounts = c.pvc_volumes([*s.pools.values(), *s.decontaminate.values(), s.tokenizer, resolved.output_uri])
+    cfg_volume, cfg_mount = c.config_volume(name)
+    container = {
+        "name": ROLE, "image": c.image(s, defaults),
+        "command": ["thinkube", "curate"],
+        "env": [*c.base_env(), c.config_env(CONFIG_FILE)],
+        "resources": c.container_resources(s),
+        "volumeMounts": [cfg_mount, *mounts],
+    }
+    pod = c.pod_spec(s, defaults, container, [cfg_volume, *volumes])
+    labels = c.labels(cj.kind, cj.metadata.name, ROLE)
+    return [
+        c.config_map(body, name, ROLE, {CONFIG_FILE: stage_config(cj, resolved)}),
+        c.job(body, s, name, ROLE, pod, pod_labels=labels, backoffLimit=s.max_retries),
+    ]

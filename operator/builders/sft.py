@@ -1,0 +1,94 @@
+"""SFTRun -> ConfigMap + headless Service + Indexed Job of torchrun pods (one per node).
+
+Whole-gang restart: the Job has backoffLimit 0, so any failed pod fails the Job and the
+Job controller stops the other pods; the reconciler then starts the next attempt as a new
+Job (`<name>-train-r<N>`), up to spec.maxRestarts. A fresh Job, not a retried pod, because
+torchrun's static rendezvous needs every rank to start over together.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from thinkube.api.resources import SFTRun
+from thinkube.constants import (ANNOTATION_JOB_COMPLETION_INDEX, CONFIG_FILE, ENV_MASTER_ADDR, ENV_MASTER_PORT,
+                                ENV_NNODES, ENV_NODE_RANK, ENV_NPROC_PER_NODE, LABEL_ATTEMPT)
+from thinkube.operator.builders import common as c
+
+ROLE = "train"
+
+
+def service_name(name: str) -> str:
+    return f"{name}-{ROLE}"
+
+
+def job_name(name: str, attempt: int) -> str:
+    return f"{name}-{ROLE}" if attempt == 0 else f"{name}-{ROLE}-r{attempt}"
+
+
+def procs_per_node(run: SFTRun) -> int:
+    return run.spec.gpus_per_node or 1  # CPU: one process per pod
+
+
+def stage_config(run: SFTRun, resolved: c.Resolved) -> dict:
+    """The `thinkube train` config file: TrainConfig's own keys."""
+    training = run.spec.training.model_dump(exclude=set(run.spec.training.RECIPE_ONLY))
+    return {"model": run.spec.base_model, "dataset": resolved.input_uri, "output": resolved.output_uri, **training}
+
+
+def torchrun_command() -> list[str]:
+    # $(VAR) is expanded by the kubelet from the container's env, so one template serves every rank.
+    return ["torchrun", f"--nnodes=$({ENV_NNODES})", f"--nproc-per-node=$({ENV_NPROC_PER_NODE})",
+            f"--node-rank=$({ENV_NODE_RANK})", f"--master-addr=$({ENV_MASTER_ADDR})",
+            f"--master-port=$({ENV_MASTER_PORT})", "-m", "thinkube.cli", "train"]
+
+
+def rendezvous_env(run: SFTRun, job: str, service: str) -> list[dict]:
+    return [
+        # Pod 0's stable DNS name: Indexed Job pods get hostname <job>-<index>, and the
+        # headless Service (the pods' subdomain) publishes it before the pod is ready.
+        c.env(ENV_MASTER_ADDR, f"{job}-0.{service}"),
+        c.env(ENV_MASTER_PORT, str(run.spec.master_port)),
+        c.env(ENV_NNODES, str(run.spec.nodes)),
+        c.env(ENV_NPROC_PER_NODE, str(procs_per_node(run))),
+        {"name": ENV_NODE_RANK, "valueFrom": {"fieldRef": {
+            "fieldPath": f"metadata.annotations['{ANNOTATION_JOB_COMPLETION_INDEX}']"}}},
+    ]
+
+
+def headless_service(body: Mapping, run: SFTRun) -> dict:
+    name = service_name(run.metadata.name)
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": c.metadata(body, name, ROLE),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,  # ranks must find pod 0 while it is still starting
+            "selector": c.labels(run.kind, run.metadata.name, ROLE),
+            "ports": [{"name": "rendezvous", "port": run.spec.master_port, "targetPort": run.spec.master_port}],
+        },
+    }
+
+
+def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dict]:
+    run = SFTRun.model_validate(body)
+    s, name = run.spec, run.metadata.name
+    job, service = job_name(name, resolved.attempt), service_name(name)
+    volumes, mounts = c.pvc_volumes([s.base_model, resolved.input_uri, resolved.output_uri])
+    cfg_volume, cfg_mount = c.config_volume(service)
+    shm_volume, shm_mount = c.shm_volume(s.shm_size)
+    container = {
+        "name": ROLE, "image": c.image(s, defaults),
+        "command": torchrun_command(),
+        "env": [*c.base_env(), c.config_env(CONFIG_FILE), *rendezvous_env(run, job, service)],
+        "ports": [{"name": "rendezvous", "containerPort": s.master_port}],
+        "resources": c.container_resources(s, s.gpu_resource, s.gpus_per_node),
+        "volumeMounts": [cfg_mount, shm_mount, *mounts],
+    }
+    pod = c.pod_spec(s, defaults, container, [cfg_volume, shm_volume, *volumes], subdomain=service)
+    attempt = {LABEL_ATTEMPT: str(resolved.attempt)}
+    return [
+        c.config_map(body, service, ROLE, {CONFIG_FILE: stage_config(run, resolved)}),
+        headless_service(body, run),
+        c.job(body, s, job, ROLE, pod, pod_labels={**c.labels(run.kind, name, ROLE), **attempt},
+              completionMode="Indexed", completions=s.nodes, parallelism=s.nodes, backoffLimit=0),
+    ]

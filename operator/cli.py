@@ -1,0 +1,74 @@
+"""`thinkube operator`: run the kopf operator for the four Thinkube resources."""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from thinkube import __version__
+
+DEFAULT_IMAGE = f"ghcr.io/thinkube/thinkube:{__version__}"
+log = logging.getLogger(__name__)
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. nvidia.com/gpu.present=true")
+    return key, value
+
+
+def _toleration(text: str) -> dict:
+    """KEY[=VALUE]:EFFECT, as `kubectl taint` writes taints."""
+    taint, sep, effect = text.rpartition(":")
+    if not sep or not taint:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY[=VALUE]:EFFECT, e.g. nvidia.com/gpu:NoSchedule")
+    key, has_value, value = taint.partition("=")
+    return ({"key": key, "operator": "Equal", "value": value, "effect": effect} if has_value
+            else {"key": key, "operator": "Exists", "effect": effect})
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("-n", "--namespace", action="append", default=[], metavar="NS",
+                       help="watch this namespace (repeatable; globs such as 'team-*' allowed)")
+    where.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (the default)")
+    p.add_argument("--image", default=DEFAULT_IMAGE, help=f"workload image when a resource sets none (default {DEFAULT_IMAGE})")
+    p.add_argument("--artifacts-pvc", metavar="CLAIM",
+                   help="PVC for outputs that set no spec.outputUri (pvc://CLAIM/<plural>/<namespace>/<name>)")
+    p.add_argument("--node-selector", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+                   help="default nodeSelector of workload pods (repeatable)")
+    p.add_argument("--toleration", action="append", default=[], type=_toleration, metavar="KEY[=VALUE]:EFFECT",
+                   help="default toleration of workload pods (repeatable)")
+    p.add_argument("--resync-seconds", type=float, default=30.0,
+                   help="re-converge every resource this often: recreate deleted children, refresh status (default 30)")
+    p.add_argument("--watch-timeout-seconds", type=int, default=300, help="server-side watch timeout (default 300)")
+    p.add_argument("--health-port", type=int, default=8080, help="liveness endpoint :PORT/healthz; 0: off (default 8080)")
+    p.add_argument("--metrics-port", type=int, default=9090, help="Prometheus :PORT/metrics; 0: off (default 9090)")
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here: `thinkube --help` must not need kopf or the Kubernetes client.
+    import kopf
+
+    from thinkube.operator.builders import Defaults
+    from thinkube.operator.handlers import Operator, configure, register
+    from thinkube.operator.kube import Kube, connect
+    from thinkube.operator.metrics import Metrics
+
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        # One INFO line per timer tick per object, one per liveness probe: noise unless -v.
+        for name in ("kopf.objects", "aiohttp.access"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    defaults = Defaults(image=args.image, artifacts_pvc=args.artifacts_pvc, node_selector=dict(args.node_selector),
+                        tolerations=tuple(args.toleration))
+    op = Operator(Kube(connect()), defaults, Metrics(), args.resync_seconds)
+    registry = kopf.OperatorRegistry()
+    register(registry, op)
+    settings = kopf.OperatorSettings()
+    configure(settings, args.watch_timeout_seconds)
+    op.metrics.start(args.metrics_port)
+    log.info("watching %s; workload image %s", ", ".join(args.namespace) or "all namespaces", args.image)
+    kopf.run(registry=registry, settings=settings, standalone=True,
+             namespaces=args.namespace, clusterwide=args.all_namespaces or not args.namespace,
+             liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None)
+    return 0

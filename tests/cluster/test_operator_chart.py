@@ -1,0 +1,56 @@
+"""The Helm chart: lint, render, and server-side dry run of what it renders."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "thinkube"
+
+
+def render(cluster, namespace: str, *sets: str) -> list[dict]:
+    args = [a for s in sets for a in ("--set", s)]
+    r = cluster.helm("template", "tk", str(CHART), "-n", namespace, *args)
+    assert r.returncode == 0, r.stderr
+    return [d for d in yaml.safe_load_all(r.stdout) if d]
+
+
+def by_kind(docs: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for d in docs:
+        out.setdefault(d["kind"], []).append(d)
+    return out
+
+
+def test_chart_lints(cluster):
+    r = cluster.helm("lint", str(CHART))
+    assert r.returncode == 0 and "0 chart(s) failed" in r.stdout, r.stdout + r.stderr
+
+
+def test_cluster_wide_by_default_and_the_operator_args(cluster, namespace):
+    docs = by_kind(render(cluster, namespace, "operator.artifactsPvc=art",
+                          "operator.workloadTolerations={nvidia.com/gpu:NoSchedule}"))
+    assert "Role" not in docs and len(docs["ClusterRole"]) == 2 and len(docs["ClusterRoleBinding"]) == 2
+    deployment = docs["Deployment"][0]
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["thinkube", "operator"]
+    assert {"--artifacts-pvc=art", "--toleration=nvidia.com/gpu:NoSchedule",
+            "--image=ghcr.io/thinkube/thinkube:0.1.0"} <= set(container["args"])
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_namespaced_mode_grants_only_roles_in_the_watched_namespaces(cluster, namespace):
+    docs = by_kind(render(cluster, namespace, "operator.watchNamespaces={team-a,team-b}"))
+    assert [r["metadata"]["namespace"] for r in docs["Role"]] == ["team-a", "team-b"]
+    assert [r["metadata"]["name"] for r in docs["ClusterRole"]] == ["tk-thinkube-discovery"]
+    verbs = {v for rule in docs["ClusterRole"][0]["rules"] for v in rule["verbs"]}
+    assert verbs == {"list", "watch"}  # cluster-wide, the operator only reads
+    assert "--namespace=team-a" in docs["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_rendered_chart_passes_server_side_dry_run(cluster, namespace):
+    r = cluster.helm("template", "tk", str(CHART), "-n", namespace, "--skip-crds")
+    assert r.returncode == 0, r.stderr
+    out = cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=r.stdout).stdout
+    assert "deployment.apps/tk-thinkube created (server dry run)" in out, out

@@ -1,0 +1,68 @@
+"""The resource models: s1 defaults, wire names, and cross-field rules checked in Python."""
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from thinkube.api.resources import BudgetForcedServer, CurationJob, EvalSweep, SFTRun
+
+
+def cr(cls, spec: dict, name: str = "x") -> dict:
+    return {"apiVersion": "thinkube.dev/v1alpha1", "kind": cls.names.kind, "metadata": {"name": name}, "spec": spec}
+
+
+SFT = {"baseModel": "hf://Qwen/Qwen2.5-32B-Instruct", "dataset": {"fromCurationJob": "s1k"}}
+CURATE = {"pools": {"p": "pvc://data/pool.jsonl"}, "domainColumn": "domain"}
+
+
+def test_sftrun_defaults_are_the_s1_recipe():
+    s = SFTRun.model_validate(cr(SFTRun, SFT)).spec
+    t = s.training
+    assert (s.nodes, s.gpus_per_node, s.gpu_resource) == (2, 8, "nvidia.com/gpu")
+    assert (t.epochs, t.learning_rate, t.global_batch_size, t.block_size, t.warmup_ratio) == (5, 1e-5, 16, 32768, 0.05)
+    assert (t.lr_scheduler, t.adam_beta1, t.adam_beta2, t.weight_decay) == ("cosine", 0.9, 0.95, 1e-4)
+    assert (t.precision, t.fsdp, t.micro_batch_size) == ("bf16", "full_shard", 1)
+
+
+def test_server_budget_defaults():
+    b = BudgetForcedServer.model_validate(cr(BudgetForcedServer, {"model": {"uri": "tiny"}})).spec.budget
+    assert (b.max_thinking_tokens, b.min_thinking_tokens, b.num_ignore) == (None, 0, 0)
+    assert (b.ignore_string, b.final_answer_prefix) == ("Wait", "Final Answer:")
+
+
+def test_wire_names_are_camel_case_with_the_contract_spelling():
+    spec = BudgetForcedServer.model_validate(cr(BudgetForcedServer, {"model": {"fromSFTRun": "run"}})).spec
+    wire = spec.wire()
+    assert wire["model"] == {"fromSFTRun": "run"}
+    assert wire["budget"]["finalAnswerPrefix"] == "Final Answer:" and "queueName" not in wire
+
+
+@pytest.mark.parametrize("cls, spec, field", [
+    (BudgetForcedServer, {"model": {"uri": "tiny"}, "budget": {"minThinkingTokens": 9, "maxThinkingTokens": 5}},
+     "minThinkingTokens"),
+    (BudgetForcedServer, {"model": {"uri": "tiny", "fromSFTRun": "r"}}, "spec.model.uri or spec.model.fromSFTRun"),
+    (SFTRun, {**SFT, "nodes": 3}, "training.globalBatchSize"),
+    (SFTRun, {**SFT, "outputUri": "hf://org/model"}, "outputUri"),
+    (SFTRun, {**SFT, "baseModel": "ftp://x"}, "baseModel"),
+    (SFTRun, {**SFT, "epochs": 3}, "epochs"),  # belongs under training: unknown fields are refused
+    (CurationJob, {"pools": {"p": "pvc://d/p"}}, "judge"),
+    (EvalSweep, {"target": {"url": "http://s:8000", "serverRef": "s"}, "benchmarks": [{"name": "a", "uri": "file:///a"}]},
+     "spec.target.serverRef or spec.target.url"),
+    (EvalSweep, {"target": {"url": "http://s:8000"}, "benchmarks": []}, "benchmarks"),
+])
+def test_bad_specs_are_refused_naming_the_field(cls, spec, field):
+    with pytest.raises(ValidationError) as e:
+        cls.model_validate(cr(cls, spec))
+    assert field in str(e.value)
+
+
+def test_cpu_runs_count_one_process_per_node_for_the_batch_rule():
+    s = SFTRun.model_validate(cr(SFTRun, {**SFT, "nodes": 2, "gpusPerNode": 0})).spec
+    assert s.training.global_batch_size == 16
+
+
+def test_curation_spec_fields_are_the_workload_config_keys():
+    from thinkube.api.resources.curation import CurationJobSpec
+
+    assert CurationJobSpec.CONFIG_KEYS <= set(CurationJobSpec.model_fields)
+    CurationJob.model_validate(cr(CurationJob, CURATE))
