@@ -17,7 +17,6 @@ import json
 import multiprocessing
 import os
 import random
-import socket
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from thinkube.workloads.evaluation.grade import grade_many  # noqa: E402
 from thinkube.workloads.evaluation.settings import BudgetSetting  # noqa: E402
 from thinkube.workloads.evaluation.sweep import Sweep, SweepConfig  # noqa: E402
 from thinkube.workloads.evaluation.targets import HTTPTarget  # noqa: E402
+from thinkube.workloads.serving.process import free_port  # noqa: E402
 
 
 def math_answers(count: int, seed: int = 0) -> list[tuple[str, str, str, int]]:
@@ -110,12 +110,6 @@ def _instant_server(port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def _wait_up(url: str) -> None:
     import httpx
 
@@ -157,7 +151,7 @@ async def _swept(url: str, bench: Benchmark, setting: BudgetSetting, concurrency
 
 def bench_sweep(requests: int, concurrency: int, rounds: int) -> dict:
     """Median of `rounds` alternating raw/sweep runs over the same requests."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = multiprocessing.get_context("spawn").Process(target=_instant_server, args=(port,), daemon=True)
     server.start()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import yaml
 
 from thinkube.constants import FINALIZER
 from thinkube.operator.kube import Kube
+from thinkube.workloads.serving.process import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "thinkube"
@@ -36,12 +36,6 @@ def wait_for(fn, what: str, timeout: float = TIMEOUT):
             return value
         time.sleep(0.25)
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Operator:

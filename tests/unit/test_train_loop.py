@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,16 +16,11 @@ import pytest
 import torch
 
 from thinkube.constants import EXIT_RETRIABLE
+from thinkube.workloads.serving.process import free_port
 from tests.unit.test_train_data_config import make_records
 
 STEPS = 6
 TIMEOUT = 240
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
