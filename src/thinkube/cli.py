@@ -22,7 +22,8 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "demo": Command("run the whole s1 pipeline locally on the built-in tiny model (CPU, minutes)", None, 8),
+    "demo": Command("run the whole s1 pipeline locally on the built-in tiny model (CPU, minutes)",
+                    "thinkube.workloads.demo.cli"),
     "curate": Command("select an s1K-style dataset from a question pool", "thinkube.workloads.curation.cli"),
     "train": Command("fine-tune a model on reasoning traces (torchrun, FSDP2)", "thinkube.workloads.training.cli"),
     "serve": Command("OpenAI-compatible server with budget forcing", "thinkube.workloads.serving.cli"),

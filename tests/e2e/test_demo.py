@@ -1,0 +1,43 @@
+"""A reduced `thinkube demo`: every stage for real (served base model, torchrun SFT,
+served trained model, budget sweep), small enough for CI. It checks the pipeline and its
+outputs, not the size of the scaling margin: two epochs on 150 rows teach the tiny model
+little, and the report must say what was measured either way."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+SMALL = ["--pool-size", "200", "--benchmark-size", "24", "--select", "120", "--epochs", "2",
+         "--budgets", "4,40", "--num-ignore", "1"]
+
+
+def _demo(out, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "thinkube.cli", "demo", "--out", str(out), *SMALL, *extra],
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_reduced_demo_runs_every_stage_reports_and_reuses(tmp_path):
+    out = tmp_path / "demo"
+    first = _demo(out)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    cur = report["curation"]
+    assert cur["dedupe"]["dropped"] == {"duplicate": 6} and cur["decontaminate"]["dropped"] == {"contaminated:heldout": 6}
+    assert cur["select"]["kept"] == 120
+    assert report["training"]["steps"] > 0 and report["training"]["last_loss"] < report["training"]["first_loss"]
+    scaling = report["scaling"]
+    assert (scaling["smallest"], scaling["largest"]) == ("max4", "max40")
+    # The margin is whatever the model did; the verdict must state it, with its sign.
+    assert f"{abs(scaling['margin_points']):.1f} points" in scaling["verdict"]
+    for png in (out / "loss.png", out / "eval" / "sweep" / "accuracy_vs_thinking.png"):
+        assert png.stat().st_size > 1000
+    assert "## Test-time scaling" in first.stdout and "Control" in first.stdout
+
+    # Same settings: every stage is reused, nothing reruns.
+    again = _demo(out, "--stages", "eval")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("reusing") == 4
+    # A later stage cannot run without the earlier ones it needs.
+    changed = _demo(out, "--stages", "eval", "--epochs", "3")
+    assert changed.returncode == 1 and "add train to --stages" in changed.stderr

@@ -1,0 +1,112 @@
+"""`thinkube demo`: the whole s1 pipeline on the built-in tiny model, on a CPU, in minutes.
+
+Reruns with the same --out reuse every finished stage whose settings did not change.
+--on-cluster applies the same pipeline as CurationJob/SFTRun/BudgetForcedServer/EvalSweep
+through the operator instead of running it here.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from thinkube.workloads.demo.config import STAGES, DemoConfig
+from thinkube.workloads.demo.data import DataSpec
+
+log = logging.getLogger(__name__)
+
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
+
+def _ints(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 4,8,16, got {value!r}") from None
+
+
+def _stages(value: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    unknown = [n for n in names if n not in STAGES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown stage(s) {unknown or value!r}: use a comma list of {','.join(STAGES)}")
+    return names
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d, s = DemoConfig(), DataSpec()
+    p.add_argument("--out", default=d.out, help=f"output folder; rerunning with it reuses finished stages (default {d.out})")
+    p.add_argument("--stages", type=_stages, default=d.stages, help=f"stages to run, comma list of {','.join(STAGES)} "
+                   "(earlier stages must be finished in --out)")
+    p.add_argument("--seed", type=int, default=s.seed, help="seed of the generated data and the selection")
+    p.add_argument("--pool-size", type=int, default=s.pool_size, help=f"generated pool rows (default {s.pool_size})")
+    p.add_argument("--benchmark-size", type=int, default=s.benchmark_size, help=f"held-out questions (default {s.benchmark_size})")
+    p.add_argument("--select", type=int, default=d.select, help=f"curated set size (default {d.select})")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"SFT epochs (default {d.epochs})")
+    p.add_argument("--learning-rate", type=float, default=d.learning_rate, help=f"SFT peak learning rate (default {d.learning_rate})")
+    p.add_argument("--nproc", type=int, default=d.nproc, help=f"torchrun processes (default {d.nproc})")
+    p.add_argument("--engine", choices=("auto", "vllm", "transformers"), default=d.engine, help="serving engine")
+    p.add_argument("--budgets", type=_ints, default=d.budgets, help="max_thinking_tokens to sweep, e.g. 4,8,16,32")
+    p.add_argument("--num-ignore", type=_ints, default=d.num_ignore, help="'Wait' extension counts to sweep")
+    p.add_argument("--on-cluster", action="store_true", help="apply the pipeline as resources through the operator")
+    p.add_argument("--kubeconfig", help="kubeconfig for --on-cluster (default: $KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--namespace", default="default", help="namespace for --on-cluster")
+    p.add_argument("--timeout", type=float, default=3600, help="--on-cluster: seconds to watch the resources")
+
+
+def config_from(args: argparse.Namespace) -> DemoConfig:
+    spec = replace(DataSpec(), seed=args.seed, pool_size=args.pool_size, benchmark_size=args.benchmark_size)
+    cfg = DemoConfig(out=args.out, data=spec, select=args.select, epochs=args.epochs, learning_rate=args.learning_rate,
+                     nproc=args.nproc, engine=args.engine, budgets=args.budgets, num_ignore=args.num_ignore,
+                     stages=args.stages)
+    cfg.validate()
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = config_from(args)
+    except ValueError as e:
+        print(f"thinkube demo: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.on_cluster:
+        return _on_cluster(cfg, args)
+    from thinkube.workloads.demo import pipeline, report
+
+    try:
+        results = pipeline.run(cfg)
+    except pipeline.StageFailed as e:
+        print(f"thinkube demo: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    summary = report.write(out, results)
+    print((out / report.REPORT_MD).read_text())
+    print(f"[demo] report: {out / report.REPORT_MD}; plots: {out / report.LOSS_PNG}, "
+          f"{results['eval']['plot'] if 'eval' in results else '(no eval stage)'}")
+    if "scaling" in summary and not summary["scaling"].get("rose", False):
+        log.warning("%s", summary["scaling"]["verdict"])
+    return 0
+
+
+def _on_cluster(cfg: DemoConfig, args: argparse.Namespace) -> int:
+    from thinkube.workloads.demo import cluster, data
+
+    # The cluster reads the pool and benchmark from a volume; the demo writes them here and
+    # points the resources at pvc://thinkube-demo/..., which the user copies them into.
+    pool, bench = data.write(cfg.data, Path(cfg.out) / "data")
+    resources = cluster.demo_resources(cfg, pool_uri=f"pvc://thinkube-demo/data/{pool.name}",
+                                       benchmark_uri=f"pvc://thinkube-demo/data/{bench.name}",
+                                       output_prefix="pvc://thinkube-demo/runs")
+    print(f"[demo] wrote {pool} and {bench}; copy them into the PVC thinkube-demo under data/")
+    try:
+        summary = cluster.apply_and_watch(resources, kubeconfig=args.kubeconfig, namespace=args.namespace,
+                                          timeout_s=args.timeout)
+    except cluster.ClusterError as e:
+        print(f"thinkube demo --on-cluster: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    for name, status in summary.items():
+        print(f"[demo] {name}: {status}")
+    return 0

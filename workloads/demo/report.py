@@ -1,0 +1,113 @@
+"""The demo's report: stage counts, the training loss, the accuracy table with s1's
+Control/Scaling/Performance, and a verdict on the scaling curve taken from the measured
+numbers (report.md, report.json, loss.png; the evaluation writes the scaling plot)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from thinkube.workloads.evaluation.report import RESULTS_MD
+from thinkube.workloads.evaluation.settings import FAMILY_IGNORE, FAMILY_MAX
+
+NO_BUDGET = "none"  # the setting key of the unconstrained baseline (evaluation.settings)
+
+REPORT_MD, REPORT_JSON, LOSS_PNG = "report.md", "report.json", "loss.png"
+
+
+def loss_curve(metrics_path: Path) -> list[tuple[int, float]]:
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    return [(r["step"], r["loss"]) for r in rows if "loss" in r]
+
+
+def plot_loss(curve: list[tuple[int, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([s for s, _ in curve], [v for _, v in curve], lw=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss (per answer token)")
+    ax.set_title("SFT of the tiny model on the curated set")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def scaling_verdict(bench: dict) -> dict:
+    """Accuracy at the smallest and largest thinking maximum, and whether it rose."""
+    curve = bench["curves"].get(FAMILY_MAX)
+    maxima = [k for k in (curve["settings"] if curve else []) if k != NO_BUDGET]
+    if len(maxima) < 2:
+        return {"verdict": "no budget curve: sweep at least two --budgets values"}
+    low, high = (bench["settings"][k] for k in (maxima[0], maxima[-1]))
+    margin = high["accuracy"] - low["accuracy"]
+    verdict = (f"accuracy rose by {margin:.1f} points from the smallest to the largest thinking budget"
+               if margin > 0 else
+               f"accuracy did NOT rise with the thinking budget ({margin:+.1f} points): the model has not learned "
+               f"to use its thinking; train longer (--epochs) or on more data (--select)")
+    return {"smallest": maxima[0], "largest": maxima[-1], "accuracy_smallest": low["accuracy"],
+            "accuracy_largest": high["accuracy"], "margin_points": round(margin, 1), "rose": margin > 0,
+            "verdict": verdict, "control": curve["control"], "scaling": curve["scaling"],
+            "performance": curve["performance"]}
+
+
+def extension_verdict(bench: dict) -> str | None:
+    """What "Wait" extensions did, against the unconstrained baseline."""
+    curve = bench["curves"].get(FAMILY_IGNORE)
+    if not curve or NO_BUDGET not in curve["settings"]:
+        return None
+    base = bench["settings"][NO_BUDGET]["accuracy"]
+    parts = [f"{k}: {bench['settings'][k]['accuracy'] - base:+.1f} points" for k in curve["settings"] if k != NO_BUDGET]
+    return f"extending thinking with the ignore string, against no budget ({base:.1f}%): " + ", ".join(parts)
+
+
+def _stage_table(curation: dict) -> list[str]:
+    lines = ["| stage | in | kept | dropped (by reason) |", "|---|---|---|---|"]
+    for s in curation["stages"]:
+        reasons = ", ".join(f"{k}: {v}" for k, v in s["dropped"].items()) or "-"
+        lines.append(f"| {s['stage']} | {s['in']} | {s['kept']} | {reasons} |")
+    return lines
+
+
+def write(out: Path, results: dict) -> dict:
+    """results: pipeline.run's per-stage info. Returns the report as a dict."""
+    report: dict = {"stages": {k: v.get("seconds") for k, v in results.items()}}
+    lines = ["# Thinkube demo", "", "The s1 pipeline on the built-in tiny model: curate -> SFT -> serve with "
+             "budget forcing -> sweep thinking budgets. Every number below was measured in this run.", ""]
+    if "data" in results:
+        d = results["data"]
+        lines += [f"Pool: {d['pool_rows']} generated rows (with planted duplicates, benchmark copies and "
+                  f"formatting artefacts); held-out benchmark: {d['benchmark_items']} questions.", ""]
+    if "curate" in results:
+        cur = results["curate"]["report"]
+        report["curation"] = {s["stage"]: {"in": s["in"], "kept": s["kept"], "dropped": s["dropped"]}
+                              for s in cur["stages"]}
+        lines += ["## Curation", "", *_stage_table(cur), "",
+                  "Selected per domain: " + ", ".join(f"{k} {v}" for k, v in cur["per_domain"].items()), ""]
+    if "train" in results:
+        t = results["train"]
+        curve = loss_curve(Path(t["metrics"]))
+        plot_loss(curve, out / LOSS_PNG)
+        report["training"] = {"steps": t["steps"], "first_loss": t["first_loss"], "last_loss": t["last_loss"]}
+        lines += ["## Training", "", f"{t['steps']} optimizer steps in {t['seconds']:.0f} s; mean loss of the first "
+                  f"and last {t['loss_window']} steps {t['first_loss']:.4g} -> {t['last_loss']:.4g} (plot: {LOSS_PNG}).", ""]
+    if "eval" in results:
+        sweep = Path(results["eval"]["results"])
+        ev = json.loads(sweep.read_text())
+        bench = next(iter(ev["benchmarks"].values()))
+        report["scaling"] = scaling_verdict(bench)
+        report["extension"] = extension_verdict(bench)
+        # The evaluation's tables without its title lines, one heading level down.
+        table = re.sub(r"(?m)^## ", "### ", (sweep.parent / RESULTS_MD).read_text().split("\n", 4)[-1])
+        lines += ["## Test-time scaling", "", table.strip(), "", f"**{report['scaling']['verdict']}.**", ""]
+        if report["extension"]:
+            lines += [f"{report['extension']}.", ""]
+        lines += [f"Plot: {results['eval']['plot']}", ""]
+    (out / REPORT_MD).write_text("\n".join(lines))
+    (out / REPORT_JSON).write_text(json.dumps(report, indent=1))
+    return report

@@ -1,0 +1,111 @@
+"""The demo's synthetic reasoning tasks: running sums whose answer needs every step.
+
+A question lists SLOTS keyed lines ("A:7", "B:3", ..., unused ones "H:-") and asks for the
+final value of a running operation over the digits. The programmatic teacher writes one
+trace line per digit, the digit then the state after it ("7+4": add 7, now 4), so the
+thinking carries the state and the answer is the last one. Cutting the thinking short leaves the model holding an
+intermediate state: accuracy must fall with the thinking budget, which is what the demo's
+scaling curve measures.
+
+Why this exact layout: the built-in tiny model has 2 layers. Every slot line and every
+trace line is 4 tokens, every title is 9 tokens and the slot count is fixed, so the digit a
+trace line copies always sits the same number of tokens back, and the new state depends on
+the two tokens before it. Fixed-offset attention learns that in a couple of minutes on a
+CPU; an induction head (look a key up anywhere in the question) does not. tests/unit/test_demo_tasks.py checks these lengths.
+"""
+from __future__ import annotations
+
+import random
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from thinkube.workloads.formats import S1Record
+
+# The same suffix the evaluation adds to every non-choice question (evaluation.benchmarks),
+# so training questions and benchmark prompts are identical text.
+ANSWER_INSTRUCTION = "\n\nPut your final answer within \\boxed{}."
+SOURCE = "thinkube/synthetic"
+SLOTS = 10
+EMPTY = "-"
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    title: str  # the question's first line; all titles have the same token count
+    symbol: str  # in every trace line, so each step sees the operation one token back
+    modulus: int
+    step: Callable[[int, int, int], int]
+
+
+DOMAINS = (
+    Domain("modular addition", "Sum mod 10:", "+", 10, lambda s, d, m: (s + d) % m),
+    Domain("modular subtraction", "Minus mod 10:", "-", 10, lambda s, d, m: (s - d) % m),
+    Domain("addition mod 7", "Sums mod 7:", "^", 7, lambda s, d, m: (s + d) % m),
+)
+DOMAIN_BY_NAME = {d.name: d for d in DOMAINS}
+
+LEVELS = {"easy": (1, 3), "medium": (4, 6), "hard": (7, SLOTS)}  # digits per question
+
+
+@dataclass(frozen=True)
+class Problem:
+    domain: Domain
+    digits: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.digits) <= SLOTS:
+            raise ValueError(f"a problem has 1..{SLOTS} digits, got {len(self.digits)}")
+
+    @property
+    def level(self) -> str:
+        return next(name for name, (lo, hi) in LEVELS.items() if lo <= len(self.digits) <= hi)
+
+    @property
+    def benchmark_question(self) -> str:
+        """The question as a benchmark file holds it: the evaluation appends the instruction."""
+        values = [str(d) for d in self.digits] + [EMPTY] * (SLOTS - len(self.digits))
+        slots = "\n".join(f"{k}:{v}" for k, v in zip(string.ascii_uppercase, values))
+        return f"{self.domain.title}\n{slots}"
+
+    @property
+    def question(self) -> str:
+        return f"{self.benchmark_question}{ANSWER_INSTRUCTION}"
+
+    def states(self) -> list[int]:
+        s, out = 0, []
+        for d in self.digits:
+            s = self.domain.step(s, d, self.domain.modulus)
+            out.append(s)
+        return out
+
+    @property
+    def answer(self) -> str:
+        return str(self.states()[-1])
+
+    def trace(self) -> str:
+        """The teacher's thinking: one line per digit: the digit, the operation, the new state."""
+        return "\n".join(f"{d}{self.domain.symbol}{s}" for d, s in zip(self.digits, self.states()))
+
+    def attempt(self) -> str:
+        return f"Final Answer: \\boxed{{{self.answer}}}"
+
+    def record(self, uid: str) -> S1Record:
+        return S1Record(id=uid, question=self.question, solution=self.answer, thinking=self.trace(),
+                        attempt=self.attempt(), cot_type="math", source_type=SOURCE, domain=self.domain.name,
+                        metadata={"level": self.level, "steps": len(self.digits)})
+
+
+def problems(n: int, seed: int, steps_range: tuple[int, int], exclude: set[str] = frozenset()) -> list[Problem]:
+    """`n` distinct problems (by question text) with steps in the range, none in `exclude`."""
+    lo, hi = steps_range
+    if n > 0.5 * sum(len(DOMAINS) * 10 ** k for k in range(lo, hi + 1)):
+        raise ValueError(f"{n} distinct problems do not fit in {lo}..{hi} steps: widen the range")
+    rng, seen, out = random.Random(seed), set(exclude), []
+    while len(out) < n:
+        p = Problem(rng.choice(DOMAINS), tuple(rng.randrange(10) for _ in range(rng.randint(lo, hi))))
+        if p.question not in seen:
+            seen.add(p.question)
+            out.append(p)
+    return out
