@@ -19,7 +19,7 @@ class CurationJobSpec(JobSpec):
     # Spec fields that are the curation stage's own config keys (the rest are Kubernetes').
     CONFIG_KEYS: ClassVar[frozenset[str]] = frozenset({
         "pools", "column_maps", "decontaminate", "base_models", "judge", "grade_with_judge", "answer_kinds",
-        "domain_column", "tokenizer", "target_size", "seed", "allow_smaller", "concurrency", "max_tokens"})
+        "domain_column", "tokenizer", "target_size", "seed", "allow_smaller", "concurrency", "max_tokens", "ngram"})
     rules = JobSpec.rules + (
         Rule("has(self.judge) || has(self.domainColumn)",
              "set judge (URL@MODEL, classifies questions into MSC domains) or domainColumn (domains given in the pool)",
@@ -33,6 +33,8 @@ class CurationJobSpec(JobSpec):
         "per pool: record field -> the pool's column name"))
     decontaminate: dict[str, ArtifactURI] = Field(default_factory=dict, description=(
         "benchmarks by name whose questions must not leak into the selection (8-gram overlap)"))
+    ngram: int = Field(8, ge=1, le=64, description=(
+        "decontamination word n-gram size (s1: 8; templated synthetic questions need longer grams)"))
     base_models: list[Endpoint] = Field(default_factory=list, max_length=8, description=(
         "URL@MODEL of base models; questions any of them solves are dropped (s1: Qwen2.5-7B and -32B Instruct); "
         "none: the difficulty filter is skipped"))

@@ -30,7 +30,7 @@ def test_curation_job_and_config():
     assert json.loads(cm["data"]["config.json"]) == {
         "pools": {"numina": "pvc://pools/numina.parquet"}, "judge": "http://j:8000@J", "target_size": 10,
         "out": "pvc://out/cj", "column_maps": {}, "decontaminate": {}, "base_models": [], "grade_with_judge": False,
-        "answer_kinds": {}, "seed": 0, "allow_smaller": False, "concurrency": 8, "max_tokens": 1024}
+        "answer_kinds": {}, "seed": 0, "allow_smaller": False, "concurrency": 8, "max_tokens": 1024, "ngram": 8}
     assert sorted(v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v) == [
         "out", "pools"]
 
