@@ -64,6 +64,7 @@ def crd(resource: type[CustomResource]) -> dict:
                 "spec": _model_schema(resource, "spec"),
                 "status": _model_schema(resource, "status"),
             },
+            **({"x-kubernetes-validations": list(resource.transition_rules)} if resource.transition_rules else {}),
         }},
     }
     if n.scale:

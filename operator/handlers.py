@@ -1,5 +1,5 @@
 """kopf wiring: every kind reconciles on create, update (suspend/resume included), operator
-resume and a resync timer; the work itself is thinkube.operator.reconcile.
+resume and a resync timer, and says so on delete; the work itself is thinkube.operator.reconcile.
 
 Each reconcile re-reads the object and patches its status itself, under a per-object lock:
 kopf runs change handlers and timers concurrently, and the body kopf hands over can be
@@ -22,6 +22,8 @@ from thinkube.operator.kube import Kube
 from thinkube.operator.metrics import Metrics
 from thinkube.operator.reconcile import reconcile
 from thinkube.operator.report import status_patch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,14 @@ class Operator:
             kopf.event(body, type=e.type, reason=e.reason, message=e.message)
         return status.get("phase")
 
+    def deleting(self, body: kopf.Body) -> None:
+        """Only says so: the children carry owner references, so the garbage collector deletes them."""
+        meta = body["metadata"]
+        log.info("%s %s/%s is being deleted; the garbage collector deletes its children", body["kind"],
+                 meta["namespace"], meta["name"])
+        kopf.event(body, type="Normal", reason="Deleting",
+                   message="its children go with it (owner references, garbage collection)")
+
 
 def configure(settings: kopf.OperatorSettings, server_timeout_s: int) -> None:
     prefix, _, key = ANNOTATION_PROGRESS.partition("/")
@@ -78,12 +88,20 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
     def handler(body: kopf.Body, memo: kopf.Memo, **_) -> None:
         op.sync(body, memo)
 
+    def deleting(body: kopf.Body, **_) -> None:
+        op.deleting(body)
+
     for resource in KINDS:
         what = (GROUP, VERSION, resource.names.plural)
         kopf.on.create(*what, registry=registry, id="create")(handler)
         kopf.on.update(*what, registry=registry, id="update")(handler)
         kopf.on.resume(*what, registry=registry, id="resume")(handler)
-        kopf.timer(*what, registry=registry, id="resync", interval=op.resync_seconds)(handler)
+        # The first tick one period late: creation (and resume) is already being reconciled.
+        kopf.timer(*what, registry=registry, id="resync", interval=op.resync_seconds,
+                   initial_delay=op.resync_seconds)(handler)
+        # optional: no finalizer of its own; errors ignored: a failure must not hold the deletion up.
+        kopf.on.delete(*what, registry=registry, id="delete", optional=True,
+                       errors=kopf.ErrorsMode.IGNORED)(deleting)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs):

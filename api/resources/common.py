@@ -42,7 +42,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 class Rule:
     """A cross-field check: CEL for the API server, the same check in Python for pydantic.
 
-    (Transition rules, which compare with the stored object, are CEL only: see `immutable`.)
+    (Transition rules, which compare with the stored object, are CEL only: see
+    `CustomResource.transition_rules`.)
     """
 
     cel: str
@@ -80,11 +81,6 @@ class Model(BaseModel):
     def wire(self) -> dict:
         """The Kubernetes (camelCase, JSON-ready) form, without unset optional fields."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def immutable(what: str, fix: str) -> dict:
-    """Field-level transition rule: once set, the value can't change."""
-    return {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": f"{what} is immutable: {fix}"}]}
 
 
 def exactly_one(where: str, **fields: str) -> Rule:
@@ -205,6 +201,9 @@ class CustomResource(BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
     names: ClassVar[Names]
+    # CEL rules on the whole object (crdgen puts them at the schema root), where a transition
+    # rule can see the stored status as well as the spec; CEL only, there is no old object here.
+    transition_rules: ClassVar[tuple[dict, ...]] = ()
     api_version: str = Field(API_VERSION, alias="apiVersion")
     kind: str
     metadata: ObjectMeta

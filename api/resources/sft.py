@@ -11,8 +11,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from thinkube.api.resources.common import (GPU_RESOURCE, ArtifactURI, CustomResource, JobSpec, Model, ModelURI,
-                                           Names, ObjectName, PrinterColumn, Quantity, Rule, Status, exactly_one,
-                                           immutable)
+                                           Names, ObjectName, PrinterColumn, Quantity, Rule, Status, exactly_one)
 
 
 class DatasetSource(Model):
@@ -63,8 +62,7 @@ class SFTRunSpec(JobSpec):
         field_path=".training.globalBatchSize",
         check=lambda s: s.training.global_batch_size % _processes(s) == 0,
     ),)
-    base_model: ModelURI = Field(json_schema_extra=immutable(
-        "baseModel", "create a new SFTRun to fine-tune another model"), description="the model to fine-tune")
+    base_model: ModelURI = Field(description="the model to fine-tune; fixed once the run has a Job")
     dataset: DatasetSource
     nodes: int = Field(2, ge=1, le=256, description="pods, one per node (Indexed Job completions and parallelism)")
     gpus_per_node: int = Field(8, ge=0, le=64, description="GPUs each pod requests; 0 runs one CPU process per pod")
@@ -95,5 +93,13 @@ class SFTRun(CustomResource):
             PrinterColumn("Model", ".spec.baseModel", priority=1),
         ),
     )
+    # Until the first Job exists (status.jobName) a wrong baseModel can still be fixed; from
+    # then on that Job's volumes and config are built from it.
+    transition_rules = ({
+        "rule": "!has(oldSelf.status) || !has(oldSelf.status.jobName) || self.spec.baseModel == oldSelf.spec.baseModel",
+        "fieldPath": ".spec.baseModel",
+        "message": "baseModel is immutable once the run has a Job (status.jobName): create a new SFTRun to "
+                   "fine-tune another model",
+    },)
     spec: SFTRunSpec
     status: SFTRunStatus = Field(default_factory=SFTRunStatus)

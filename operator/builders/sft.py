@@ -1,4 +1,4 @@
-"""SFTRun -> ConfigMap + headless Service + Indexed Job of torchrun pods (one per node).
+"""SFTRun -> ConfigMap + headless Service + Indexed Job of torchrun pods (one per node with GPUs).
 
 Whole-gang restart: the Job has backoffLimit 0, so any failed pod fails the Job and the
 Job controller stops the other pods; the reconciler then starts the next attempt as a new
@@ -11,7 +11,8 @@ from typing import Mapping
 
 from thinkube.api.resources import SFTRun
 from thinkube.constants import (ANNOTATION_JOB_COMPLETION_INDEX, CONFIG_FILE, ENV_MASTER_ADDR, ENV_MASTER_PORT,
-                                ENV_NNODES, ENV_NODE_RANK, ENV_NPROC_PER_NODE, LABEL_ATTEMPT)
+                                ENV_NNODES, ENV_NODE_RANK, ENV_NPROC_PER_NODE, LABEL_ATTEMPT, LABEL_HOSTNAME,
+                                LABEL_KIND, LABEL_NAME)
 from thinkube.operator.builders import common as c
 
 ROLE = "train"
@@ -55,6 +56,21 @@ def rendezvous_env(run: SFTRun, job: str, service: str) -> list[dict]:
     ]
 
 
+def one_pod_per_node(run: SFTRun) -> dict:
+    """A required pod anti-affinity that keeps the run's ranks on different nodes.
+
+    Only with GPUs: each rank is sized to a node's GPUs (--nproc-per-node), and two on one node
+    would fight over them. CPU ranks (gpusPerNode 0) are one process each and may share a node,
+    so a CPU run also fits a cluster smaller than spec.nodes.
+    """
+    if not run.spec.gpus_per_node:
+        return {}
+    return {"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "labelSelector": {"matchLabels": {LABEL_KIND: run.kind, LABEL_NAME: run.metadata.name}},
+        "topologyKey": LABEL_HOSTNAME,
+    }]}}}
+
+
 def headless_service(body: Mapping, run: SFTRun) -> dict:
     name = service_name(run.metadata.name)
     return {
@@ -84,7 +100,8 @@ def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dic
         "resources": c.container_resources(s, s.gpu_resource, s.gpus_per_node),
         "volumeMounts": [cfg_mount, shm_mount, *mounts],
     }
-    pod = c.pod_spec(s, defaults, container, [cfg_volume, shm_volume, *volumes], subdomain=service)
+    pod = c.pod_spec(s, defaults, container, [cfg_volume, shm_volume, *volumes], subdomain=service,
+                     **one_pod_per_node(run))
     attempt = {LABEL_ATTEMPT: str(resolved.attempt)}
     return [
         c.config_map(body, service, ROLE, {CONFIG_FILE: stage_config(run, resolved)}),

@@ -10,6 +10,7 @@ LABEL_NAME = f"{GROUP}/name"
 LABEL_ROLE = f"{GROUP}/role"
 LABEL_RANK = f"{GROUP}/rank"
 LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
+LABEL_HOSTNAME = "kubernetes.io/hostname"  # well-known node label: one topology domain per node
 
 FINALIZER = f"{GROUP}/finalizer"
 ANNOTATION_PROGRESS = f"{GROUP}/last-handled-configuration"

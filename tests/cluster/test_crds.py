@@ -1,6 +1,7 @@
 """The generated CRDs on a real API server: defaults, validation messages, subresources, examples."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -70,11 +71,25 @@ def test_bad_resources_are_rejected_naming_the_field(cluster, namespace, crds, k
     assert r.returncode != 0 and field in r.stderr, r.stderr
 
 
-def test_base_model_is_immutable_once_set(cluster, namespace, crds):
+def test_base_model_is_fixable_until_the_run_has_a_job(cluster, namespace, crds):
     apply(cluster, namespace, cr("SFTRun", "run", SFT + "}"))
-    r = cluster.kubectl("patch", "sft", "run", "-n", namespace, "--type=merge", "-p", '{"spec":{"baseModel":"hf://o/m"}}',
-                        check=False)
-    assert r.returncode != 0 and "baseModel is immutable" in r.stderr, r.stderr
+
+    def status(**fields):  # what the operator writes; no operator runs here
+        cluster.kubectl("patch", "sft", "run", "-n", namespace, "--subresource=status", "--type=merge",
+                        "-p", json.dumps({"status": fields}))
+
+    def set_model(model: str):
+        return cluster.kubectl("patch", "sft", "run", "-n", namespace, "--type=merge",
+                               "-p", json.dumps({"spec": {"baseModel": model}}), check=False)
+
+    assert set_model("hf://o/typo").returncode == 0  # no status yet
+    status(phase="Pending")  # waiting for its dataset
+    assert set_model("hf://o/m").returncode == 0
+    for phase in ("Pending", "Running"):  # Pending with a Job: queued by Kueue, pods not yet started
+        status(phase=phase, jobName="run-train")
+        r = set_model("hf://o/other")
+        assert r.returncode != 0 and "spec.baseModel" in r.stderr and "baseModel is immutable" in r.stderr, r.stderr
+    assert cluster.kubectl_json("get", "sft", "run", "-n", namespace)["spec"]["baseModel"] == "hf://o/m"
     cluster.kubectl("patch", "sft", "run", "-n", namespace, "--type=merge", "-p", '{"spec":{"maxRestarts":5}}')
 
 

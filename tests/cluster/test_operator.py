@@ -39,16 +39,20 @@ def wait_for(fn, what: str, timeout: float = TIMEOUT):
 
 
 class Operator:
-    """`thinkube operator` in a subprocess, with its own kubeconfig and ports."""
+    """`thinkube operator` in a subprocess, with its own kubeconfig and ports (benchmarks/operator.py uses it too).
 
-    def __init__(self, kubeconfig: Path, namespace: str, log: Path):
+    resync_seconds: 1 keeps the tests quick; with hundreds of resources it would be mostly timer load.
+    """
+
+    def __init__(self, kubeconfig: Path, namespace: str, log: Path, resync_seconds: float = 1):
         self.kubeconfig, self.namespace, self.log = kubeconfig, namespace, log
+        self.resync_seconds = resync_seconds
         self.health_port, self.metrics_port = free_port(), free_port()
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "thinkube.cli", "operator", "--namespace", self.namespace,
-               "--image", "thinkube:test", "--resync-seconds", "1",
+               "--image", "thinkube:test", "--resync-seconds", f"{self.resync_seconds:g}",
                "--health-port", str(self.health_port), "--metrics-port", str(self.metrics_port)]
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log.open("a"), stderr=subprocess.STDOUT)
@@ -69,6 +73,16 @@ class Operator:
                 return r.read().decode()
         except OSError:
             return None
+
+    def reconciles(self) -> tuple[int, int]:
+        """(reconciles, errors) since this process started, from its own /metrics."""
+        total = errors = 0.0
+        for line in (self.get("/metrics", self.metrics_port) or "").splitlines():
+            if line.startswith("thinkube_operator_reconciles_total{"):
+                total += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("thinkube_operator_reconcile_errors_total{"):
+                errors += float(line.rsplit(" ", 1)[1])
+        return int(total), int(errors)
 
 
 def service_account_kubeconfig(cluster, namespace: str, account: str, path: Path) -> Path:
@@ -108,9 +122,12 @@ def kube(cluster) -> Kube:
     return Kube(cluster.api_client())
 
 
+def manifest(kind: str, name: str, spec: str) -> str:
+    return f"---\napiVersion: thinkube.dev/v1alpha1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+
+
 def create(cluster, op, kind: str, name: str, spec: str) -> None:
-    manifest = f"apiVersion: thinkube.dev/v1alpha1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec: {spec}\n"
-    cluster.kubectl("apply", "-n", op.namespace, "-f", "-", input=manifest)
+    cluster.kubectl("apply", "-n", op.namespace, "-f", "-", input=manifest(kind, name, spec))
 
 
 def patch_spec(cluster, op, kind: str, name: str, spec: dict) -> None:
@@ -156,6 +173,15 @@ def finish_job(kube, op, name: str, ok: bool = True, indexes: str | None = None)
     else:
         status["failed"] = 1
     kube.patch_status("batch/v1", "Job", op.namespace, name, status)
+
+
+def mark_pod_ready(cluster, op, name: str) -> None:
+    """No kubelet: mark one of a resource's pods ready the way a kubelet would."""
+    pod = wait_for(lambda: cluster.kubectl_json("get", "pods", "-n", op.namespace, "-l", f"thinkube.dev/name={name}")[
+        "items"], f"{name}'s pods")[0]["metadata"]["name"]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    cluster.kubectl("patch", "pod", pod, "-n", op.namespace, "--subresource=status", "--type=merge", "-p", json.dumps(
+        {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}}))
 
 
 def owned_by(obj: dict, res: dict) -> bool:
@@ -257,12 +283,7 @@ def test_server_scales_and_becomes_ready_then_a_sweep_targets_it(cluster, op, ku
     child(kube, op, "apps/v1", "Deployment", "srv", lambda d: d["spec"]["replicas"] == 2)
     assert condition(wait_phase(kube, op, "EvalSweep", "sweep", "Pending"), "WaitingForInput")[0] == "True"
 
-    # No kubelet: mark one server pod ready the way a kubelet would.
-    pod = wait_for(lambda: cluster.kubectl_json("get", "pods", "-n", op.namespace, "-l", "thinkube.dev/name=srv")["items"],
-                   "server pods")[0]["metadata"]["name"]
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    cluster.kubectl("patch", "pod", pod, "-n", op.namespace, "--subresource=status", "--type=merge", "-p", json.dumps(
-        {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}}))
+    mark_pod_ready(cluster, op, "srv")
     ready = wait_phase(kube, op, "BudgetForcedServer", "srv", "Ready")
     assert ready["status"]["endpoint"] == f"http://srv.{op.namespace}.svc:8000" and ready["status"]["ready"] == "1/2"
 
@@ -271,6 +292,49 @@ def test_server_scales_and_becomes_ready_then_a_sweep_targets_it(cluster, op, ku
     finish_job(kube, op, "sweep-eval", indexes="0-1")
     done = wait_phase(kube, op, "EvalSweep", "sweep", "Succeeded")
     assert done["status"]["results"] == {"benchmarks": 2, "succeeded": 2, "failed": 0}
+
+
+def test_the_whole_chain_applied_at_once_advances_stage_by_stage(cluster, op, kube):
+    stages = [("CurationJob", "chain-cj", CURATE % "chain-cj"),
+              ("SFTRun", "chain-sft", "{baseModel: tiny, dataset: {fromCurationJob: chain-cj}, outputUri: 'pvc://art/cs'}"),
+              ("BudgetForcedServer", "chain-srv", "{model: {fromSFTRun: chain-sft}, engine: transformers, gpus: 0}"),
+              ("EvalSweep", "chain-evs", "{target: {serverRef: chain-srv}, benchmarks: [{name: a, uri: 'pvc://b/a'}], "
+                                         "outputUri: 'pvc://art/ce'}")]
+    cluster.kubectl("apply", "-n", op.namespace, "-f", "-", input="".join(manifest(*stage) for stage in stages))
+    children = {"SFTRun": ("batch/v1", "Job", "chain-sft-train"), "BudgetForcedServer": ("apps/v1", "Deployment", "chain-srv"),
+                "EvalSweep": ("batch/v1", "Job", "chain-evs-eval")}
+
+    def waits(kind: str, name: str) -> None:
+        wait_for(lambda: condition(resource(kube, op, kind, name), "WaitingForInput") == ("True", "InputNotReady"),
+                 f"{kind} {name} waiting for its input")
+        assert resource(kube, op, kind, name)["status"]["phase"] == "Pending"
+        assert kube.get(*children[kind][:2], op.namespace, children[kind][2]) is None
+
+    def advances(kind: str, name: str, phase: str) -> dict:
+        res = wait_for(lambda: (lambda r: r if r.get("status", {}).get("phase") == phase and condition(
+            r, "WaitingForInput") == ("False", "InputReady") else None)(resource(kube, op, kind, name)),
+            f"{kind} {name} to be {phase} with its input ready")
+        assert owned_by(child(kube, op, *children[kind]), res)
+        return res
+
+    child(kube, op, "batch/v1", "Job", "chain-cj-curate")
+    for kind, name, _ in stages[1:]:
+        waits(kind, name)
+
+    finish_job(kube, op, "chain-cj-curate")
+    sft = advances("SFTRun", "chain-sft", "Running")
+    assert sft["status"]["inputUri"] == "pvc://art/cj/chain-cj/selected.jsonl"
+    waits("BudgetForcedServer", "chain-srv")
+    waits("EvalSweep", "chain-evs")
+
+    finish_job(kube, op, "chain-sft-train", indexes="0-1")
+    srv = advances("BudgetForcedServer", "chain-srv", "Pending")
+    assert srv["status"]["inputUri"] == "pvc://art/cs/final"
+    waits("EvalSweep", "chain-evs")
+
+    mark_pod_ready(cluster, op, "chain-srv")
+    evs = advances("EvalSweep", "chain-evs", "Running")
+    assert evs["status"]["inputUri"] == f"http://chain-srv.{op.namespace}.svc:8000"
 
 
 def test_impossible_specs_and_bad_references_are_conditions(cluster, op, kube):
@@ -289,6 +353,25 @@ def test_deleting_a_resource_releases_it_and_collects_its_children(cluster, op, 
     child(kube, op, "batch/v1", "Job", "gone-curate")
     cluster.kubectl("delete", "cj.thinkube.dev", "gone", "-n", op.namespace, "--timeout=30s")
     wait_for(lambda: kube.get("batch/v1", "Job", op.namespace, "gone-curate") is None, "the garbage collector")
+    wait_for(lambda: "Deleting" in events(cluster, op, "gone"), "the Deleting event")
+
+
+def test_a_new_resource_is_reconciled_once_until_its_first_resync(cluster, op, kube, tmp_path):
+    """The resync timer's first tick waits a period: creation is the create handler's alone."""
+    ns = f"tk-operator-once-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", ns)
+    cluster.kubectl("label", "namespace", ns, "thinkube.dev/test=true")
+    slow = Operator(cluster.kubeconfig, ns, tmp_path / "operator.log", resync_seconds=600)
+    slow.start()
+    try:
+        create(cluster, slow, "CurationJob", "once", CURATE % "once")
+        wait_for(lambda: resource(kube, slow, "CurationJob", "once").get("status", {}).get("phase"), "a status")
+        time.sleep(2)  # a timer without initial_delay ticks at once
+        assert slow.reconciles() == (1, 0)
+    finally:
+        cluster.kubectl("delete", "cj.thinkube.dev", "once", "-n", ns, "--timeout=30s", check=False)
+        slow.stop()
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def test_a_restarted_operator_adopts_its_children(cluster, op, kube):

@@ -51,13 +51,17 @@ def test_every_crd_is_structural_and_named_by_the_contract(resource):
 
 
 def test_sftrun_crd_carries_the_s1_defaults_and_immutable_base_model():
-    spec = crdgen.crd(SFTRun)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    root = crdgen.crd(SFTRun)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    spec = root["properties"]["spec"]
     training = spec["properties"]["training"]
     assert training["default"] == {}  # so the API server fills in the nested defaults
     assert {k: training["properties"][k]["default"] for k in ("epochs", "learningRate", "globalBatchSize")} == {
         "epochs": 5, "learningRate": 1e-5, "globalBatchSize": 16}
     assert spec["properties"]["nodes"]["default"] == 2 and spec["properties"]["gpusPerNode"]["default"] == 8
-    assert {"rule": "self == oldSelf"}.items() <= spec["properties"]["baseModel"]["x-kubernetes-validations"][0].items()
+    # At the root, where the rule sees the status; none on the field, which would freeze it from creation.
+    (rule,) = root["x-kubernetes-validations"]
+    assert rule["fieldPath"] == ".spec.baseModel" and "oldSelf.status.jobName" in rule["rule"]
+    assert "x-kubernetes-validations" not in spec["properties"]["baseModel"]
 
 
 class Inner(Model):

@@ -54,11 +54,22 @@ def test_torchrun_env_points_every_rank_at_pod_zero():
         "--master-addr=$(MASTER_ADDR)", "--master-port=$(MASTER_PORT)", "-m", "thinkube.cli", "train"]
 
 
+def test_gpu_ranks_repel_each_other_one_pod_per_node():
+    _, _, job = children(attempt=1)
+    template = job["spec"]["template"]
+    (term,) = template["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"] == {"matchLabels": {"thinkube.dev/kind": "SFTRun", "thinkube.dev/name": "r"}}
+    assert term["labelSelector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+
+
 def test_cpu_run_has_one_process_per_pod_and_no_gpu_request():
     _, _, job = children(gpusPerNode=0)
-    container = job["spec"]["template"]["spec"]["containers"][0]
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
     assert {e["name"]: e.get("value") for e in container["env"]}["NPROC_PER_NODE"] == "1"
     assert container["resources"] == {}
+    assert "affinity" not in pod  # CPU ranks may share a node
 
 
 def test_headless_service_publishes_not_ready_pods():
