@@ -13,7 +13,7 @@ import yaml
 
 from tests.cluster.test_operator import CHART, PLURALS, Operator
 from thinkube.api.resources import BY_KIND
-from thinkube.constants import CONFIG_FILE
+from thinkube.constants import API_VERSION, CONFIG_FILE
 from thinkube.operator.kube import Kube
 from thinkube.workloads.demo.cluster import ClusterError, apply_and_watch, demo_resources
 from thinkube.workloads.demo.config import DemoConfig
@@ -93,3 +93,19 @@ def test_an_unreachable_api_server_is_a_cluster_error_naming_it(tmp_path):
     with pytest.raises(ClusterError, match="does not exist"):
         apply_and_watch(manifests(), kubeconfig=str(tmp_path / "missing"), namespace="default",
                         timeout_s=5)
+
+
+def test_the_demo_command_on_cluster_writes_the_data_and_applies_the_chain(cluster, operator, namespace, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "demo"
+    run = subprocess.run([sys.executable, "-m", "thinkube.cli", "demo", "--on-cluster", "--out", str(out),
+                          "--kubeconfig", str(cluster.kubeconfig), "--namespace", namespace, "--timeout", "5"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (out / "data" / "pool.jsonl").stat().st_size > 0 and (out / "data" / "heldout.jsonl").stat().st_size > 0
+    assert "copy them into the PVC" in run.stdout
+    kube = Kube(cluster.api_client())
+    for kind in KINDS:
+        assert kube.get(API_VERSION, kind, namespace, "thinkube-demo") is not None, kind
