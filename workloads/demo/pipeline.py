@@ -143,8 +143,8 @@ def run_eval(cfg: DemoConfig, stage: Stage, inputs: dict, bench: str) -> dict:
                "--benchmark", f"{data.BENCHMARK_NAME}={bench}", "--out", str(out),
                "--max-thinking-tokens", ",".join(map(str, cfg.budgets)),
                "--num-ignore", ",".join(map(str, cfg.num_ignore)), "--max-tokens", str(cfg.max_tokens),
-               "--concurrency", "16", "--no-progress"]
-        _run_logged(cmd, stage.folder / "eval.log", "eval", echo="INFO")
+               "--concurrency", "16", "--no-progress"]  # progress comes as log lines with rates
+        _run_logged(cmd, stage.folder / "eval.log", "eval", echo="sweep:")
     return {"results": str(out / RESULTS_JSON), "plot": str(out / PLOT_PNG)}
 
 

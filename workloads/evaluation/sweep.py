@@ -25,6 +25,7 @@ from thinkube.workloads.evaluation.settings import BudgetSetting
 from thinkube.workloads.evaluation.targets import Target
 
 log = logging.getLogger(__name__)
+LOG_EVERY_S = 10.0  # progress line interval when no progress bar is drawn
 
 META_FILE = "sweep.json"
 # Options that change what a record means; a resumed sweep must keep them.
@@ -97,6 +98,8 @@ class Sweep:
         self._files: dict[tuple[str, str], RecordFile] = {}
         self._correct = self._graded = 0
         self._bar = None
+        self._total = self._already = self._graded_before = 0
+        self._started = self._last_log = 0.0
 
     def _plan(self) -> tuple[list[_Job], int]:
         """The jobs still to run and the count already recorded.
@@ -152,6 +155,11 @@ class Sweep:
         if self._bar is not None:
             self._bar.update(1)
             self._bar.set_postfix(accuracy=f"{100 * self._correct / self._graded:.1f}%", refresh=False)
+        elif time.monotonic() - self._last_log >= LOG_EVERY_S:  # no bar (logs, pods): a line with the rate
+            self._last_log = time.monotonic()
+            done = self._graded - self._graded_before
+            log.info("sweep: %d/%d samples (%.1f/s), accuracy so far %.1f%%", self._already + done, self._total,
+                     done / max(self._last_log - self._started, 1e-9), 100 * self._correct / self._graded)
 
     async def _worker(self, jobs: Iterator[_Job]) -> None:
         # A shared iterator: each worker takes the next job when it is free.
@@ -165,6 +173,8 @@ class Sweep:
         _check_meta(self.out, self.cfg, self.target)
         jobs, already = self._plan()
         total = already + len(jobs)
+        self._total, self._already, self._graded_before = total, already, self._graded
+        self._started = self._last_log = time.monotonic()
         log.info("sweep: %d samples (%d benchmarks x %d settings x n=%d), %d already recorded, %d to run",
                  total, len(self.benchmarks), len(self.settings), self.cfg.n, already, len(jobs))
         if self.progress:
