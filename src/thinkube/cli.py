@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # httpx logs every request at INFO: thousands of lines drown the commands' own progress.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     return int(importlib.import_module(cmd.module).run(args) or 0)
 
 

@@ -170,7 +170,6 @@ def run(args: argparse.Namespace) -> int:
     from thinkube.workloads.evaluation.targets import TargetError
     from thinkube.workloads.uris import local_path
 
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the sweep's own log
     try:
         o = resolve_options(args)
         out = local_path(o.out)
