@@ -40,6 +40,9 @@ import sys
 # import path so that no import below picks this file up instead.
 _HERE = os.path.dirname(os.path.realpath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
+# The repo root last, for the test helpers the operator harness imports (tests.support):
+# after the standard library, so `operator` still means Python's own.
+sys.path.append(os.path.dirname(_HERE))
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402

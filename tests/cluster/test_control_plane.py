@@ -1,22 +1,13 @@
 """The local control plane behaves like a real cluster where Thinkube depends on it."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.wait import wait_for
+
 DATA = Path(__file__).parent / "data"
-
-
-def _wait(fn, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def test_server_version_is_set(cluster):
@@ -76,14 +67,14 @@ def test_job_gets_pod_and_owner_deletion_collects_it(cluster, namespace):
         ),
     )
     created = batch.create_namespaced_job(namespace, job)
-    pods = _wait(lambda: core.list_namespaced_pod(namespace, label_selector="job-name=hello").items,
-                 what="the job controller to create a pod")
+    pods = wait_for(lambda: core.list_namespaced_pod(namespace, label_selector="job-name=hello").items,
+                    "the job controller to create a pod")
     owner = pods[0].metadata.owner_references[0]
     assert (owner.kind, owner.uid) == ("Job", created.metadata.uid)
     # Deleting the owner in the background leaves the pods to the garbage collector.
     batch.delete_namespaced_job("hello", namespace, propagation_policy="Background")
-    _wait(lambda: not core.list_namespaced_pod(namespace, label_selector="job-name=hello").items,
-          what="the garbage collector to delete the job's pod")
+    wait_for(lambda: not core.list_namespaced_pod(namespace, label_selector="job-name=hello").items,
+             "the garbage collector to delete the job's pod")
 
 
 def test_helm_reaches_the_api_server(cluster, namespace, tmp_path):

@@ -21,21 +21,11 @@ import yaml
 from thinkube.constants import FINALIZER
 from thinkube.operator.kube import Kube
 from thinkube.workloads.serving.process import free_port
+from tests.support.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "thinkube"
 PLURALS = ("curationjobs", "sftruns", "budgetforcedservers", "evalsweeps")
-TIMEOUT = 60
-
-
-def wait_for(fn, what: str, timeout: float = TIMEOUT):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 class Operator:
