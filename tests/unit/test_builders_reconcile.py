@@ -89,12 +89,18 @@ def test_a_failed_input_fails_the_resource():
     assert "oom" in status["message"] and events[0].type == "Warning"
 
 
-def test_gang_restart_then_budget_exhausted():
+def first_attempt_failed(reason: str) -> tuple[FakeKube, dict, dict, list]:
+    """An SFTRun whose first Job failed for `reason`, reconciled once after the failure."""
     kube = FakeKube()
     spec = {**SFT, "dataset": {"uri": "pvc://d/x.jsonl"}}
     status, _ = reconcile(resource("SFTRun", spec), kube, D, NOW)
-    kube.set_job("x-train", conditions=done("Failed", "BackoffLimitExceeded")["conditions"])
+    kube.set_job("x-train", conditions=done("Failed", reason)["conditions"])
     status, events = reconcile(resource("SFTRun", spec, status=status), kube, D, NOW)
+    return kube, spec, status, events
+
+
+def test_gang_restart_then_budget_exhausted():
+    kube, spec, status, events = first_attempt_failed("BackoffLimitExceeded")
     assert status["restarts"] == 1 and status["jobName"] == "x-train-r1" and status["phase"] == "Pending"
     assert "GangRestart" in [e.reason for e in events]
     env = {e["name"]: e.get("value") for e in kube.get("", "Job", "ns", "x-train-r1")["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -108,11 +114,7 @@ def test_gang_restart_then_budget_exhausted():
 
 
 def test_a_bad_config_is_never_restarted():
-    kube = FakeKube()
-    spec = {**SFT, "dataset": {"uri": "pvc://d/x.jsonl"}}
-    status, _ = reconcile(resource("SFTRun", spec), kube, D, NOW)
-    kube.set_job("x-train", conditions=done("Failed", "PodFailurePolicy")["conditions"])
-    status, _ = reconcile(resource("SFTRun", spec, status=status), kube, D, NOW)
+    _, _, status, _ = first_attempt_failed("PodFailurePolicy")
     assert (status["phase"], status["restarts"]) == ("Failed", 0)
     assert conditions(status)["Failed"] == ("True", "PodFailurePolicy")
 
