@@ -39,15 +39,21 @@ def _plot(counts: dict[str, int], path: Path) -> None:
     plt.close(fig)
 
 
-def _markdown(data: dict) -> str:
-    lines = ["# Curation report", "", f"Selected **{data['selected']}** rows (target {data['target_size']}, "
-             f"seed {data['seed']}); trace lengths counted with {data['trace_counter']}.", "",
-             "## Stages", "", "| stage | in | kept | dropped (by reason) | seconds |", "|---|---|---|---|---|"]
-    for s in data["stages"]:
+def stage_table(stages: list[dict]) -> list[str]:
+    """Markdown rows: what each stage took in, kept and dropped (by reason), and its time."""
+    lines = ["| stage | in | kept | dropped (by reason) | seconds |", "|---|---|---|---|---|"]
+    for s in stages:
         reasons = ", ".join(f"{k}: {v}" for k, v in s["dropped"].items()) or "-"
         if s["info"].get("skipped"):
             reasons = f"skipped: {s['info']['skipped']}"
         lines.append(f"| {s['stage']} | {s['in']} | {s['kept']} | {reasons} | {s['seconds']} |")
+    return lines
+
+
+def _markdown(data: dict) -> str:
+    lines = ["# Curation report", "", f"Selected **{data['selected']}** rows (target {data['target_size']}, "
+             f"seed {data['seed']}); trace lengths counted with {data['trace_counter']}.", "",
+             "## Stages", "", *stage_table(data["stages"])]
     stages = [s["stage"] for s in data["stages"]]
     lines += ["", "## Per source (rows kept after each stage)", "",
               "| source | " + " | ".join(stages) + " |", "|---" * (len(stages) + 1) + "|"]

@@ -7,10 +7,11 @@ import json
 import re
 from pathlib import Path
 
+from thinkube.workloads.curation.report import stage_table
 from thinkube.workloads.evaluation.report import RESULTS_MD
-from thinkube.workloads.evaluation.settings import FAMILY_IGNORE, FAMILY_MAX
+from thinkube.workloads.evaluation.settings import FAMILY_IGNORE, FAMILY_MAX, BudgetSetting
 
-NO_BUDGET = "none"  # the setting key of the unconstrained baseline (evaluation.settings)
+NO_BUDGET = BudgetSetting().key  # the unconstrained baseline's setting key
 
 REPORT_MD, REPORT_JSON, LOSS_PNG = "report.md", "report.json", "loss.png"
 
@@ -66,14 +67,6 @@ def extension_verdict(bench: dict) -> str | None:
     return f"extending thinking with the ignore string, against no budget ({base:.1f}%): " + ", ".join(parts)
 
 
-def _stage_table(curation: dict) -> list[str]:
-    lines = ["| stage | in | kept | dropped (by reason) |", "|---|---|---|---|"]
-    for s in curation["stages"]:
-        reasons = ", ".join(f"{k}: {v}" for k, v in s["dropped"].items()) or "-"
-        lines.append(f"| {s['stage']} | {s['in']} | {s['kept']} | {reasons} |")
-    return lines
-
-
 def write(out: Path, results: dict) -> dict:
     """results: pipeline.run's per-stage info. Returns the report as a dict."""
     report: dict = {"stages": {k: v.get("seconds") for k, v in results.items()}}
@@ -87,7 +80,7 @@ def write(out: Path, results: dict) -> dict:
         cur = results["curate"]["report"]
         report["curation"] = {s["stage"]: {"in": s["in"], "kept": s["kept"], "dropped": s["dropped"]}
                               for s in cur["stages"]}
-        lines += ["## Curation", "", *_stage_table(cur), "",
+        lines += ["## Curation", "", *stage_table(cur["stages"]), "",
                   "Selected per domain: " + ", ".join(f"{k} {v}" for k, v in cur["per_domain"].items()), ""]
     if "train" in results:
         t = results["train"]
