@@ -80,7 +80,7 @@ def test_pool_is_deterministic_and_plants_what_it_says(tmp_path):
 
 def test_curation_removes_every_planted_row(tmp_path):
     """The real curation pipeline (no base model: difficulty skipped) on the demo pool."""
-    pool, bench = data.write(SMALL, tmp_path / "data")
+    pool, bench, _ = data.write(SMALL, tmp_path / "data")
     cfg = CurateConfig(out=str(tmp_path / "cur"), pools={"synthetic": str(pool)},
                        decontaminate={"heldout": str(bench)}, ngram=NGRAM, domain_column="domain",
                        target_size=150, seed=0)
@@ -97,7 +97,7 @@ def test_curation_removes_every_planted_row(tmp_path):
 
 
 def test_benchmark_file_loads_and_prompts_match_training_questions(tmp_path):
-    _, bench_path = data.write(SMALL, tmp_path)
+    _, bench_path, _ = data.write(SMALL, tmp_path)
     bench = load_benchmark(data.BENCHMARK_NAME, str(bench_path))
     _, problems_ = data.build(SMALL)
     assert [item.prompt for item in bench.items] == [p.question for p in problems_]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from thinkube.workloads.demo.config import STAGES, DemoConfig
 from thinkube.workloads.demo.data import DataSpec
+from thinkube.workloads.evaluation.cli import int_list_arg
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +22,7 @@ EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
 def _ints(value: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 4,8,16, got {value!r}") from None
+    return tuple(int_list_arg(value))  # a tuple: DemoConfig is frozen and fingerprinted
 
 
 def _stages(value: str) -> tuple[str, ...]:
@@ -96,7 +94,7 @@ def _on_cluster(cfg: DemoConfig, args: argparse.Namespace) -> int:
 
     # The cluster reads the pool and benchmark from a volume; the demo writes them here and
     # points the resources at pvc://thinkube-demo/..., which the user copies them into.
-    pool, bench = data.write(cfg.data, Path(cfg.out) / "data")
+    pool, bench, _ = data.write(cfg.data, Path(cfg.out) / "data")
     resources = cluster.demo_resources(cfg, pool_uri=f"pvc://thinkube-demo/data/{pool.name}",
                                        benchmark_uri=f"pvc://thinkube-demo/data/{bench.name}",
                                        output_prefix="pvc://thinkube-demo/runs")

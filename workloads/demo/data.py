@@ -11,6 +11,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from thinkube.workloads.demo.tasks import LEVELS, SLOTS, Problem, problems
 from thinkube.workloads.formats import S1Record, save_records
@@ -86,7 +87,13 @@ def build(spec: DataSpec) -> tuple[list[S1Record], list[Problem]]:
     return rows, bench
 
 
-def write(spec: DataSpec, folder: Path) -> tuple[Path, Path]:
+class Written(NamedTuple):
+    pool: Path
+    benchmark: Path
+    pool_rows: int
+
+
+def write(spec: DataSpec, folder: Path) -> Written:
     """Writes the pool (s1 records) and the benchmark (id, question, answer, metadata)."""
     rows, bench = build(spec)
     folder.mkdir(parents=True, exist_ok=True)
@@ -96,4 +103,4 @@ def write(spec: DataSpec, folder: Path) -> tuple[Path, Path]:
         for i, p in enumerate(bench):
             f.write(json.dumps({"id": f"heldout-{i}", "question": p.benchmark_question, "answer": p.answer, "kind": "integer",
                                 "domain": p.domain.name, "steps": len(p.digits)}) + "\n")
-    return pool_path, bench_path
+    return Written(pool_path, bench_path, len(rows))

@@ -23,7 +23,9 @@ from pathlib import Path
 
 from thinkube.workloads.demo import data
 from thinkube.workloads.demo.config import STAGES, DemoConfig
+from thinkube.workloads.demo.report import loss_curve
 from thinkube.workloads.serving.process import ServeProcess, free_port
+from thinkube.workloads.training.progress import METRICS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ POOL_NAME = "synthetic"
 # match unrelated questions. 18 words is the shortest benchmark question (5 digits).
 NGRAM = 18
 SERVER_START_S = 600
+CONCURRENCY = 16  # model calls / evaluation requests in flight
+BLOCK_SIZE = 256  # training block: the longest demo example is ~140 tokens
 
 
 class StageFailed(RuntimeError):
@@ -91,9 +95,9 @@ def _serve(model: str, name: str, cfg: DemoConfig, log_path: Path) -> ServeProce
 
 
 def run_data(cfg: DemoConfig, stage: Stage) -> dict:
-    pool, bench = data.write(cfg.data, stage.folder)
-    rows = sum(1 for _ in pool.open())
-    return {"pool": str(pool), "benchmark": str(bench), "pool_rows": rows, "benchmark_items": cfg.data.benchmark_size}
+    written = data.write(cfg.data, stage.folder)
+    return {"pool": str(written.pool), "benchmark": str(written.benchmark), "pool_rows": written.pool_rows,
+            "benchmark_items": cfg.data.benchmark_size}
 
 
 def run_curate(cfg: DemoConfig, stage: Stage, inputs: dict) -> dict:
@@ -105,7 +109,7 @@ def run_curate(cfg: DemoConfig, stage: Stage, inputs: dict) -> dict:
         ccfg = CurateConfig(out=str(stage.folder / "run"), pools={POOL_NAME: inputs["pool"]},
                             decontaminate={data.BENCHMARK_NAME: inputs["benchmark"]}, ngram=NGRAM,
                             base_models=[f"{base.url}@{BASE_MODEL_NAME}"], answer_kinds={POOL_NAME: "integer"},
-                            max_tokens=cfg.base_max_tokens, concurrency=16, domain_column="domain",
+                            max_tokens=cfg.base_max_tokens, concurrency=CONCURRENCY, domain_column="domain",
                             tokenizer="tiny", target_size=cfg.select, seed=cfg.data.seed)
         report = curate(ccfg)
     return {"selected": str(stage.folder / "run" / SELECTED_JSONL), "report": report}
@@ -117,19 +121,19 @@ def run_train(cfg: DemoConfig, stage: Stage, inputs: dict) -> dict:
     out = stage.folder / "run"
     train_cfg = {"model": "tiny", "dataset": inputs["selected"], "output": str(out), "epochs": cfg.epochs,
                  "learning_rate": cfg.learning_rate, "global_batch_size": cfg.global_batch_size,
-                 "micro_batch_size": cfg.micro_batch_size, "block_size": 256, "log_every": 25, "seed": cfg.data.seed}
+                 "micro_batch_size": cfg.micro_batch_size, "block_size": BLOCK_SIZE, "log_every": 25, "seed": cfg.data.seed}
     config_path = stage.folder / "train.yaml"
     config_path.write_text(yaml.safe_dump(train_cfg))
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={cfg.nproc}",
            f"--master-port={free_port()}", "-m", "thinkube.cli", "train", "--config", str(config_path)]
     # One thread per process: cfg.nproc processes share the machine's cores.
     _run_logged(cmd, stage.folder / "train.log", "train", env={"OMP_NUM_THREADS": "1"}, echo="loss")
-    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    losses = [loss for _, loss in loss_curve(out / METRICS_FILE)]
     if not losses:
-        raise StageFailed(f"train: {out / 'metrics.jsonl'} holds no step; see {stage.folder / 'train.log'}")
+        raise StageFailed(f"train: {out / METRICS_FILE} holds no step; see {stage.folder / 'train.log'}")
     # Means over the first and last few steps: one step's loss is noisy at batch 16.
     window = max(1, min(25, len(losses) // 4))
-    return {"model": str(out / "final"), "metrics": str(out / "metrics.jsonl"), "steps": len(losses),
+    return {"model": str(out / "final"), "metrics": str(out / METRICS_FILE), "steps": len(losses),
             "first_loss": sum(losses[:window]) / window, "last_loss": sum(losses[-window:]) / window,
             "loss_window": window}
 
@@ -143,7 +147,7 @@ def run_eval(cfg: DemoConfig, stage: Stage, inputs: dict, bench: str) -> dict:
                "--benchmark", f"{data.BENCHMARK_NAME}={bench}", "--out", str(out),
                "--max-thinking-tokens", ",".join(map(str, cfg.budgets)),
                "--num-ignore", ",".join(map(str, cfg.num_ignore)), "--max-tokens", str(cfg.max_tokens),
-               "--concurrency", "16", "--no-progress"]  # progress comes as log lines with rates
+               "--concurrency", str(CONCURRENCY), "--no-progress"]  # progress comes as log lines with rates
         _run_logged(cmd, stage.folder / "eval.log", "eval", echo="sweep:")
     return {"results": str(out / RESULTS_JSON), "plot": str(out / PLOT_PNG)}
 

@@ -50,7 +50,7 @@ def _int_list(value) -> list[int]:
         raise ValueError(f"expected comma-separated integers such as 64,128,256, got {value!r}") from None
 
 
-def _int_list_arg(value: str) -> list[int]:
+def int_list_arg(value: str) -> list[int]:
     try:
         return _int_list(value)
     except ValueError as e:  # argparse prints an ArgumentTypeError's own message
@@ -80,8 +80,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", action="append", metavar="NAME=PATH",
                    help=f"benchmark file, repeatable; known names: {', '.join(KNOWN)}")
     p.add_argument("--out", help="output folder (path or pvc://): records, results.json, results.md, plot")
-    p.add_argument("--max-thinking-tokens", type=_int_list_arg, metavar="N,N,...", help="budget-forcing maxima to sweep")
-    p.add_argument("--num-ignore", type=_int_list_arg, metavar="K,K,...", help="extension counts to sweep (0 = baseline)")
+    p.add_argument("--max-thinking-tokens", type=int_list_arg, metavar="N,N,...", help="budget-forcing maxima to sweep")
+    p.add_argument("--num-ignore", type=int_list_arg, metavar="K,K,...", help="extension counts to sweep (0 = baseline)")
     p.add_argument("--combine", action="store_true", default=None, help="also sweep every (maximum, num_ignore) pair")
     p.add_argument("--ignore-string", help="extension string (server default: Wait)")
     p.add_argument("--final-answer-prefix", help="appended when thinking is cut (server default: 'Final Answer:')")
