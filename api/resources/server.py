@@ -44,6 +44,9 @@ class BudgetDefaults(ThinkingBudget):
 class BudgetForcedServerSpec(WorkloadSpec):
     model: ModelSource
     engine: Literal["vllm", "transformers"] = Field("vllm", description="vllm for real models, transformers for tiny ones")
+    budget_forcing: Literal["engine", "resubmit"] = Field("engine", description=(
+        "vllm: engine forces budgets inside the engine (one request per turn); resubmit re-submits the "
+        "context at each extension (needed with speculative decoding). transformers always resubmits"))
     chat_format: Literal["s1", "think-tags"] = Field("s1", description=(
         "s1: <|im_start|>think / <|im_start|>answer; think-tags: <think>...</think>"))
     replicas: int | None = Field(None, ge=0, le=1024, description=(

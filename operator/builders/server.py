@@ -20,7 +20,8 @@ def endpoint(server: BudgetForcedServer) -> str:
 def serve_args(server: BudgetForcedServer, model_uri: str) -> list[str]:
     """`thinkube serve` flags: the model, the engine and the server-wide budget defaults."""
     s = server.spec
-    args = ["--model", model_uri, "--engine", s.engine, "--chat-format", s.chat_format,
+    args = ["--model", model_uri, "--engine", s.engine, "--budget-forcing", s.budget_forcing,
+            "--chat-format", s.chat_format,
             "--host", "0.0.0.0", "--port", str(s.port), "--max-model-len", str(s.max_model_len)]
     if s.served_model_name:
         args += ["--served-model-name", s.served_model_name]

@@ -26,6 +26,14 @@ def test_deployment_runs_thinkube_serve_with_the_budget_defaults():
     assert c["resources"] == {"limits": {"nvidia.com/gpu": 1}}
 
 
+def test_budget_forcing_mode_reaches_the_server():
+    def mode(**spec):
+        args = container(children(**spec)[0])["args"]
+        return args[args.index("--budget-forcing") + 1]
+
+    assert (mode(), mode(budgetForcing="resubmit")) == ("engine", "resubmit")
+
+
 def test_no_cap_means_no_max_flag():
     assert "--max-thinking-tokens" not in container(children()[0])["args"]
 

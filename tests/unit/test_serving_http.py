@@ -84,6 +84,7 @@ def test_models_and_health(server):
     ({"num_ignore": 1000}, 400, "num_ignore"),
     ({"min_thinking_tokens": 50, "max_thinking_tokens": 10}, 400, "min_thinking_tokens"),
     ({"num_ignore": 1, "ignore_string": ""}, 400, "ignore_string"),
+    ({"num_ignore": 1, "ignore_string": "Wait<|im_start|>"}, 400, "ignore_string"),
     ({"model": "gpt-4"}, 400, "model"),
     ({"max_tokens": 10000}, 400, "max_tokens"),
     ({"messages": [{"role": "user", "content": "word " * 400}]}, 400, "messages"),

@@ -136,6 +136,10 @@ class Server:
         if (settings.min_thinking_tokens or settings.num_ignore) and not settings.ignore_string:
             raise ApiError(400, "ignore_string is empty but min_thinking_tokens/num_ignore ask for extensions: "
                                 "give an ignore_string such as 'Wait'", "ignore_string")
+        try:
+            self.controller.plan(settings)
+        except ValueError as e:
+            raise ApiError(400, f"{e}: choose another ignore_string", "ignore_string") from e
         return settings
 
     # ------------------------------------------------------------- generation

@@ -7,8 +7,10 @@ Semantics, all in tokens of the served tokenizer:
   `num_ignore` extensions were used, the end is suppressed and `ignore_string` appended;
 - at the budget the end-of-thinking delimiter is forced, then `final_answer_prefix`;
 - the answer runs until end of turn or until `max_tokens` completion tokens in total.
-Each step re-submits the whole context; with prefix caching (vLLM) only the new tokens
-are computed.
+Engines that force budgets themselves (vLLM, see forcing.py) get one request per turn
+and this controller only splits the stream into thinking / closing / answer. For the
+others each step re-submits the whole context (with prefix caching only the new tokens
+are computed).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import AsyncIterator
 
 from thinkube.workloads.formats.chat import ChatFormat
 from thinkube.workloads.serving.engines.base import Engine, StepParams
+from thinkube.workloads.serving.forcing import ForcingPlan
 
 # Event kinds: model thinking, an extension the controller appended inside thinking, the
 # closing the controller appended (delimiter [+ answer prefix]), model answer.
@@ -44,6 +47,7 @@ class Delimiters:
     end_of_turn: tuple[int, ...]  # ends the answer (and the whole turn)
     end_thinking: tuple[int, ...]  # text appended to end thinking (the answer delimiter + "\n")
     vocab_size: int  # ids at or above this are padded embedding rows: never re-fed
+    end_marker: int  # the delimiter's first token: never a thinking token, so it marks the closing
 
     @classmethod
     def from_tokenizer(cls, tokenizer, fmt: ChatFormat) -> "Delimiters":
@@ -61,7 +65,13 @@ class Delimiters:
             end_of_turn=tuple(sorted(end_of_turn)),
             end_thinking=tuple(tokenizer.encode("\n" + end + "\n", add_special_tokens=False)),
             vocab_size=len(tokenizer),
+            end_marker=first[0],
         )
+
+    @property
+    def marker_offset(self) -> int | None:
+        """Where the marker sits in end_thinking; None when the tokenizer merged it away."""
+        return self.end_thinking.index(self.end_marker) if self.end_marker in self.end_thinking else None
 
 
 @dataclass
@@ -80,6 +90,7 @@ class Outcome:
     finish_reason: str = "stop"
     dropped_out_of_vocab: int = 0
     cached_prompt_tokens: int = 0
+    submitted_tokens: int = 0  # prompt tokens handed to the engine, all steps together
     steps: int = 0
 
 
@@ -96,12 +107,47 @@ class BudgetForcing:
         self.d = delimiters
         self._enc = lambda s: engine.tokenizer.encode(s, add_special_tokens=False)
 
-    async def run(self, prompt_ids: list[int], s: BudgetSettings, outcome: Outcome) -> AsyncIterator[Event]:
+    def in_engine(self) -> bool:
+        return getattr(self.engine, "forces_budget", False) and self.d.marker_offset is not None
+
+    def run(self, prompt_ids: list[int], s: BudgetSettings, outcome: Outcome) -> AsyncIterator[Event]:
         """Yield events in order; `outcome` is filled in as the request proceeds."""
-        context = list(prompt_ids)
+        return (self._run_in_engine if self.in_engine() else self._resubmit)(prompt_ids, s, outcome)
+
+    def plan(self, s: BudgetSettings) -> ForcingPlan:
+        """The request's budget in token ids. Thinking ends with the delimiter, followed by
+        the answer prefix when the budget forced the end."""
         budget = s.max_thinking_tokens
-        limit = s.max_tokens if budget is None else min(budget, s.max_tokens)
-        ignore_ids = self._enc(s.ignore_string) if s.ignore_string else []
+        prefix = tuple(self._enc(s.final_answer_prefix)) if s.final_answer_prefix else ()
+        return ForcingPlan(
+            think_stop=self.d.think_stop, closing=self.d.end_thinking, forced_closing=self.d.end_thinking + prefix,
+            ignore=tuple(self._enc(s.ignore_string)) if s.ignore_string else (),
+            limit=s.max_tokens if budget is None else min(budget, s.max_tokens), budget=budget,
+            min_thinking=s.min_thinking_tokens, num_ignore=s.num_ignore, temperature=s.temperature,
+            top_p=s.top_p, seed=s.seed)
+
+    async def _run_in_engine(self, prompt_ids: list[int], s: BudgetSettings, outcome: Outcome):
+        plan = self.plan(s)
+        split = _Splitter(self.d.end_marker, self.d.marker_offset, plan, s, outcome)
+        params = StepParams(max_tokens=s.max_tokens, stop_token_ids=self.d.end_of_turn, temperature=s.temperature,
+                            top_p=s.top_p, seed=s.seed)
+        outcome.steps, outcome.submitted_tokens = 1, len(prompt_ids)
+        async for chunk in self.engine.stream_forced(prompt_ids, plan, params):
+            ids, dropped = sanitize(chunk.token_ids, self.d.vocab_size)
+            outcome.dropped_out_of_vocab += dropped
+            outcome.cached_prompt_tokens += chunk.cached_prompt_tokens or 0
+            for ev in split.feed(ids):
+                yield ev
+            if chunk.finish_reason:
+                outcome.finish_reason = chunk.finish_reason
+                outcome.extensions = chunk.extensions or 0
+                for ev in split.finish():
+                    yield ev
+
+    async def _resubmit(self, prompt_ids: list[int], s: BudgetSettings, outcome: Outcome):
+        context = list(prompt_ids)
+        plan = self.plan(s)
+        budget, limit, ignore_ids = plan.budget, plan.limit, list(plan.ignore)
 
         # Thinking phase.
         while True:
@@ -131,10 +177,9 @@ class BudgetForcing:
             break
 
         # End thinking: the delimiter (forced or natural), then the answer prefix when forced.
-        closing = list(self.d.end_thinking)
+        closing = list(plan.forced_closing if outcome.forced_end else plan.closing)
         if outcome.forced_end and s.final_answer_prefix:
             outcome.answer_prefix = s.final_answer_prefix
-            closing += self._enc(s.final_answer_prefix)
         context += closing
         yield Event(CLOSE, closing)
 
@@ -153,9 +198,71 @@ class BudgetForcing:
         params = StepParams(max_tokens=max_tokens, stop_token_ids=stop_ids, temperature=s.temperature,
                             top_p=s.top_p, seed=None if s.seed is None else s.seed + outcome.steps)
         outcome.steps += 1
+        outcome.submitted_tokens += len(context)
         async for chunk in self.engine.stream(context, params):
             ids, dropped = sanitize(chunk.token_ids, self.d.vocab_size)
             outcome.dropped_out_of_vocab += dropped
             if chunk.cached_prompt_tokens:
                 outcome.cached_prompt_tokens += chunk.cached_prompt_tokens
             yield ids, chunk.finish_reason
+
+
+class _Splitter:
+    """Splits one in-engine budget-forced stream into the controller's events. The engine
+    never lets the model sample the delimiter's first token while thinking, so its first
+    appearance marks the closing; the `offset` tokens before it are held back until it is
+    clear whether they belong to thinking or to the closing."""
+
+    def __init__(self, marker: int, offset: int, plan: ForcingPlan, s: BudgetSettings, outcome: Outcome):
+        self.marker, self.offset, self.plan, self.s, self.o = marker, offset, plan, s, outcome
+        self.held: list[int] = []
+        self.closing_left: int | None = None  # None while thinking
+
+    def feed(self, ids: list[int]) -> list[Event]:
+        events: list[Event] = []
+        thinking, answer = [], []
+        for tok in ids:
+            if self.closing_left is None and tok != self.marker:
+                self.held.append(tok)
+                if len(self.held) > self.offset:
+                    thinking.append(self.held.pop(0))
+            elif self.closing_left is None:  # the marker: thinking ended
+                self._emit(events, THINKING, thinking)
+                events.append(self._close())
+                self.closing_left = len(events[-1].token_ids) - len(self.held) - 1
+                self.held = []
+            elif self.closing_left > 0:
+                self.closing_left -= 1
+            else:
+                answer.append(tok)
+        self._emit(events, THINKING, thinking)
+        self._emit(events, ANSWER, answer)
+        return events
+
+    def finish(self) -> list[Event]:
+        """At the end of the stream: still thinking means max_tokens ran out; close like the
+        resubmitting controller does."""
+        if self.closing_left is not None:
+            return []
+        events: list[Event] = []
+        self._emit(events, THINKING, self.held)
+        self.held = []
+        events.append(self._close())
+        return events
+
+    def _close(self) -> Event:
+        b = self.plan.budget
+        self.o.forced_end = b is not None and self.o.thinking_tokens >= b
+        if self.o.forced_end and self.s.final_answer_prefix:
+            self.o.answer_prefix = self.s.final_answer_prefix
+        return Event(CLOSE, list(self.plan.forced_closing if self.o.forced_end else self.plan.closing))
+
+    def _emit(self, events: list[Event], kind: str, ids: list[int]) -> None:
+        if not ids:
+            return
+        if kind == THINKING:
+            self.o.thinking_tokens += len(ids)
+        else:
+            self.o.answer_tokens += len(ids)
+        events.append(Event(kind, list(ids)))
+        ids.clear()

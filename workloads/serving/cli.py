@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
     p.add_argument("--max-concurrency", type=int, default=256, help="generations in flight; more requests wait")
     p.add_argument("--no-prefix-caching", action="store_true", help="vLLM: turn prefix caching off (benchmarks)")
+    p.add_argument("--budget-forcing", choices=("engine", "resubmit"), default="engine",
+                   help="vLLM: force budgets inside the engine (one request per turn) or re-submit the context "
+                        "at every extension (needed with speculative decoding)")
     p.add_argument("--kv-cache-bytes", type=int, help="vLLM: KV cache size (CPU: default 1 GiB)")
     p.add_argument("--gpu-memory-utilization", type=float, help="vLLM on GPU: fraction of GPU memory")
     p.add_argument("--graceful-timeout", type=float, default=600, help="seconds to finish in-flight requests on SIGTERM")
@@ -57,7 +60,8 @@ def build_engine(args: argparse.Namespace):
         kv = args.kv_cache_bytes or (1 << 30 if on_cpu() else None)
         return VLLMEngine(path, name, revision, dtype=args.dtype, max_model_len=args.max_model_len,
                           prefix_caching=not args.no_prefix_caching, kv_cache_bytes=kv,
-                          gpu_memory_utilization=args.gpu_memory_utilization)
+                          gpu_memory_utilization=args.gpu_memory_utilization,
+                          in_engine_forcing=args.budget_forcing == "engine")
     from thinkube.workloads.serving.engines.hf import TransformersEngine
 
     return TransformersEngine(path, name, revision, max_model_len=args.max_model_len)

@@ -26,6 +26,7 @@ class StepChunk:
     token_ids: list[int] = field(default_factory=list)
     finish_reason: str | None = None  # "stop" | "length"
     cached_prompt_tokens: int | None = None  # prefix-cache hits, where the engine reports them
+    extensions: int | None = None  # in-engine budget forcing: extensions applied (last chunk)
 
 
 class Engine(Protocol):
@@ -36,6 +37,9 @@ class Engine(Protocol):
     async def start(self) -> None: ...
 
     def stream(self, prompt_ids: list[int], params: StepParams) -> AsyncIterator[StepChunk]: ...
+
+    # Engines that force budgets themselves set `forces_budget = True` and implement
+    # stream_forced(prompt_ids, plan: ForcingPlan, params) (one request per turn).
 
     async def close(self) -> None: ...
 

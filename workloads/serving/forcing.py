@@ -1,0 +1,123 @@
+"""Budget forcing one token at a time, inside a single engine request.
+
+The resubmitting controller (budget.py) ends an engine request whenever the model tries
+to end its thinking and submits the grown context again. Here the engine keeps the one
+request and asks this state machine, before every sampling step, what it may sample:
+- while thinking, the model "tries to end" when the token it would sample is one of
+  `think_stop`; that token is never sampled: the ignore string (an extension) or the
+  closing (end-thinking delimiter [+ final answer prefix]) is forced in its place, one
+  token per step, exactly the tokens the resubmitting controller appends;
+- at `limit` thinking tokens the closing is forced, with the answer prefix when the
+  budget (not max_tokens) is what ended thinking;
+- the answer is the model's until end of turn or max_tokens (the engine's own stops).
+Pure Python over token ids, so the engine side (engines/vllm_forcing.py) stays thin.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+THINKING, CLOSING, ANSWER = "thinking", "closing", "answer"
+
+
+@dataclass(frozen=True)
+class ForcingPlan:
+    """Everything the engine needs to force one request's budget (plain values: it travels
+    to the engine process inside the request's sampling parameters)."""
+
+    think_stop: tuple[int, ...]
+    closing: tuple[int, ...]  # when the model ends thinking itself
+    forced_closing: tuple[int, ...]  # when the budget ends it: closing + final answer prefix
+    ignore: tuple[int, ...]
+    limit: int  # thinking tokens at which thinking is ended: min(max_thinking_tokens, max_tokens)
+    budget: int | None  # max_thinking_tokens
+    min_thinking: int = 0
+    num_ignore: int = 0
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.closing or not self.forced_closing:
+            raise ValueError("a forcing plan needs a closing (the end-of-thinking delimiter)")
+        if set(self.ignore) & set(self.think_stop):
+            raise ValueError("ignore_string must not contain the end-of-thinking delimiter or end of turn")
+        if self.limit < 0 or self.min_thinking < 0 or self.num_ignore < 0:
+            raise ValueError("limit, min_thinking and num_ignore must be >= 0")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature < 1e-5  # vLLM's threshold for greedy sampling
+
+    def as_args(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_args(cls, args: dict) -> "ForcingPlan":
+        tuples = ("think_stop", "closing", "forced_closing", "ignore")
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in args.items()})
+
+
+class ForcingState:
+    """One request's position in the plan: phase, thinking tokens, extensions, forced queue."""
+
+    def __init__(self, plan: ForcingPlan):
+        self.plan = plan
+        self.phase = THINKING
+        self.thinking = 0  # model and extension tokens inside thinking
+        self.extensions = 0
+        self.forced_end = False
+        self.queue: deque[int] = deque()  # tokens still to force, in order
+        self.seen = 0  # output tokens accounted for
+        self._undo: tuple | None = None  # state before the last end_attempt, until its token arrives
+
+    def advance(self, output_ids: Sequence[int]) -> None:
+        """Account for the tokens sampled since the last call (the engine's output list)."""
+        while self.seen < len(output_ids):
+            if output_ids[self.seen] < 0:
+                break  # a placeholder for a token still being copied (async scheduling)
+            self.seen += 1
+            self._undo = None
+            if self.queue:
+                self.queue.popleft()  # a forced token: nothing else could be sampled
+            if self.phase == THINKING:
+                self.thinking += 1
+            elif self.phase == CLOSING and not self.queue:
+                self.phase = ANSWER
+
+    def forced(self) -> int | None:
+        """The token this step must sample, or None when the model chooses."""
+        if self._undo is not None and self._undo[-1] == self.seen:
+            # The token chosen at the last end_attempt never arrived: the engine discarded that
+            # sample (a chunk of a long prompt's prefill). Forget the decision; decide again.
+            self.thinking, self.extensions, self.phase, self.forced_end, _ = self._undo
+            self.queue.clear()
+            self._undo = None
+        if not self.queue and self.phase == THINKING and self.thinking >= self.plan.limit:
+            b = self.plan.budget
+            self._close(forced=b is not None and self.thinking >= b)
+        return self.queue[0] if self.queue else None
+
+    @property
+    def deciding(self) -> bool:
+        """True when the model chooses a thinking token: ending is decided by end_attempt."""
+        return self.phase == THINKING and not self.queue
+
+    def end_attempt(self) -> int:
+        """The model would end its thinking now: extend it or close it. Returns the token to
+        force in place of the stop token."""
+        p = self.plan
+        self._undo = (self.thinking, self.extensions, self.phase, self.forced_end, self.seen)
+        wants_more = self.thinking < p.min_thinking or self.extensions < p.num_ignore
+        room = p.limit - self.thinking
+        if wants_more and p.ignore and room > 0:
+            self.queue.extend(p.ignore[:room])  # every extension token counts in the budget
+            self.extensions += 1
+        else:
+            self._close(forced=False)
+        return self.queue[0]
+
+    def _close(self, forced: bool) -> None:
+        self.phase, self.forced_end = CLOSING, forced
+        self.queue.extend(self.plan.forced_closing if forced else self.plan.closing)
