@@ -1,9 +1,12 @@
-"""Serving benchmark: `python benchmarks/serving.py` (CPU, the tiny model, ~4 min).
+"""Serving benchmark: `python benchmarks/serving.py` (CPU, the tiny model, ~5 min).
 
 1. Budget forcing with k=2 "Wait" extensions vs plain generation of the same number of
    tokens, same engine, same run: throughput ratio (target >= 0.9), for the in-engine
    forcing the server uses and for the s1-style resubmission of the whole context at
-   every extension, with and without vLLM prefix caching (the baselines).
+   every extension, with and without vLLM prefix caching (the baselines). "The same
+   number of tokens" is every token of the budget-forced completion: thinking (with the
+   "Wait"s), the closing delimiter, the answer and its end-of-turn; the ratio counting
+   only thinking and answer tokens as output is printed too.
 2. Prefill tokens computed per extension beyond what plain generation prefills.
 3. 64 concurrent requests with mixed budgets (max_thinking_tokens x num_ignore): every
    budget respected exactly, no errors, p50/p99 latency; single requests as the baseline.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -43,6 +47,7 @@ async def budget_forced(engine, prompts, settings) -> tuple[float, list[Outcome]
 
 async def plain(engine, prompts, lengths) -> tuple[float, int]:
     """Seconds, and prompt tokens served from the prefix cache."""
+
     async def one(ids, n):
         cached = 0
         async for chunk in engine.stream(ids, StepParams(max_tokens=n)):
@@ -98,22 +103,39 @@ async def measure(model: str, mode: dict, args) -> dict:
         prompts = [engine.tokenizer.encode(render_generation_prompt(f"What is question {i}? " + "context " * 40),
                                            add_special_tokens=False) for i in range(args.concurrency)]
         settings = BudgetSettings(max_tokens=400, num_ignore=2, max_thinking_tokens=300)
-        await budget_forced(engine, prompts[:2], settings)  # warm-up
-        await plain(engine, prompts[:2], [8, 8])
+        _, outcomes = await budget_forced(engine, prompts, settings)  # warm-up; lengths are deterministic
+        lengths = [o.thinking_tokens + o.closing_tokens + o.answer_tokens + (o.finish_reason == "stop")
+                   for o in outcomes]
+        await plain(engine, prompts, lengths)
         bf_times, plain_times = [], []
         for _ in range(args.repeats):
-            t_bf, outcomes = await budget_forced(engine, prompts, settings)
-            lengths = [o.thinking_tokens + o.answer_tokens for o in outcomes]
-            bf_times.append(t_bf)
-            t_plain, plain_cached = await plain(engine, prompts, lengths)
-            plain_times.append(t_plain)
+            # One pair = `rounds` BF batches and `rounds` plain ones, interleaved batch by batch
+            # (alternating which goes first) so that the machine's drift hits both alike.
+            bf, pl = 0.0, 0.0
+            for r in range(args.rounds):
+                for kind in (("bf", "plain") if r % 2 == 0 else ("plain", "bf")):
+                    if kind == "bf":
+                        t, outcomes = await budget_forced(engine, prompts, settings)
+                        bf += t
+                    else:
+                        t, plain_cached = await plain(engine, prompts, lengths)
+                        pl += t
+            bf_times.append(bf / args.rounds)
+            plain_times.append(pl / args.rounds)
         tokens = sum(lengths)
+        content = sum(o.thinking_tokens + o.answer_tokens for o in outcomes)
         # Prefill the engine computed = prompt tokens submitted - prefix-cache hits; a plain
         # request submits its prompt once, a resubmitting one again at every step.
         prefill_bf = sum(o.submitted_tokens - o.cached_prompt_tokens for o in outcomes)
         prefill_plain = sum(len(p) for p in prompts) - plain_cached
         extensions = sum(o.extensions for o in outcomes)
-        row = dict(bf_tps=tokens / min(bf_times), plain_tps=tokens / min(plain_times), extensions=extensions,
+        # The ratio of each adjacent BF/plain pair, median over pairs: a shared machine's speed
+        # drifts between runs more than it does within one pair.
+        ratio = statistics.median(p / b for b, p in zip(bf_times, plain_times))
+        row = dict(bf_tps=tokens / min(bf_times), plain_tps=tokens / min(plain_times), ratio=ratio,
+                   content_ratio=ratio * content / tokens,
+                   ratio_range=(min(p / b for b, p in zip(bf_times, plain_times)),
+                                max(p / b for b, p in zip(bf_times, plain_times))), extensions=extensions,
                    requests=sum(o.steps for o in outcomes),
                    extra_prefill=max(prefill_bf - prefill_plain, 0) / max(extensions, 1))
         if mode["in_engine_forcing"]:
@@ -126,15 +148,17 @@ async def measure(model: str, mode: dict, args) -> dict:
 async def main(args) -> None:
     model = str(patterned_model())
     rows = {name: await measure(model, mode, args) for name, mode in MODES}
-    print(f"\n{'budget forcing':<20}{'BF tok/s':>10}{'plain tok/s':>13}{'ratio':>8}{'ext':>6}{'engine requests':>17}"
-          f"{'extra prefill/ext':>19}")
+    print(f"\n{'budget forcing':<20}{'BF tok/s':>10}{'plain tok/s':>13}{'ratio (min-max)':>20}{'ext':>6}"
+          f"{'engine requests':>17}{'extra prefill/ext':>19}")
     for name, r in rows.items():
-        print(f"{name:<20}{r['bf_tps']:>10.1f}{r['plain_tps']:>13.1f}{r['bf_tps'] / r['plain_tps']:>8.2f}"
+        lo, hi = r["ratio_range"]
+        print(f"{name:<20}{r['bf_tps']:>10.1f}{r['plain_tps']:>13.1f}{r['ratio']:>9.2f} ({lo:.2f}-{hi:.2f})"
               f"{r['extensions']:>6}{r['requests']:>17}{r['extra_prefill']:>19.1f}")
     on, cached, uncached = rows.values()
-    print(f"\nbudget forcing (k=2) / plain throughput, in-engine: {on['bf_tps'] / on['plain_tps']:.2f} (target >= 0.9); "
-          f"resubmitting: {cached['bf_tps'] / cached['plain_tps']:.2f} with prefix caching, "
-          f"{uncached['bf_tps'] / uncached['plain_tps']:.2f} without")
+    print(f"\nbudget forcing (k=2) / plain throughput, median of {args.repeats} pairs, in-engine: {on['ratio']:.2f} "
+          f"(target >= 0.9); resubmitting: {cached['ratio']:.2f} with prefix caching, {uncached['ratio']:.2f} without")
+    print(f"counting only thinking and answer tokens as output: in-engine {on['content_ratio']:.2f}; resubmitting "
+          f"{cached['content_ratio']:.2f} with prefix caching, {uncached['content_ratio']:.2f} without")
     print(f"prefill tokens computed per extension beyond plain generation: in-engine {on['extra_prefill']:.1f}, "
           f"resubmitting {cached['extra_prefill']:.1f} with prefix caching vs {uncached['extra_prefill']:.1f} without")
     m = on["mixed"]
@@ -146,7 +170,11 @@ async def main(args) -> None:
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=7, help="interleaved BF/plain pairs")
+    p.add_argument("--rounds", type=int, default=4, help="batches per timing")
     p.add_argument("--mixed", type=int, default=64, help="concurrent requests with mixed budgets")
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+    # One core is left to this process and the engine's scheduler: with every core computing,
+    # the three processes preempt each other and timings swing by 2x on a small machine.
+    cores = os.cpu_count() or 1
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{cores - 2}" if cores > 1 else "nobind")
     asyncio.run(main(p.parse_args()))

@@ -72,7 +72,7 @@ def test_max_thinking_tokens_caps_and_forces_the_answer(controller, cap):
     assert n == o.thinking_tokens == cap and o.forced_end
     close = next(e for e in events if e.kind == CLOSE)
     text = controller.engine.tokenizer.decode(close.token_ids)
-    assert text == "\n<|im_start|>answer\nFinal Answer:"
+    assert text == "\n<|im_start|>answer\nFinal Answer:" and o.closing_tokens == len(close.token_ids)
     assert o.answer_prefix == "Final Answer:"
 
 

@@ -126,7 +126,7 @@ def test_splitter_recovers_phases_however_the_stream_is_chunked(chunk, kw):
     o, kinds = split(p, out, chunk, settings)
     assert o.thinking_tokens == st.thinking == len(kinds[THINKING])
     assert kinds[THINKING] == out[:st.thinking]
-    assert kinds[CLOSE] == list(CLOSING + PREFIX if st.forced_end else CLOSING)
+    assert kinds[CLOSE] == list(CLOSING + PREFIX if st.forced_end else CLOSING) and o.closing_tokens == len(kinds[CLOSE])
     assert kinds[ANSWER] == [20, 21] == out[-2:] and o.answer_tokens == 2
     assert o.forced_end == st.forced_end and o.answer_prefix == ("Final Answer:" if st.forced_end else "")
 

@@ -84,6 +84,7 @@ class Event:
 class Outcome:
     thinking_tokens: int = 0  # thinking actually produced, extensions included
     answer_tokens: int = 0
+    closing_tokens: int = 0  # the delimiter [+ answer prefix] appended to end thinking
     extensions: int = 0
     forced_end: bool = False  # the budget, not the model, ended thinking
     answer_prefix: str = ""  # final_answer_prefix, when a forced end added it
@@ -181,6 +182,7 @@ class BudgetForcing:
         if outcome.forced_end and s.final_answer_prefix:
             outcome.answer_prefix = s.final_answer_prefix
         context += closing
+        outcome.closing_tokens = len(closing)
         yield Event(CLOSE, closing)
 
         # Answer phase.
@@ -255,7 +257,9 @@ class _Splitter:
         self.o.forced_end = b is not None and self.o.thinking_tokens >= b
         if self.o.forced_end and self.s.final_answer_prefix:
             self.o.answer_prefix = self.s.final_answer_prefix
-        return Event(CLOSE, list(self.plan.forced_closing if self.o.forced_end else self.plan.closing))
+        closing = list(self.plan.forced_closing if self.o.forced_end else self.plan.closing)
+        self.o.closing_tokens = len(closing)
+        return Event(CLOSE, closing)
 
     def _emit(self, events: list[Event], kind: str, ids: list[int]) -> None:
         if not ids:

@@ -148,9 +148,11 @@ class BudgetForcingLogitsProcessor(LogitsProcessor):
             elif st.deciding:
                 (greedy if st.plan.greedy else sampled).append(row)
         if greedy:
-            # Greedy: the model tries to end exactly when its argmax is a stop token.
-            for row, top in zip(greedy, logits[greedy].argmax(-1).tolist()):
-                if top in self.rows[row].state.plan.think_stop:
+            # Greedy: the model tries to end exactly when its argmax is a stop token. One
+            # argmax over the whole batch costs less than gathering the rows first.
+            top = logits.argmax(-1).tolist()
+            for row in greedy:
+                if top[row] in self.rows[row].state.plan.think_stop:
                     forced[row] = self.rows[row].state.end_attempt()
         if sampled:
             self._decide_sampled(logits, sampled, forced)
