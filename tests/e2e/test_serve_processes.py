@@ -64,8 +64,24 @@ def test_vllm_engine_matches_transformers_token_for_token():
             tok_decode = ServeDecode(model)
             assert msg["reasoning_content"] == tok_decode(think).strip()
             assert msg["content"] == (o.answer_prefix + tok_decode(ans)).strip()
+            assert _streamed(srv.url, body) == (msg["reasoning_content"], msg["content"]), (q, SETTINGS[i])
     finally:
         assert srv.terminate() in GRACEFUL
+
+
+def _streamed(url: str, body: dict) -> tuple[str, str]:
+    """The same request over SSE: (reasoning_content, content) joined from the deltas."""
+    import openai
+
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused")
+    extra = {k: v for k, v in body.items() if k not in ("model", "messages", "max_tokens")}
+    thinking, answer = "", ""
+    for chunk in client.chat.completions.create(model=body["model"], messages=body["messages"],
+                                                max_tokens=body["max_tokens"], stream=True, extra_body=extra):
+        for c in chunk.choices:
+            thinking += getattr(c.delta, "reasoning_content", None) or ""
+            answer += c.delta.content or ""
+    return thinking.strip(), answer.strip()
 
 
 class ServeDecode:
