@@ -221,24 +221,24 @@ class _Splitter:
         self.closing_left: int | None = None  # None while thinking
 
     def feed(self, ids: list[int]) -> list[Event]:
+        # Whole slices, not token by token: this runs for every chunk of every request.
         events: list[Event] = []
-        thinking, answer = [], []
-        for tok in ids:
-            if self.closing_left is None and tok != self.marker:
-                self.held.append(tok)
-                if len(self.held) > self.offset:
-                    thinking.append(self.held.pop(0))
-            elif self.closing_left is None:  # the marker: thinking ended
-                self._emit(events, THINKING, thinking)
-                events.append(self._close())
-                self.closing_left = len(events[-1].token_ids) - len(self.held) - 1
-                self.held = []
-            elif self.closing_left > 0:
-                self.closing_left -= 1
-            else:
-                answer.append(tok)
-        self._emit(events, THINKING, thinking)
-        self._emit(events, ANSWER, answer)
+        start = 0
+        if self.closing_left is None:
+            at = ids.index(self.marker) if self.marker in ids else len(ids)
+            self.held += ids[:at]
+            cut = len(self.held) - self.offset
+            if cut > 0:
+                self._emit(events, THINKING, self.held[:cut])
+                self.held = self.held[cut:]
+            if at == len(ids):
+                return events
+            events.append(self._close())  # the marker: the held tokens open the closing
+            self.closing_left = len(events[-1].token_ids) - len(self.held) - 1
+            self.held, start = [], at + 1
+        skip = min(self.closing_left, len(ids) - start)
+        self.closing_left -= skip
+        self._emit(events, ANSWER, ids[start + skip:])
         return events
 
     def finish(self) -> list[Event]:
@@ -248,7 +248,6 @@ class _Splitter:
             return []
         events: list[Event] = []
         self._emit(events, THINKING, self.held)
-        self.held = []
         events.append(self._close())
         return events
 
@@ -268,5 +267,4 @@ class _Splitter:
             self.o.thinking_tokens += len(ids)
         else:
             self.o.answer_tokens += len(ids)
-        events.append(Event(kind, list(ids)))
-        ids.clear()
+        events.append(Event(kind, ids))
