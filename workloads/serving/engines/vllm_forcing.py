@@ -130,6 +130,7 @@ class BudgetForcingLogitsProcessor(LogitsProcessor):
     def _park(self, req: _Request | None) -> None:
         if req is None:
             return
+        req.output_ids = []  # vLLM's list comes back with the request; a finished one's is freed
         self.parked[req.key] = req
         while len(self.parked) > _PARKED:
             self.parked.popitem(last=False)
