@@ -131,11 +131,10 @@ async def measure(model: str, mode: dict, args) -> dict:
         extensions = sum(o.extensions for o in outcomes)
         # The ratio of each adjacent BF/plain pair, median over pairs: a shared machine's speed
         # drifts between runs more than it does within one pair.
-        ratio = statistics.median(p / b for b, p in zip(bf_times, plain_times))
+        pairs = [p / b for b, p in zip(bf_times, plain_times)]
+        ratio = statistics.median(pairs)
         row = dict(bf_tps=tokens / min(bf_times), plain_tps=tokens / min(plain_times), ratio=ratio,
-                   content_ratio=ratio * content / tokens,
-                   ratio_range=(min(p / b for b, p in zip(bf_times, plain_times)),
-                                max(p / b for b, p in zip(bf_times, plain_times))), extensions=extensions,
+                   content_ratio=ratio * content / tokens, ratio_range=(min(pairs), max(pairs)), extensions=extensions,
                    requests=sum(o.steps for o in outcomes),
                    extra_prefill=max(prefill_bf - prefill_plain, 0) / max(extensions, 1))
         if mode["in_engine_forcing"]:

@@ -134,10 +134,7 @@ class BudgetForcing:
                             top_p=s.top_p, seed=s.seed)
         outcome.steps, outcome.submitted_tokens = 1, len(prompt_ids)
         async for chunk in self.engine.stream_forced(prompt_ids, plan, params):
-            ids, dropped = sanitize(chunk.token_ids, self.d.vocab_size)
-            outcome.dropped_out_of_vocab += dropped
-            outcome.cached_prompt_tokens += chunk.cached_prompt_tokens or 0
-            for ev in split.feed(ids):
+            for ev in split.feed(self._received(chunk, outcome)):
                 yield ev
             if chunk.finish_reason:
                 outcome.finish_reason = chunk.finish_reason
@@ -148,13 +145,12 @@ class BudgetForcing:
     async def _resubmit(self, prompt_ids: list[int], s: BudgetSettings, outcome: Outcome):
         context = list(prompt_ids)
         plan = self.plan(s)
-        budget, limit, ignore_ids = plan.budget, plan.limit, list(plan.ignore)
 
         # Thinking phase.
         while True:
-            left = limit - outcome.thinking_tokens
+            left = plan.limit - outcome.thinking_tokens
             if left <= 0:
-                outcome.forced_end = budget is not None and outcome.thinking_tokens >= budget
+                outcome.forced_end = plan.ended_by_budget(outcome.thinking_tokens)
                 break
             ids, reason = [], None
             async for ids_chunk, reason in self._step(context, left, self.d.think_stop, s, outcome):
@@ -165,11 +161,9 @@ class BudgetForcing:
             outcome.thinking_tokens += len(ids)
             if reason == "length":
                 continue  # the loop head decides: forced end at the budget
-            wants_more = outcome.thinking_tokens < s.min_thinking_tokens or outcome.extensions < s.num_ignore
-            room = limit - outcome.thinking_tokens
             # Any stop (the delimiter or an end of turn) is the model trying to end thinking.
-            if wants_more and ignore_ids and room > 0:
-                extension = ignore_ids[:room]  # still inside the budget
+            extension = list(plan.extension(outcome.thinking_tokens, outcome.extensions))
+            if extension:
                 context += extension
                 outcome.thinking_tokens += len(extension)
                 outcome.extensions += 1
@@ -177,12 +171,8 @@ class BudgetForcing:
                 continue
             break
 
-        # End thinking: the delimiter (forced or natural), then the answer prefix when forced.
-        closing = list(plan.forced_closing if outcome.forced_end else plan.closing)
-        if outcome.forced_end and s.final_answer_prefix:
-            outcome.answer_prefix = s.final_answer_prefix
+        closing = _end_thinking(plan, s, outcome)
         context += closing
-        outcome.closing_tokens = len(closing)
         yield Event(CLOSE, closing)
 
         # Answer phase.
@@ -202,11 +192,24 @@ class BudgetForcing:
         outcome.steps += 1
         outcome.submitted_tokens += len(context)
         async for chunk in self.engine.stream(context, params):
-            ids, dropped = sanitize(chunk.token_ids, self.d.vocab_size)
-            outcome.dropped_out_of_vocab += dropped
-            if chunk.cached_prompt_tokens:
-                outcome.cached_prompt_tokens += chunk.cached_prompt_tokens
-            yield ids, chunk.finish_reason
+            yield self._received(chunk, outcome), chunk.finish_reason
+
+    def _received(self, chunk, outcome: Outcome) -> list[int]:
+        """The chunk's ids the tokenizer can represent; counts what was dropped or cached."""
+        ids, dropped = sanitize(chunk.token_ids, self.d.vocab_size)
+        outcome.dropped_out_of_vocab += dropped
+        outcome.cached_prompt_tokens += chunk.cached_prompt_tokens or 0
+        return ids
+
+
+def _end_thinking(plan: ForcingPlan, s: BudgetSettings, outcome: Outcome) -> list[int]:
+    """The closing for how thinking ended (outcome.forced_end): the delimiter, then the
+    answer prefix when the budget forced the end."""
+    if outcome.forced_end and s.final_answer_prefix:
+        outcome.answer_prefix = s.final_answer_prefix
+    closing = list(plan.closing_for(outcome.forced_end))
+    outcome.closing_tokens = len(closing)
+    return closing
 
 
 class _Splitter:
@@ -252,13 +255,8 @@ class _Splitter:
         return events
 
     def _close(self) -> Event:
-        b = self.plan.budget
-        self.o.forced_end = b is not None and self.o.thinking_tokens >= b
-        if self.o.forced_end and self.s.final_answer_prefix:
-            self.o.answer_prefix = self.s.final_answer_prefix
-        closing = list(self.plan.forced_closing if self.o.forced_end else self.plan.closing)
-        self.o.closing_tokens = len(closing)
-        return Event(CLOSE, closing)
+        self.o.forced_end = self.plan.ended_by_budget(self.o.thinking_tokens)
+        return Event(CLOSE, _end_thinking(self.plan, self.s, self.o))
 
     def _emit(self, events: list[Event], kind: str, ids: list[int]) -> None:
         if not ids:

@@ -46,6 +46,19 @@ class ForcingPlan:
         if self.limit < 0 or self.min_thinking < 0 or self.num_ignore < 0:
             raise ValueError("limit, min_thinking and num_ignore must be >= 0")
 
+    def extension(self, thinking: int, extensions: int) -> tuple[int, ...]:
+        """What replaces the model's attempt to end thinking: the ignore string, cut to the
+        room left in the budget, while more thinking is wanted; () means close instead."""
+        wants_more = thinking < self.min_thinking or extensions < self.num_ignore
+        return self.ignore[:self.limit - thinking] if wants_more and thinking < self.limit else ()
+
+    def ended_by_budget(self, thinking: int) -> bool:
+        """Thinking that stops at `thinking` tokens was ended by max_thinking_tokens."""
+        return self.budget is not None and thinking >= self.budget
+
+    def closing_for(self, forced: bool) -> tuple[int, ...]:
+        return self.forced_closing if forced else self.closing
+
     @property
     def greedy(self) -> bool:
         return self.temperature < 1e-5  # vLLM's threshold for greedy sampling
@@ -95,8 +108,7 @@ class ForcingState:
             self.queue.clear()
             self._undo = None
         if not self.queue and self.phase == THINKING and self.thinking >= self.plan.limit:
-            b = self.plan.budget
-            self._close(forced=b is not None and self.thinking >= b)
+            self._close(forced=self.plan.ended_by_budget(self.thinking))
         return self.queue[0] if self.queue else None
 
     @property
@@ -107,12 +119,10 @@ class ForcingState:
     def end_attempt(self) -> int:
         """The model would end its thinking now: extend it or close it. Returns the token to
         force in place of the stop token."""
-        p = self.plan
         self._undo = (self.thinking, self.extensions, self.phase, self.forced_end, self.seen)
-        wants_more = self.thinking < p.min_thinking or self.extensions < p.num_ignore
-        room = p.limit - self.thinking
-        if wants_more and p.ignore and room > 0:
-            self.queue.extend(p.ignore[:room])  # every extension token counts in the budget
+        extension = self.plan.extension(self.thinking, self.extensions)
+        if extension:
+            self.queue.extend(extension)  # every extension token counts in the budget
             self.extensions += 1
         else:
             self._close(forced=False)
@@ -120,4 +130,4 @@ class ForcingState:
 
     def _close(self, forced: bool) -> None:
         self.phase, self.forced_end = CLOSING, forced
-        self.queue.extend(self.plan.forced_closing if forced else self.plan.closing)
+        self.queue.extend(self.plan.closing_for(forced))
