@@ -5,6 +5,7 @@ import argparse
 import logging
 
 from thinkube import __version__
+from thinkube.api.resources.common import GPU_RESOURCE
 
 DEFAULT_IMAGE = f"ghcr.io/thinkube/thinkube:{__version__}"
 log = logging.getLogger(__name__)
@@ -27,6 +28,13 @@ def _toleration(text: str) -> dict:
             else {"key": key, "operator": "Exists", "effect": effect})
 
 
+def _secret_key(text: str) -> tuple[str, str]:
+    name, _, key = text.partition(":")
+    if not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected SECRET[:KEY], e.g. hf-token:token")
+    return name, key or "token"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("-n", "--namespace", action="append", default=[], metavar="NS",
@@ -39,6 +47,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="default nodeSelector of workload pods (repeatable)")
     p.add_argument("--toleration", action="append", default=[], type=_toleration, metavar="KEY[=VALUE]:EFFECT",
                    help="default toleration of workload pods (repeatable)")
+    p.add_argument("--gpu-resource", default=GPU_RESOURCE,
+                   help=f"extended resource a GPU is, where a resource names none (default {GPU_RESOURCE})")
+    p.add_argument("--gpu-node-selector", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+                   help="nodeSelector added to pods that request GPUs (repeatable)")
+    p.add_argument("--gpu-toleration", action="append", default=[], type=_toleration, metavar="KEY[=VALUE]:EFFECT",
+                   help="toleration added to pods that request GPUs (repeatable)")
+    p.add_argument("--gpu-runtime-class", metavar="NAME", help="runtimeClassName of pods that request GPUs")
+    p.add_argument("--model-cache-pvc", metavar="CLAIM",
+                   help="PVC that server and training pods share for hf:// downloads (mounted as HF_HOME)")
+    p.add_argument("--hf-token-secret", type=_secret_key, metavar="NAME[:KEY]",
+                   help="Secret with a Hugging Face token (HF_TOKEN in model pods); KEY defaults to 'token'")
     p.add_argument("--resync-seconds", type=float, default=30.0,
                    help="re-converge every resource this often: recreate deleted children, refresh status (default 30)")
     p.add_argument("--watch-timeout-seconds", type=int, default=300, help="server-side watch timeout (default 300)")
@@ -60,7 +79,10 @@ def run(args: argparse.Namespace) -> int:
         for name in ("kopf.objects", "aiohttp.access"):
             logging.getLogger(name).setLevel(logging.WARNING)
     defaults = Defaults(image=args.image, artifacts_pvc=args.artifacts_pvc, node_selector=dict(args.node_selector),
-                        tolerations=tuple(args.toleration))
+                        tolerations=tuple(args.toleration), gpu_resource=args.gpu_resource,
+                        gpu_node_selector=dict(args.gpu_node_selector), gpu_tolerations=tuple(args.gpu_toleration),
+                        gpu_runtime_class=args.gpu_runtime_class, model_cache_pvc=args.model_cache_pvc,
+                        hf_token_secret=args.hf_token_secret)
     op = Operator(Kube(connect()), defaults, Metrics(), args.resync_seconds)
     registry = kopf.OperatorRegistry()
     register(registry, op)

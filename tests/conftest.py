@@ -1,4 +1,5 @@
-"""Shared fixtures. Tiers: unit (default), `cluster` (real local API server), `e2e`."""
+"""Shared fixtures. Tiers: unit (default), `cluster` (real local API server), `e2e`, and `node`
+(a real node running the project's image; these run last, because they restart the cluster)."""
 from __future__ import annotations
 
 import importlib.util
@@ -32,11 +33,12 @@ def _current_context(kubeconfig: Path) -> str | None:
 
 
 class Cluster:
-    """A reachable API server and the kubectl/helm that talk to it."""
+    """A reachable API server and the kubectl/helm that talk to it (and, with a node, the image it runs)."""
 
-    def __init__(self, kubeconfig: Path, hack):
+    def __init__(self, kubeconfig: Path, hack, image: str | None = None):
         self.kubeconfig = kubeconfig
         self._hack = hack
+        self.image = image
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         cmd = [self._hack.tool("kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
@@ -87,15 +89,39 @@ def cluster() -> Cluster:
             hack.down(quiet=True)
 
 
-@pytest.fixture
-def namespace(cluster: Cluster, request) -> str:
-    """A fresh namespace per test, deleted afterwards (without waiting)."""
+@pytest.fixture(scope="session")
+def node_cluster() -> Cluster:
+    """The local cluster with a real node (containerd, kubelet, kube-proxy, CoreDNS, storage) and the
+    project's image imported; restarted that way if the control plane alone is up."""
+    hack = _hack_cluster()
+    try:
+        kubeconfig = hack.up(with_node=True)
+    except (SystemExit, subprocess.CalledProcessError, OSError) as e:
+        pytest.skip(f"local node unavailable: {e}")
+    try:
+        yield Cluster(kubeconfig, hack, hack.image_ref())
+    finally:
+        hack.down(quiet=True)
+
+
+def _namespace(cluster: Cluster, request):
     base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
     name = f"tk-{base}-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", name)
     cluster.kubectl("label", "namespace", name, "thinkube.dev/test=true")
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def node_namespace(node_cluster: Cluster, request) -> str:
+    yield from _namespace(node_cluster, request)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request) -> str:
+    """A fresh namespace per test, deleted afterwards (without waiting)."""
+    yield from _namespace(cluster, request)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -106,3 +132,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.cluster)
         if "e2e" in parts:
             item.add_marker(pytest.mark.e2e)
+        if "node" in parts:
+            item.add_marker(pytest.mark.node)
+    # The node tier restarts the local cluster with a node: after everything that shares it.
+    items.sort(key=lambda item: "node" in Path(str(item.fspath)).parts)

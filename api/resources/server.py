@@ -54,7 +54,8 @@ class BudgetForcedServerSpec(WorkloadSpec):
     autoscaling: bool = Field(False, description=(
         "an autoscaler owns the Deployment's replicas: the operator never changes them"))
     gpus: int = Field(1, ge=0, le=64, description="GPUs per pod (tensor parallel size)")
-    gpu_resource: str = Field(GPU_RESOURCE, min_length=1)
+    gpu_resource: str | None = Field(None, min_length=1, description=(
+        f"the extended resource name of a GPU; default: the operator's (the chart's gpu.resourceName, {GPU_RESOURCE})"))
     port: int = Field(8000, ge=1024, le=65535)
     max_model_len: int = Field(32768, ge=128, le=1_048_576, description="context length in tokens")
     served_model_name: str | None = Field(None, min_length=1, description="the name clients send as `model`")

@@ -66,7 +66,8 @@ class SFTRunSpec(JobSpec):
     dataset: DatasetSource
     nodes: int = Field(2, ge=1, le=256, description="pods, one per node (Indexed Job completions and parallelism)")
     gpus_per_node: int = Field(8, ge=0, le=64, description="GPUs each pod requests; 0 runs one CPU process per pod")
-    gpu_resource: str = Field(GPU_RESOURCE, min_length=1, description="the extended resource name of a GPU")
+    gpu_resource: str | None = Field(None, min_length=1, description=(
+        f"the extended resource name of a GPU; default: the operator's (the chart's gpu.resourceName, {GPU_RESOURCE})"))
     training: Training = Field(default_factory=Training)
     max_restarts: int = Field(3, ge=0, le=100, description=(
         "whole-gang restarts: when any pod fails, every pod is restarted, at most this many times"))

@@ -9,9 +9,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from thinkube.api.resources.common import JobSpec, WorkloadSpec
-from thinkube.constants import (CONFIG_MOUNT_DIR, DEFAULT_PVC_ROOT, ENV_CONFIG, ENV_PVC_ROOT, EXIT_BAD_CONFIG,
-                                LABEL_KIND, LABEL_KUEUE_QUEUE, LABEL_NAME, LABEL_ROLE)
+from thinkube.api.resources.common import GPU_RESOURCE, JobSpec, WorkloadSpec
+from thinkube.constants import (CONFIG_MOUNT_DIR, DEFAULT_PVC_ROOT, ENV_CONFIG, ENV_HF_HOME, ENV_HF_TOKEN,
+                                ENV_PVC_ROOT, EXIT_BAD_CONFIG, LABEL_KIND, LABEL_KUEUE_QUEUE, LABEL_NAME, LABEL_ROLE,
+                                MODEL_CACHE_DIR)
 
 CONFIG_VOLUME = "config"
 
@@ -24,6 +25,14 @@ class Defaults:
     artifacts_pvc: str | None = None  # default outputs go to pvc://<this>/<plural>/<namespace>/<name>
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, Any], ...] = ()
+    # Added to pods that request GPUs.
+    gpu_resource: str = GPU_RESOURCE
+    gpu_node_selector: Mapping[str, str] = field(default_factory=dict)
+    gpu_tolerations: tuple[Mapping[str, Any], ...] = ()
+    gpu_runtime_class: str | None = None
+    # Model downloads (hf://) go to this PVC, shared by every server and training pod.
+    model_cache_pvc: str | None = None
+    hf_token_secret: tuple[str, str] | None = None  # (Secret name, key): HF_TOKEN, never in args
 
 
 @dataclass(frozen=True)
@@ -75,10 +84,16 @@ def job_suspend(spec: WorkloadSpec) -> bool | None:
     return None if spec.queue_name else False
 
 
-def scheduling(spec: WorkloadSpec, defaults: Defaults) -> dict:
+def scheduling(spec: WorkloadSpec, defaults: Defaults, gpus: int = 0) -> dict:
+    """nodeSelector and tolerations: the resource's own, else the operator's; plus the GPU ones for GPU pods."""
     out: dict[str, Any] = {}
     node_selector = spec.node_selector or dict(defaults.node_selector)
     tolerations = [t.wire() for t in spec.tolerations] or [dict(t) for t in defaults.tolerations]
+    if gpus:
+        node_selector = {**defaults.gpu_node_selector, **node_selector}
+        tolerations += [dict(t) for t in defaults.gpu_tolerations if dict(t) not in tolerations]
+        if defaults.gpu_runtime_class:
+            out["runtimeClassName"] = defaults.gpu_runtime_class
     if node_selector:
         out["nodeSelector"] = node_selector
     if tolerations:
@@ -90,13 +105,26 @@ def image(spec: WorkloadSpec, defaults: Defaults) -> str:
     return spec.image or defaults.image
 
 
-def container_resources(spec: WorkloadSpec, gpu_resource: str | None = None, gpus: int = 0) -> dict:
+def container_resources(spec: WorkloadSpec, gpu_resource: str = GPU_RESOURCE, gpus: int = 0) -> dict:
     """spec.resources plus the GPU count (a limit; Kubernetes sets the request equal for extended resources)."""
     out = spec.resources.wire() if spec.resources else {}
     out = {k: dict(v) for k, v in out.items() if v}
-    if gpu_resource and gpus:
+    if gpus:
         out.setdefault("limits", {})[gpu_resource] = gpus
     return out
+
+
+def model_access(defaults: Defaults) -> tuple[list[dict], list[dict], list[dict]]:
+    """Env, volumes and mounts through which model pods share downloads and read the hub token."""
+    env_vars, volumes, mounts = [], [], []
+    if defaults.model_cache_pvc:
+        volumes.append({"name": "model-cache", "persistentVolumeClaim": {"claimName": defaults.model_cache_pvc}})
+        mounts.append({"name": "model-cache", "mountPath": MODEL_CACHE_DIR})
+        env_vars.append(env(ENV_HF_HOME, MODEL_CACHE_DIR))
+    if defaults.hf_token_secret:
+        name, key = defaults.hf_token_secret
+        env_vars.append({"name": ENV_HF_TOKEN, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}})
+    return env_vars, volumes, mounts
 
 
 def claims(uris: Iterable[str | None]) -> list[str]:
@@ -152,8 +180,9 @@ def config_env(file_name: str) -> dict:
     return env(ENV_CONFIG, f"{CONFIG_MOUNT_DIR}/{file_name}")
 
 
-def pod_spec(spec: WorkloadSpec, defaults: Defaults, container: dict, volumes: list[dict], **extra: Any) -> dict:
-    return {"containers": [container], "volumes": volumes, **scheduling(spec, defaults), **extra}
+def pod_spec(spec: WorkloadSpec, defaults: Defaults, container: dict, volumes: list[dict], gpus: int = 0,
+             **extra: Any) -> dict:
+    return {"containers": [container], "volumes": volumes, **scheduling(spec, defaults, gpus), **extra}
 
 
 def job(body: Mapping, spec: JobSpec, name: str, role: str, pod: dict, *, pod_labels: Mapping[str, str],

@@ -56,15 +56,16 @@ def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dic
     s, name = server.spec, server.metadata.name
     labels = c.labels(server.kind, name, ROLE)
     volumes, mounts = c.pvc_volumes([resolved.input_uri])
+    model_env, model_volumes, model_mounts = c.model_access(defaults)
     shm_volume, shm_mount = c.shm_volume(None)
     container = {
         "name": ROLE, "image": c.image(s, defaults),
         "command": ["thinkube", "serve"],
         "args": serve_args(server, resolved.input_uri),
-        "env": c.base_env(),
+        "env": [*c.base_env(), *model_env],
         "ports": [{"name": "http", "containerPort": s.port}],
-        "resources": c.container_resources(s, s.gpu_resource, s.gpus),
-        "volumeMounts": [shm_mount, *mounts],
+        "resources": c.container_resources(s, s.gpu_resource or defaults.gpu_resource, s.gpus),
+        "volumeMounts": [shm_mount, *mounts, *model_mounts],
         **probes(server),
     }
     pod_labels = {**labels, **c.kueue_labels(s)}
@@ -72,7 +73,7 @@ def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dic
         "replicas": replicas(server),
         "selector": {"matchLabels": labels},
         "template": {"metadata": {"labels": pod_labels},
-                     "spec": c.pod_spec(s, defaults, container, [shm_volume, *volumes])},
+                     "spec": c.pod_spec(s, defaults, container, [shm_volume, *volumes, *model_volumes], s.gpus)},
     }
     return [
         {"apiVersion": "apps/v1", "kind": "Deployment",

@@ -92,15 +92,17 @@ def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dic
     volumes, mounts = c.pvc_volumes([s.base_model, resolved.input_uri, resolved.output_uri])
     cfg_volume, cfg_mount = c.config_volume(service)
     shm_volume, shm_mount = c.shm_volume(s.shm_size)
+    model_env, model_volumes, model_mounts = c.model_access(defaults)
     container = {
         "name": ROLE, "image": c.image(s, defaults),
         "command": torchrun_command(),
-        "env": [*c.base_env(), c.config_env(CONFIG_FILE), *rendezvous_env(run, job, service)],
+        "env": [*c.base_env(), c.config_env(CONFIG_FILE), *rendezvous_env(run, job, service), *model_env],
         "ports": [{"name": "rendezvous", "containerPort": s.master_port}],
-        "resources": c.container_resources(s, s.gpu_resource, s.gpus_per_node),
-        "volumeMounts": [cfg_mount, shm_mount, *mounts],
+        "resources": c.container_resources(s, s.gpu_resource or defaults.gpu_resource, s.gpus_per_node),
+        "volumeMounts": [cfg_mount, shm_mount, *mounts, *model_mounts],
     }
-    pod = c.pod_spec(s, defaults, container, [cfg_volume, shm_volume, *volumes], subdomain=service,
+    pod = c.pod_spec(s, defaults, container, [cfg_volume, shm_volume, *volumes, *model_volumes], s.gpus_per_node,
+                     subdomain=service,
                      **one_pod_per_node(run))
     attempt = {LABEL_ATTEMPT: str(resolved.attempt)}
     return [

@@ -26,6 +26,9 @@ ENV_NNODES = "NNODES"
 ENV_NODE_RANK = "NODE_RANK"
 ENV_JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
 ENV_NPROC_PER_NODE = "NPROC_PER_NODE"
+ENV_HF_HOME = "HF_HOME"  # Hugging Face downloads; the model-cache PVC when the operator has one
+ENV_HF_TOKEN = "HF_TOKEN"  # from a Secret, never an argument
+MODEL_CACHE_DIR = "/var/cache/thinkube/huggingface"  # the image's HF_HOME; the model-cache PVC mounts here
 
 # Test safety: the context name `hack/cluster` writes; anything else is a foreign cluster.
 LOCAL_CONTEXT = "thinkube-local"

@@ -28,7 +28,7 @@ def test_chart_lints(cluster):
 
 
 def test_cluster_wide_by_default_and_the_operator_args(cluster, namespace):
-    docs = by_kind(render(cluster, namespace, "operator.artifactsPvc=art",
+    docs = by_kind(render(cluster, namespace, "artifacts.existingClaim=art",
                           "operator.workloadTolerations={nvidia.com/gpu:NoSchedule}"))
     assert "Role" not in docs and len(docs["ClusterRole"]) == 2 and len(docs["ClusterRoleBinding"]) == 2
     deployment = docs["Deployment"][0]
@@ -54,3 +54,36 @@ def test_rendered_chart_passes_server_side_dry_run(cluster, namespace):
     assert r.returncode == 0, r.stderr
     out = cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=r.stdout).stdout
     assert "deployment.apps/tk-thinkube created (server dry run)" in out, out
+
+
+def test_gpu_storage_and_token_values_reach_the_operator(cluster, namespace):
+    docs = by_kind(render(cluster, namespace, "gpu.resourceName=amd.com/gpu", "gpu.runtimeClassName=nvidia",
+                          "gpu.nodeSelector.accelerator=h100", "gpu.tolerations={nvidia.com/gpu:NoSchedule}",
+                          "artifacts.create=true", "modelCache.existingClaim=hf-cache",
+                          "huggingface.tokenSecret.name=hf", "imagePullSecrets[0].name=regcred"))
+    pod = docs["Deployment"][0]["spec"]["template"]["spec"]
+    args = set(pod["containers"][0]["args"])
+    assert {"--gpu-resource=amd.com/gpu", "--gpu-runtime-class=nvidia", "--gpu-node-selector=accelerator=h100",
+            "--gpu-toleration=nvidia.com/gpu:NoSchedule", "--artifacts-pvc=tk-thinkube-artifacts",
+            "--model-cache-pvc=hf-cache", "--hf-token-secret=hf:token"} <= args
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    [claim] = docs["PersistentVolumeClaim"]  # only the one the chart creates; hf-cache already exists
+    assert claim["metadata"]["name"] == "tk-thinkube-artifacts"
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_the_operator_pod_is_non_root_with_a_read_only_root_and_a_writable_tmp(cluster, namespace):
+    pod = by_kind(render(cluster, namespace))["Deployment"][0]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] == 65532
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+
+
+def test_the_values_schema_rejects_bad_values_naming_the_field(cluster, namespace):
+    for value, field in (("image.pullPolicy=Sometimes", "pullPolicy"), ("gpu.tolerations={nvidia.com/gpu}", "tolerations"),
+                         ("artifacts.size=lots", "size"), ("operator.artifactsPvc=old", "artifactsPvc")):
+        r = cluster.helm("template", "tk", str(CHART), "-n", namespace, "--set", value)
+        assert r.returncode != 0 and field in r.stderr, (value, r.stderr)

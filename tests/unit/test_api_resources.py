@@ -18,7 +18,7 @@ CURATE = {"pools": {"p": "pvc://data/pool.jsonl"}, "domainColumn": "domain"}
 def test_sftrun_defaults_are_the_s1_recipe():
     s = SFTRun.model_validate(cr(SFTRun, SFT)).spec
     t = s.training
-    assert (s.nodes, s.gpus_per_node, s.gpu_resource) == (2, 8, "nvidia.com/gpu")
+    assert (s.nodes, s.gpus_per_node, s.gpu_resource) == (2, 8, None)  # None: the operator's --gpu-resource
     assert (t.epochs, t.learning_rate, t.global_batch_size, t.block_size, t.warmup_ratio) == (5, 1e-5, 16, 32768, 0.05)
     assert (t.lr_scheduler, t.adam_beta1, t.adam_beta2, t.weight_decay) == ("cosine", 0.9, 0.95, 1e-4)
     assert (t.precision, t.fsdp, t.micro_batch_size) == ("bf16", "full_shard", 1)

@@ -42,6 +42,26 @@ def test_gpus_are_added_to_the_resource_limits():
     assert c.container_resources(run().spec, "nvidia.com/gpu", 0) == {}
 
 
+def test_gpu_pods_get_the_gpu_scheduling_and_runtime_class_on_top_of_their_own():
+    d = Defaults(image="i", node_selector={"pool": "ml"}, gpu_node_selector={"nvidia.com/gpu.present": "true"},
+                 gpu_tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
+                 gpu_runtime_class="nvidia")
+    assert c.scheduling(run().spec, d, gpus=0) == {"nodeSelector": {"pool": "ml"}}
+    gpu = c.scheduling(run().spec, d, gpus=8)
+    assert gpu["nodeSelector"] == {"pool": "ml", "nvidia.com/gpu.present": "true"}
+    assert gpu["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert gpu["runtimeClassName"] == "nvidia"
+
+
+def test_model_pods_share_the_cache_pvc_and_read_the_token_from_a_secret():
+    env, volumes, mounts = c.model_access(Defaults(image="i", model_cache_pvc="models", hf_token_secret=("hf", "tok")))
+    assert volumes == [{"name": "model-cache", "persistentVolumeClaim": {"claimName": "models"}}]
+    assert mounts[0]["mountPath"] == "/var/cache/thinkube/huggingface"
+    assert {"name": "HF_HOME", "value": "/var/cache/thinkube/huggingface"} in env
+    assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "tok"}}} in env
+    assert c.model_access(Defaults(image="i")) == ([], [], [])
+
+
 def test_job_suspend_leaves_a_queued_job_to_kueue():
     assert c.job_suspend(run().spec) is False
     assert c.job_suspend(run(suspend=True).spec) is True

@@ -28,6 +28,16 @@ app.kubernetes.io/component: operator
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
+{{/* The PVC name for artifacts or the model cache: an existing claim, the created one, or none. */}}
+{{- define "thinkube.claim" -}}
+{{- $claim := index . 1 -}}
+{{- if $claim.existingClaim -}}
+{{- $claim.existingClaim -}}
+{{- else if $claim.create -}}
+{{- include "thinkube.fullname" (index . 0) }}-{{ index . 2 -}}
+{{- end -}}
+{{- end -}}
+
 {{/* What the operator does in a watched namespace: its resources, their children, events. */}}
 {{- define "thinkube.namespacedRules" -}}
 - apiGroups: [thinkube.dev]

@@ -1,0 +1,58 @@
+"""`helm install` of the chart on the real node: the operator runs as a pod and reconciles."""
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+from tests.support.wait import wait_for
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "thinkube"
+PERMISSION_ERRORS = ("forbidden", "403", "unauthorized", "401")
+
+
+def test_the_operator_runs_from_the_chart_reconciles_and_uninstalls_cleanly(node_cluster, node_namespace):
+    k, ns = node_cluster, node_namespace
+    release = f"tk{uuid.uuid4().hex[:6]}"
+    repository, tag = k.image.rsplit(":", 1)
+    r = k.helm("install", release, str(CHART), "-n", ns, "--wait", "--timeout", "180s",
+               "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
+               "--set", "image.pullPolicy=Never", "--set", "operator.resyncSeconds=2",
+               "--set", "artifacts.create=true", "--set", "artifacts.size=1Gi")
+    assert r.returncode == 0, r.stdout + r.stderr
+    selector = f"app.kubernetes.io/instance={release}"
+    try:
+        pod = k.kubectl_json("get", "pods", "-n", ns, "-l", selector)["items"][0]
+        name = pod["metadata"]["name"]
+        assert all(c["ready"] for c in pod["status"]["containerStatuses"])
+        # The chart's security context holds in the running container: uid 65532, read-only root.
+        assert k.kubectl("exec", "-n", ns, name, "--", "id", "-u").stdout.strip() == "65532"
+        assert k.kubectl("exec", "-n", ns, name, "--", "touch", "/opt/x", check=False).returncode != 0
+
+        claim = f"{release}-thinkube-artifacts"
+        k.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+            "apiVersion": "thinkube.dev/v1alpha1", "kind": "CurationJob", "metadata": {"name": "cj"},
+            "spec": {"pools": {"p": f"pvc://{claim}/pool.jsonl"}, "domainColumn": "domain"}}))
+        job = wait_for(lambda: k.kubectl_json("get", "jobs", "-n", ns, "-l", "thinkube.dev/name=cj")["items"],
+                       "the operator pod to create the CurationJob's Job", timeout=120)[0]
+        assert job["spec"]["template"]["spec"]["containers"][0]["image"] == k.image
+        # The default output went to the chart-created artifacts claim.
+        status = wait_for(lambda: k.kubectl_json("get", "curationjob", "cj", "-n", ns).get("status", {}).get("phase")
+                          and k.kubectl_json("get", "curationjob", "cj", "-n", ns)["status"],
+                          "the CurationJob's status", timeout=60)
+        assert status["observedGeneration"] == 1 and status["outputUri"].startswith(f"pvc://{claim}/")
+        logs = k.kubectl("logs", "-n", ns, name).stdout
+        assert not [line for line in logs.splitlines() if any(e in line.lower() for e in PERMISSION_ERRORS)], logs
+        # Resources carry the operator's finalizer: delete them while it still runs.
+        k.kubectl("delete", "curationjob", "cj", "-n", ns, "--timeout=60s")
+    finally:
+        r = k.helm("uninstall", release, "-n", ns, "--wait", "--timeout", "120s")
+    assert r.returncode == 0, r.stderr
+    def left() -> list[str]:
+        return (k.kubectl("get", "deployments,replicasets,pods,serviceaccounts,roles,rolebindings", "-n", ns,
+                          "-l", selector, "-o", "name").stdout.split()
+                + k.kubectl("get", "clusterroles,clusterrolebindings", "-l", selector, "-o", "name").stdout.split())
+
+    wait_for(lambda: not left(), f"every object of the release to be gone (left: {left()})", timeout=60)
+    # Claims the chart made hold users' data: kept on purpose (helm.sh/resource-policy: keep).
+    assert k.kubectl("get", "pvc", f"{release}-thinkube-artifacts", "-n", ns, check=False).returncode == 0
