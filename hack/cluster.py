@@ -403,6 +403,7 @@ def _up_node(version: str, bins: Path, pki: Path, ip: str) -> None:
     node.kill_containers()  # whatever a crashed earlier run left
     node.unmount_all()
     coredns = node.build_coredns(CACHE)
+    shutil.rmtree(node.VOLUMES, ignore_errors=True)  # the claims of an earlier cluster: etcd starts empty
     for d in (node.CONTAINERD_STATE, node.KUBELET_ROOT, node.VOLUMES):
         d.mkdir(parents=True, exist_ok=True)
     node.write_cni_config()
