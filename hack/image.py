@@ -214,9 +214,27 @@ def build(variant: str = "cpu", base_image: str = "local", ca_certs: str = "auto
             run("buildah", "bud", "--format", "docker", "--isolation", "chroot", "--layers", *pull, "-f", str(ctx / DOCKERFILE),
                 *args, "-t", ref, str(ctx))
         log(f"built {ref} in {time.time() - t0:.0f}s, {size_mb(tool, ref):.0f} MB")
+        prune(tool, ref)
         return ref
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
+
+
+def prune(tool: str, keep: str) -> None:
+    """Drop this variant's earlier builds (each is GBs) and dangling layers; `keep`'s layers stay cached."""
+    variant = keep.rsplit(":", 1)[1].split("-")[0]
+    if tool == "docker":
+        listed = run("docker", "images", "--format", "{{.Repository}}:{{.Tag}}", REPOSITORY,
+                     capture_output=True, text=True).stdout.split()
+    else:
+        listed = run("buildah", "images", "--format", "{{.Name}}:{{.Tag}}", "--filter", f"reference={REPOSITORY}",
+                     capture_output=True, text=True).stdout.split()
+    old = [r for r in listed if r != keep and r.startswith(f"{REPOSITORY}:{variant}-")]
+    if old:
+        subprocess.run([tool, "rmi", *old], capture_output=True)
+        subprocess.run([tool, "image", "prune", "-f"] if tool == "docker" else ["buildah", "rmi", "--prune"],
+                       capture_output=True)
+        log(f"removed {len(old)} earlier build(s)")
 
 
 def size_mb(tool: str, ref: str) -> float:
@@ -262,6 +280,9 @@ def import_image(ref: str, containerd_address: str, tool: str | None = None) -> 
         return 0.0
     tool = tool or builder()
     t0 = time.time()
+    earlier = [r for r in listed if r.startswith(f"{REPOSITORY}:") and r != ref]
+    if earlier:  # the node runs one build of the image: free the space of the others
+        subprocess.run([*ctr, "images", "rm", *earlier], capture_output=True)
     with tempfile.TemporaryDirectory(prefix="thinkube-image-") as tmp:
         tar = Path(tmp) / "image.tar"
         save(tool, ref, tar)
