@@ -47,6 +47,23 @@ def reference(res: CustomResource) -> Reference | None:
     return None
 
 
+def base_model_servers(res: CustomResource) -> list[Reference]:
+    """CurationJob.spec.baseModels entries that name a BudgetForcedServer instead of a URL@MODEL."""
+    if not isinstance(res, CurationJob):
+        return []
+    return [Reference("BudgetForcedServer", m, f"spec.baseModels[{i}]")
+            for i, m in enumerate(res.spec.base_models) if "://" not in m]
+
+
+def served_endpoint(ref: Reference, referenced: dict | None) -> Input:
+    """A referenced server as URL@MODEL, the base-model form: its endpoint and the model it serves."""
+    found = follow(ref, referenced)
+    if found.uri is None:
+        return found
+    model = referenced["spec"].get("servedModelName") or referenced["status"].get("inputUri")
+    return Input(uri=f"{found.uri}@{model}")
+
+
 def literal(res: CustomResource) -> str:
     """The input written directly in the spec (when there is no reference)."""
     if isinstance(res, CurationJob):

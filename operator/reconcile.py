@@ -55,6 +55,9 @@ def _reconcile(res: CustomResource, body: Mapping, kube: Kube, defaults: Default
                generation: int | None) -> Report:
     output = _output_uri(res, defaults)  # an impossible spec is reported before any waiting
     inp = _input(res, kube, old, generation)
+    base_models = _base_models(res, kube, old, generation)
+    if isinstance(base_models, inputs.Input) and (base_models.failed or inp.uri is not None):
+        inp = base_models  # not ready (or failed): say why, as for the main input
     if inp.failed:
         return Report(observe.Observed(Phase.FAILED, inp.failed, inp.message), synced=NOTHING_TO_APPLY)
     if inp.uri is None:
@@ -68,10 +71,10 @@ def _reconcile(res: CustomResource, body: Mapping, kube: Kube, defaults: Default
         attempt, restart = gang.next_attempt(res, jobs, old.get("restarts", 0))
         if restart:
             events.append(Event("Warning", "GangRestart", restart))
-    desired = BUILDERS[res.kind](body, Resolved(inp.uri, output, attempt), defaults)
+    desired = BUILDERS[res.kind](body, Resolved(inp.uri, output, attempt, base_models), defaults)
     children, synced = _apply_all(kube, body["metadata"]["uid"], desired)
     return Report(_observe(res, children, attempt), synced=synced, input_uri=inp.uri, output_uri=output,
-                  events=tuple(events))
+                  base_models=base_models, events=tuple(events))
 
 
 def _input(res: CustomResource, kube: Kube, old: dict, generation: int | None) -> inputs.Input:
@@ -84,6 +87,22 @@ def _input(res: CustomResource, kube: Kube, old: dict, generation: int | None) -
         # referenced stage going away (or re-running) later must not stop them.
         return inputs.Input(uri=old["inputUri"])
     return found
+
+
+def _base_models(res: CustomResource, kube: Kube, old: dict, generation: int | None) -> tuple[str, ...] | inputs.Input:
+    """CurationJob.spec.baseModels as URL@MODEL with server names resolved, or why they are not yet."""
+    refs = inputs.base_model_servers(res)
+    if not refs:
+        return tuple(getattr(res.spec, "base_models", ()))
+    if old.get("baseModels") and old.get("observedGeneration") == generation:
+        return tuple(old["baseModels"])  # the Job started with these: a server restarting must not stop it
+    resolved = {}
+    for ref in refs:
+        found = inputs.served_endpoint(ref, kube.get(API_VERSION, ref.kind, res.metadata.namespace, ref.name))
+        if found.uri is None:
+            return found
+        resolved[ref.name] = found.uri
+    return tuple(resolved.get(m, m) for m in res.spec.base_models)
 
 
 def _output_uri(res: CustomResource, defaults: Defaults) -> str | None:

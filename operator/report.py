@@ -33,6 +33,7 @@ class Report:
     waiting: tuple[str, str] | None = None  # (reason, message) while a referenced stage is not ready
     input_uri: str | None = None
     output_uri: str | None = None
+    base_models: tuple[str, ...] = ()  # CurationJob: resolved spec.baseModels
     events: tuple[Event, ...] = ()  # besides phase changes
 
 
@@ -49,7 +50,7 @@ def compose(kind: str, old: dict, report: Report, generation: int | None, now: s
     ])
     status = {"phase": o.phase.value, "message": o.message, "conditions": conditions,
               "observedGeneration": generation, "inputUri": report.input_uri, "outputUri": report.output_uri,
-              **o.fields}
+              "baseModels": list(report.base_models) or None, **o.fields}
     status = {k: v for k, v in status.items() if v is not None}
     events = list(report.events)
     if old.get("phase") != o.phase.value:

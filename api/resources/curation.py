@@ -13,6 +13,9 @@ from thinkube.api.resources.common import ArtifactURI, CustomResource, JobSpec, 
 
 # An OpenAI-compatible server and the model to ask it for: http://host:port@Model-Name
 Endpoint = Annotated[str, Field(pattern=r"^https?://\S+@[^@\s]+$", max_length=2048)]
+# ... or the name of a BudgetForcedServer in the same namespace (its endpoint and served model).
+EndpointOrServer = Annotated[str, Field(pattern=r"^(https?://\S+@[^@\s]+|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$",
+                                        max_length=2048)]
 
 
 class CurationJobSpec(JobSpec):
@@ -35,8 +38,9 @@ class CurationJobSpec(JobSpec):
         "benchmarks by name whose questions must not leak into the selection (8-gram overlap)"))
     ngram: int = Field(8, ge=1, le=64, description=(
         "decontamination word n-gram size (s1: 8; templated synthetic questions need longer grams)"))
-    base_models: list[Endpoint] = Field(default_factory=list, max_length=8, description=(
-        "URL@MODEL of base models; questions any of them solves are dropped (s1: Qwen2.5-7B and -32B Instruct); "
+    base_models: list[EndpointOrServer] = Field(default_factory=list, max_length=8, description=(
+        "base models, each URL@MODEL or the name of a BudgetForcedServer in this namespace (the job waits until "
+        "it is Ready); questions any of them solves are dropped (s1: Qwen2.5-7B and -32B Instruct); "
         "none: the difficulty filter is skipped"))
     judge: Endpoint | None = Field(None, description="URL@MODEL of a chat model that classifies MSC domains")
     grade_with_judge: bool = Field(False, description="also grade base-model answers with the judge")
@@ -54,7 +58,8 @@ class CurationJobSpec(JobSpec):
 
 
 class CurationJobStatus(Status):
-    pass
+    base_models: list[str] = Field(default_factory=list, max_length=8, description=(
+        "the base models as URL@MODEL, BudgetForcedServer names resolved"))
 
 
 class CurationJob(CustomResource):

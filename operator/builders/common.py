@@ -42,6 +42,7 @@ class Resolved:
     input_uri: str | None = None  # dataset, model or endpoint, after following references
     output_uri: str | None = None
     attempt: int = 0  # SFTRun whole-gang attempt
+    base_models: tuple[str, ...] = ()  # CurationJob: spec.baseModels with server names resolved to URL@MODEL
 
 
 def labels(kind: str, name: str, role: str) -> dict[str, str]:

@@ -16,7 +16,10 @@ def child_name(name: str) -> str:
 
 def stage_config(cj: CurationJob, resolved: c.Resolved) -> dict:
     """The `thinkube curate` config file: CurateConfig's own keys."""
-    return {**cj.spec.model_dump(include=set(cj.spec.CONFIG_KEYS), exclude_none=True), "out": resolved.output_uri}
+    config = {**cj.spec.model_dump(include=set(cj.spec.CONFIG_KEYS), exclude_none=True), "out": resolved.output_uri}
+    if resolved.base_models:
+        config["base_models"] = list(resolved.base_models)
+    return config
 
 
 def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dict]:

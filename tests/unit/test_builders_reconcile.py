@@ -167,6 +167,30 @@ def test_server_ready_with_endpoint_and_eval_sweep_follows_it():
     assert evs["progress"] == "2/2" and evs["results"] == {"benchmarks": 2, "succeeded": 1, "failed": 1}
 
 
+def test_curation_base_models_may_name_a_server_and_wait_until_it_is_ready():
+    import json
+
+    kube = FakeKube()
+    spec = {"pools": {"p": "pvc://d/p.jsonl"}, "domainColumn": "domain",
+            "baseModels": ["base", "http://other:8000@Qwen"]}
+    status, _ = reconcile(resource("CurationJob", spec, name="cj"), kube, D, NOW)
+    assert conditions(status)["WaitingForInput"] == ("True", "ReferenceNotFound")
+    assert "spec.baseModels[0]" in status["message"] and not kube.get("", "Job", "ns", "cj-curate")
+    kube.put(resource("BudgetForcedServer", {"model": {"uri": "tiny"}}, name="base", status={"phase": "Pending"}))
+    status, _ = reconcile(resource("CurationJob", spec, name="cj", status=status), kube, D, NOW)
+    assert conditions(status)["WaitingForInput"] == ("True", "InputNotReady")
+    kube.put(resource("BudgetForcedServer", {"model": {"uri": "tiny"}}, name="base", status={
+        "phase": "Ready", "endpoint": "http://base.ns.svc:8000", "inputUri": "tiny"}))
+    status, _ = reconcile(resource("CurationJob", spec, name="cj", status=status), kube, D, NOW)
+    assert status["baseModels"] == ["http://base.ns.svc:8000@tiny", "http://other:8000@Qwen"]
+    config = json.loads(kube.get("", "ConfigMap", "ns", "cj-curate")["data"]["config.json"])
+    assert config["base_models"] == status["baseModels"]
+    # Once started, a server going away does not stop the job.
+    del kube.objects[("BudgetForcedServer", "ns", "base")]
+    status, _ = reconcile(resource("CurationJob", spec, name="cj", status=status), kube, D, NOW)
+    assert status["baseModels"][0] == "http://base.ns.svc:8000@tiny" and status["phase"] != "Failed"
+
+
 def test_impossible_specs_are_conditions_not_crashes():
     kube = FakeKube()
     spec = {"pools": {"p": "pvc://d/p"}, "domainColumn": "d"}
