@@ -4,10 +4,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from thinkube import __version__
 from thinkube.api.resources.common import GPU_RESOURCE
-
-DEFAULT_IMAGE = f"ghcr.io/thinkube/thinkube:{__version__}"
+from thinkube.constants import DEFAULT_IMAGE
 log = logging.getLogger(__name__)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from thinkube.constants import ENV_ALLOW_FOREIGN_CLUSTER, LOCAL_CONTEXT
+from thinkube.constants import ENV_ALLOW_FOREIGN_CLUSTER, ENV_IMAGE, ENV_IMAGE_PULL_POLICY, LOCAL_CONTEXT
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,10 +35,11 @@ def _current_context(kubeconfig: Path) -> str | None:
 class Cluster:
     """A reachable API server and the kubectl/helm that talk to it (and, with a node, the image it runs)."""
 
-    def __init__(self, kubeconfig: Path, hack, image: str | None = None):
+    def __init__(self, kubeconfig: Path, hack, image: str | None = None, pull_policy: str = "Never"):
         self.kubeconfig = kubeconfig
         self._hack = hack
         self.image = image
+        self.pull_policy = pull_policy  # Never: the image was imported into the node, not pulled
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         cmd = [self._hack.tool("kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
@@ -91,9 +92,22 @@ def cluster() -> Cluster:
 
 @pytest.fixture(scope="session")
 def node_cluster() -> Cluster:
-    """The local cluster with a real node (containerd, kubelet, kube-proxy, CoreDNS, storage) and the
-    project's image imported; restarted that way if the control plane alone is up."""
+    """A cluster whose nodes run the project's image.
+
+    By default the local cluster with a real node (containerd, kubelet, kube-proxy, CoreDNS,
+    storage) and the image imported; restarted that way if the control plane alone is up.
+    With THINKUBE_ALLOW_FOREIGN_CLUSTER=1, KUBECONFIG's cluster instead (a real one, or kind:
+    hack/kind-up), running THINKUBE_IMAGE with THINKUBE_IMAGE_PULL_POLICY (IfNotPresent).
+    """
     hack = _hack_cluster()
+    given = os.environ.get("KUBECONFIG")
+    if given and os.environ.get(ENV_ALLOW_FOREIGN_CLUSTER) == "1":
+        image = os.environ.get(ENV_IMAGE)
+        if not image:
+            pytest.exit(f"KUBECONFIG={given} with {ENV_ALLOW_FOREIGN_CLUSTER}=1 needs {ENV_IMAGE}: the image its "
+                        f"nodes can run (python hack/image.py build, pushed or loaded)", returncode=4)
+        yield Cluster(Path(given), hack, image, os.environ.get(ENV_IMAGE_PULL_POLICY, "IfNotPresent"))
+        return
     try:
         kubeconfig = hack.up(with_node=True)
     except (SystemExit, subprocess.CalledProcessError, OSError) as e:

@@ -1,4 +1,5 @@
 """Every label, annotation, finalizer and environment-variable key, in one place."""
+from thinkube import __version__
 
 GROUP = "thinkube.dev"
 VERSION = "v1alpha1"
@@ -29,6 +30,11 @@ ENV_NPROC_PER_NODE = "NPROC_PER_NODE"
 ENV_HF_HOME = "HF_HOME"  # Hugging Face downloads; the model-cache PVC when the operator has one
 ENV_HF_TOKEN = "HF_TOKEN"  # from a Secret, never an argument
 MODEL_CACHE_DIR = "/var/cache/thinkube/huggingface"  # the image's HF_HOME; the model-cache PVC mounts here
+
+# The workload image: the operator's default, and what tools that start pods use.
+ENV_IMAGE = "THINKUBE_IMAGE"
+ENV_IMAGE_PULL_POLICY = "THINKUBE_IMAGE_PULL_POLICY"  # of the pods tests start on a foreign cluster
+DEFAULT_IMAGE = f"ghcr.io/thinkube/thinkube:{__version__}"  # the chart's image at its appVersion
 
 # Test safety: the context name `hack/cluster` writes; anything else is a foreign cluster.
 LOCAL_CONTEXT = "thinkube-local"

@@ -2,6 +2,7 @@
 
 There is no kubelet, so the watch can only ever time out: what it must get right is applying
 every stage, the operator starting the first one, and saying which resource waits and why.
+The whole chain running in pods is tests/node's business.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from thinkube.workloads.serving.process import free_port
 
 POOL, BENCH, OUT = "pvc://demo-data/pool.jsonl", "pvc://demo-data/heldout.jsonl", "pvc://demo-art/run"
 KINDS = ["CurationJob", "SFTRun", "BudgetForcedServer", "EvalSweep"]
+KEYS = ["BudgetForcedServer/thinkube-demo-base", *(f"{kind}/thinkube-demo" for kind in KINDS)]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,8 @@ def manifests(name: str = "thinkube-demo") -> list[dict]:
 
 def test_the_demo_manifests_are_accepted_by_the_api_server(cluster, crds, namespace):
     resources = manifests()
-    assert [r["kind"] for r in resources] == KINDS
+    assert [f"{r['kind']}/{r['metadata']['name']}" for r in resources] == KEYS
+    assert resources[1]["spec"]["baseModels"] == ["thinkube-demo-base"]  # the untrained model, served
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(resources))
     for r in resources:
         name = r["metadata"]["name"]
@@ -62,22 +65,22 @@ def test_apply_and_watch_starts_curation_and_times_out_naming_what_waits(cluster
     summary = apply_and_watch(manifests(), kubeconfig=str(cluster.kubeconfig), namespace=namespace, timeout_s=20,
                               log=lines.append)
     assert time.monotonic() - start < 40
-    assert list(summary) == [f"{kind}/thinkube-demo" for kind in KINDS]
+    assert list(summary) == KEYS
 
     kube = Kube(cluster.api_client())
-    assert kube.get("batch/v1", "Job", namespace, "thinkube-demo-curate") is not None
-    config = json.loads(kube.get("v1", "ConfigMap", namespace, "thinkube-demo-curate")["data"][CONFIG_FILE])
-    assert (config["pools"], config["decontaminate"]) == ({"synthetic": POOL}, {"heldout": BENCH})
-
-    sft = summary["SFTRun/thinkube-demo"]
-    assert sft["phase"] == "Pending"
-    assert any(c["type"] == "WaitingForInput" and c["status"] == "True" for c in sft["conditions"])
+    assert kube.get("apps/v1", "Deployment", namespace, "thinkube-demo-base") is not None
+    # The curation waits for its base-model server, which no node runs here.
+    assert kube.get("batch/v1", "Job", namespace, "thinkube-demo-curate") is None
+    for key in ("CurationJob/thinkube-demo", "SFTRun/thinkube-demo"):
+        assert summary[key]["phase"] == "Pending"
+        assert any(c["type"] == "WaitingForInput" and c["status"] == "True" for c in summary[key]["conditions"])
+    assert "spec.baseModels[0]" in summary["CurationJob/thinkube-demo"]["message"]
     report = "\n".join(lines)
     assert "timed out after 20 s; still waiting:" in report
     waiting = report.split("still waiting:", 1)[1]
-    assert all(f"{kind}/thinkube-demo: " in waiting for kind in KINDS), report
+    assert all(f"{key}: " in waiting for key in KEYS), report
     assert "WaitingForInput InputNotReady" in waiting, report
-    assert "pod thinkube-demo-curate-" in waiting, report  # why the Running CurationJob does not finish
+    assert "pod thinkube-demo-base-" in waiting, report  # why the base server does not become Ready
 
 
 def test_an_unreachable_api_server_is_a_cluster_error_naming_it(tmp_path):
@@ -101,11 +104,14 @@ def test_the_demo_command_on_cluster_writes_the_data_and_applies_the_chain(clust
 
     out = tmp_path / "demo"
     run = subprocess.run([sys.executable, "-m", "thinkube.cli", "demo", "--on-cluster", "--out", str(out),
-                          "--kubeconfig", str(cluster.kubeconfig), "--namespace", namespace, "--timeout", "5"],
+                          "--kubeconfig", str(cluster.kubeconfig), "--namespace", namespace, "--timeout", "5",
+                          "--image", "thinkube:test"],
                          capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr[-2000:]
+    # No node runs the pod that copies the data into the claim: a clear error, before any resource.
+    assert run.returncode == 1, run.stderr[-2000:]
     assert (out / "data" / "pool.jsonl").stat().st_size > 0 and (out / "data" / "heldout.jsonl").stat().st_size > 0
-    assert "copy them into the PVC" in run.stdout
-    kube = Kube(cluster.api_client())
-    for kind in KINDS:
-        assert kube.get(API_VERSION, kind, namespace, "thinkube-demo") is not None, kind
+    assert "the pod that copies files for claim thinkube-demo" in run.stderr and "Unschedulable" in run.stderr
+    assert cluster.kubectl("get", "pvc", "thinkube-demo", "-n", namespace, check=False).returncode == 0
+    assert Kube(cluster.api_client()).get(API_VERSION, "CurationJob", namespace, "thinkube-demo") is None
+    helpers = cluster.kubectl("get", "pods", "-n", namespace, "-l", "thinkube.dev/role=files", "-o", "name").stdout
+    assert helpers.strip() == ""  # the helper pod is cleaned up

@@ -17,7 +17,7 @@ def test_the_operator_runs_from_the_chart_reconciles_and_uninstalls_cleanly(node
     repository, tag = k.image.rsplit(":", 1)
     r = k.helm("install", release, str(CHART), "-n", ns, "--wait", "--timeout", "180s",
                "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-               "--set", "image.pullPolicy=Never", "--set", "operator.resyncSeconds=2",
+               "--set", f"image.pullPolicy={k.pull_policy}", "--set", "operator.resyncSeconds=2",
                "--set", "artifacts.create=true", "--set", "artifacts.size=1Gi")
     assert r.returncode == 0, r.stdout + r.stderr
     selector = f"app.kubernetes.io/instance={release}"

@@ -9,16 +9,17 @@ import urllib.request
 import pytest
 
 
-def pod(name: str, image: str, command: list[str], labels: dict | None = None, container: dict | None = None,
+def pod(name: str, cluster, command: list[str], labels: dict | None = None, container: dict | None = None,
         **spec) -> dict:
+    """A pod of the project's image, as the cluster has it."""
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}},
             "spec": {"restartPolicy": "Never", **spec,
-                     "containers": [{"name": "main", "image": image, "imagePullPolicy": "Never",
+                     "containers": [{"name": "main", "image": cluster.image, "imagePullPolicy": cluster.pull_policy,
                                      "command": command, **(container or {})}]}}
 
 
-def job(name: str, image: str, script: str, **spec) -> dict:
-    template = pod(name, image, ["python3", "-c", script], **spec)
+def job(name: str, cluster, script: str, **spec) -> dict:
+    template = pod(name, cluster, ["python3", "-c", script], **spec)
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
             "spec": {"backoffLimit": 0, "template": {"spec": template["spec"]}}}
 
@@ -39,7 +40,7 @@ def wait_job(cluster, namespace: str, name: str, timeout: int = 180) -> str:
 
 
 def test_a_pod_runs_the_image_as_non_root_and_kubectl_logs_reads_it(node_cluster, node_namespace):
-    apply(node_cluster, node_namespace, pod("hello", node_cluster.image, ["sh", "-c", "id -u; thinkube --help"]))
+    apply(node_cluster, node_namespace, pod("hello", node_cluster, ["sh", "-c", "id -u; thinkube --help"]))
     node_cluster.kubectl("wait", "-n", node_namespace, "pod/hello", "--for=jsonpath={.status.phase}=Succeeded",
                          "--timeout=120s")
     out = node_cluster.kubectl("logs", "-n", node_namespace, "hello").stdout
@@ -47,17 +48,17 @@ def test_a_pod_runs_the_image_as_non_root_and_kubectl_logs_reads_it(node_cluster
 
 
 def test_a_job_completes(node_cluster, node_namespace):
-    apply(node_cluster, node_namespace, job("sum", node_cluster.image, "print(sum(range(10)))"))
+    apply(node_cluster, node_namespace, job("sum", node_cluster, "print(sum(range(10)))"))
     assert wait_job(node_cluster, node_namespace, "sum").strip() == "45"
 
 
 def test_a_service_resolves_by_name_and_pods_reach_the_api_server(node_cluster, node_namespace):
     ns = node_namespace
-    web = pod("web", node_cluster.image, ["python3", "-m", "http.server", "8080", "--directory", "/etc"],
+    web = pod("web", node_cluster, ["python3", "-m", "http.server", "8080", "--directory", "/etc"],
               labels={"app": "web"})
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}
-    client = job("client", node_cluster.image, f"""
+    client = job("client", node_cluster, f"""
 import json, socket, ssl, urllib.request
 print(socket.gethostbyname("web.{ns}.svc.cluster.local") == socket.gethostbyname("web"))
 print(urllib.request.urlopen("http://web/hostname", timeout=10).read().decode().strip())
@@ -82,10 +83,10 @@ def test_claims_are_provisioned_and_shared_between_pods(node_cluster, node_names
              "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}}
     volume = {"volumes": [{"name": "a", "persistentVolumeClaim": {"claimName": "artifacts"}}],
               "container": {"volumeMounts": [{"name": "a", "mountPath": "/mnt/a"}]}}
-    apply(node_cluster, ns, claim, job("write", node_cluster.image,
+    apply(node_cluster, ns, claim, job("write", node_cluster,
                                        "open('/mnt/a/x.txt', 'w').write('written by a pod')", **volume))
     wait_job(node_cluster, ns, "write")
-    apply(node_cluster, ns, job("read", node_cluster.image, "print(open('/mnt/a/x.txt').read())", **volume))
+    apply(node_cluster, ns, job("read", node_cluster, "print(open('/mnt/a/x.txt').read())", **volume))
     assert wait_job(node_cluster, ns, "read").strip() == "written by a pod"
     bound = node_cluster.kubectl_json("get", "pvc", "artifacts", "-n", ns)
     assert bound["status"]["phase"] == "Bound" and bound["spec"]["storageClassName"] == "standard"

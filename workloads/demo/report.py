@@ -21,6 +21,19 @@ def loss_curve(metrics_path: Path) -> list[tuple[int, float]]:
     return [(r["step"], r["loss"]) for r in rows if "loss" in r]
 
 
+def train_summary(metrics_path: Path) -> dict:
+    """Steps, mean loss of the first and last few steps (one step's loss is noisy at batch 16),
+    and the summed step time; {} when the metrics hold no step."""
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    if not losses:
+        return {}
+    window = max(1, min(25, len(losses) // 4))
+    return {"metrics": str(metrics_path), "steps": len(losses), "first_loss": sum(losses[:window]) / window,
+            "last_loss": sum(losses[-window:]) / window, "loss_window": window,
+            "step_seconds": sum(r.get("step_seconds", 0.0) for r in rows)}
+
+
 def plot_loss(curve: list[tuple[int, float]], path: Path) -> None:
     import matplotlib
 
