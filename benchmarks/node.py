@@ -15,7 +15,6 @@ What the local node costs, each against a baseline measured in the same run:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import subprocess
@@ -25,14 +24,11 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.append(str(REPO))  # for tests.support
+
+from tests.support.hack import load  # noqa: E402
 
 
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"thinkube_hack_{name}", REPO / "hack" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def timed(fn) -> tuple[float, object]:

@@ -35,11 +35,12 @@ from pathlib import Path
 def _sibling(name: str):
     """hack/<name>.py, loaded by path under a unique name: hack/ is not a package, and a bare
     `import node` could pick up another `node` module on the path (tests/node)."""
-    spec = importlib.util.spec_from_file_location(f"thinkube_hack_{name}", Path(__file__).with_name(f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    module = f"thinkube_hack_{name}"
+    if module not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module, Path(__file__).with_name(f"{name}.py"))
+        sys.modules[module] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[module])
+    return sys.modules[module]
 
 
 image = _sibling("image")

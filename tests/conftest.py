@@ -2,7 +2,6 @@
 (a real node running the project's image; these run last, because they restart the cluster)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,16 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.hack import load
 from thinkube.constants import ENV_ALLOW_FOREIGN_CLUSTER, ENV_IMAGE, ENV_IMAGE_PULL_POLICY, LOCAL_CONTEXT
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _hack_cluster():
-    spec = importlib.util.spec_from_file_location("thinkube_hack_cluster", REPO / "hack" / "cluster.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load("cluster")
 
 
 def _current_context(kubeconfig: Path) -> str | None:

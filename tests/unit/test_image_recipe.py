@@ -1,7 +1,6 @@
 """The image recipe, checked statically: hadolint, what enters the build, the pins, the content tag."""
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -11,15 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.hack import load
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "images" / "Dockerfile"
 
 
 def hack_image():
-    spec = importlib.util.spec_from_file_location("thinkube_hack_image", REPO / "hack" / "image.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load("image")
 
 
 def test_hadolint_passes_for_both_variants():
