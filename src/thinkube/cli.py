@@ -18,7 +18,6 @@ EXIT_NOT_IMPLEMENTED = 3
 class Command:
     help: str
     module: str | None  # module with add_arguments(parser) and run(args) -> int; None: not built yet
-    issue: int | None = None  # where an unbuilt command is tracked
 
 
 COMMANDS: dict[str, Command] = {
@@ -29,7 +28,7 @@ COMMANDS: dict[str, Command] = {
     "serve": Command("OpenAI-compatible server with budget forcing", "thinkube.workloads.serving.cli"),
     "eval": Command("evaluate a model over benchmarks and thinking budgets", "thinkube.workloads.evaluation.cli"),
     "operator": Command("run the Kubernetes operator (kopf)", "thinkube.operator.cli"),
-    "api": Command("run the REST control plane", None, 7),
+    "api": Command("run the REST control plane (not available in this version)", None),
     "tiny-model": Command("build the built-in tiny Qwen2 model and tokenizer (no download)",
                           "thinkube.workloads.tiny_model_cli"),
 }
@@ -52,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     cmd = COMMANDS[args.command]
     if cmd.module is None:
-        print(f"thinkube {args.command}: not implemented yet (tracked in issue {cmd.issue})", file=sys.stderr)
+        print(f"thinkube {args.command}: not available in this version of Thinkube; use kubectl with the "
+              f"custom resources (examples/) meanwhile", file=sys.stderr)
         return EXIT_NOT_IMPLEMENTED
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

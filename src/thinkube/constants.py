@@ -44,7 +44,7 @@ ENV_ALLOW_FOREIGN_CLUSTER = "THINKUBE_ALLOW_FOREIGN_CLUSTER"
 EXIT_BAD_CONFIG = 2  # the input or configuration is wrong: retrying cannot help
 EXIT_RETRIABLE = 75  # EX_TEMPFAIL: a distributed (NCCL/gloo) error or out of memory; retry resumes
 
-# Operator (issue 7): child objects and server-side apply.
+# Operator: child objects and server-side apply.
 LABEL_ATTEMPT = f"{GROUP}/attempt"  # SFTRun Jobs: which whole-gang attempt (0 = first run)
 FIELD_MANAGER = "thinkube-operator"  # server-side apply field manager of every child
 # Set by the Job controller on each pod of an Indexed Job; NODE_RANK comes from it.

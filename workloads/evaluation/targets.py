@@ -185,6 +185,6 @@ def make_target(spec: str, **options) -> Target:
                 raise
     if _model_target_factory is None:
         raise ValueError(f"target {spec!r} is not an http(s):// URL, and no in-process model target is registered "
-                         f"(the serving engine provides it, issue 3): start `thinkube serve --model {spec}` and pass "
+                         f"(the serving engine provides it): start `thinkube serve --model {spec}` and pass "
                          f"its URL, e.g. --target http://127.0.0.1:8000")
     return _model_target_factory(spec, **options)
