@@ -37,6 +37,19 @@ def test_grader_case(case):
         assert verdict.unextracted is (case["extracted"] is None)
 
 
+@pytest.mark.timeout(20)  # quadratic extraction took 37-55 s on this input
+def test_a_looping_generation_of_open_boxes_grades_at_once():
+    loop = "\\boxed{" * 12_000  # 84 KB, common in long-thinking generations that loop
+    assert grade("integer", "5", loop).method == "unextracted"
+    verdict = grade("integer", "5", loop + "\\boxed{5}")
+    assert verdict.correct and verdict.extracted == "5"
+
+
+def test_extraction_has_a_time_limit():
+    # Far below what any extraction takes: the limit is what fires.
+    assert grade("integer", "5", "\\boxed{5} " * 20_000, timeout_s=1e-6).method == "extraction-timeout"
+
+
 def test_boxed_with_literal_braces_and_nesting():
     assert last_boxed(r"\boxed{\{1, 2\}}") == r"\{1, 2\}"
     assert last_boxed(r"\boxed{\frac{a}{\sqrt{b}}} and \boxed{x^{2}}") == "x^{2}"

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 
-_BOX_COMMANDS = ("\\boxed", "\\fbox")
+_BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+_BARE_BOX_TOKEN = re.compile(r"[^\s$]+")  # `\boxed 5`
+# Formatting around an answer that does not change it: \textbf{C}, \mathbf{42}, \text{(A)}.
+FORMATTING = re.compile(r"\\(?:text|textbf|textrm|textit|mathrm|mathbf|mathit|mbox|bm|boldsymbol)\s*\{([^{}]*)\}")
 # "Answer:", "Final Answer:", "**Final Answer**:", "Answer :" ... (case-insensitive).
 _ANSWER_MARKER = re.compile(r"(?:final\s+)?answer\s*(?:\*\*|__)?\s*[:：]", re.IGNORECASE)
 _ANSWER_IS = re.compile(r"\b(?:final\s+)?answer\s+is\s*[:：]?\s*", re.IGNORECASE)
@@ -23,47 +26,50 @@ def _is_prose(text: str) -> bool:
     return re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}", re.sub(r"\\[A-Za-z]+", " ", text)) is not None
 
 
-def _braced(text: str, start: int) -> tuple[str, int] | None:
-    """The content of the `{...}` group opening at `start` and the index after it; None if unbalanced."""
-    depth = 0
-    for i in range(start, len(text)):
-        c = text[i]
-        # `\{` / `\}` are literal braces (sets), not grouping.
-        if c == "{" and (i == 0 or text[i - 1] != "\\"):
-            depth += 1
-        elif c == "}" and (i == 0 or text[i - 1] != "\\"):
-            depth -= 1
-            if depth == 0:
-                return text[start + 1:i], i + 1
-    return None
+def _brace_pairs(text: str) -> dict[int, int]:
+    """Each `{` that closes -> the index of its `}`, in one pass (a truncated group has no entry).
+
+    One pass, not a scan per box: a looping generation of `\\boxed{` repeated thousands of
+    times would otherwise take quadratic time to grade.
+    """
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    for i, c in enumerate(text):
+        if c not in "{}" or (i > 0 and text[i - 1] == "\\"):  # `\{` / `\}` are literal braces (sets)
+            continue
+        if c == "{":
+            stack.append(i)
+        elif stack:
+            pairs[stack.pop()] = i
+    return pairs
 
 
 def _boxes(text: str) -> list[str]:
     """Contents of every complete top-level `\\boxed{}`/`\\fbox{}` (and `\\boxed 5`), in order."""
     found: list[str] = []
+    pairs: dict[int, int] | None = None
     i = 0
-    while True:
-        hits = [(text.find(cmd, i), cmd) for cmd in _BOX_COMMANDS]
-        hits = [(pos, cmd) for pos, cmd in hits if pos >= 0]
-        if not hits:
-            return found
-        pos, cmd = min(hits)
-        j = pos + len(cmd)
+    for m in _BOX.finditer(text):
+        if m.start() < i:  # inside a box already taken
+            continue
+        j = m.end()
         while j < len(text) and text[j] == " ":
             j += 1
         if j < len(text) and text[j] == "{":
-            group = _braced(text, j)
-            if group is None:  # truncated output: skip this box, keep earlier complete ones
+            pairs = _brace_pairs(text) if pairs is None else pairs
+            end = pairs.get(j)
+            if end is None:  # truncated output: skip this box, keep earlier complete ones
                 i = j + 1
                 continue
-            found.append(group[0])
-            i = group[1]
-        elif j > pos + len(cmd) and j < len(text):  # `\boxed 5`: one token up to whitespace or `$`
-            m = re.match(r"[^\s$]+", text[j:])
-            found.append(m.group(0))
-            i = j + m.end()
+            found.append(text[j + 1:end])
+            i = end + 1
+        elif m.end() < j < len(text):  # `\boxed 5`: one token up to whitespace or `$`
+            token = _BARE_BOX_TOKEN.match(text, j)
+            found.append(token.group(0))
+            i = token.end()
         else:
             i = j
+    return found
 
 
 def last_boxed(text: str) -> str | None:
@@ -111,7 +117,9 @@ def extract_answer(text: str | None) -> str | None:
     """The final answer in `text` (the answer part of a generation), or None.
 
     Order: last complete `\\boxed{}`; else the line after the last "Answer:"/"Final Answer:";
-    else after the last "the answer is"; else the whole text when it is one short line.
+    else after the last "the answer is"; else the whole text when it is one short line. A
+    fallback never returns a truncated box (`\\boxed{\\frac{1}{2}` cut off): such an
+    answer was not finished, so it is unextracted.
     """
     if not text or not text.strip():
         return None
@@ -121,9 +129,10 @@ def extract_answer(text: str | None) -> str | None:
     for pattern in (_ANSWER_MARKER, _ANSWER_IS):
         found = _after_marker(text, pattern)
         if found:
-            return found
+            return None if _BOX.search(found) else found
     whole = _clean(text)
-    if whole and "\n" not in whole and len(whole) <= _BARE_ANSWER_MAX_CHARS and not _is_prose(whole):
+    if (whole and "\n" not in whole and len(whole) <= _BARE_ANSWER_MAX_CHARS and not _is_prose(whole)
+            and not _BOX.search(whole)):
         return whole
     return None
 
@@ -132,9 +141,11 @@ def extract_choice(text: str | None, letters: str = "ABCD") -> str | None:
     """The chosen option letter in `text`, or None; never a default letter.
 
     Accepts `\\boxed{C}`, `\\boxed{\\text{(C)}}`, "Answer: C", "Answer: (C) 3.2 eV",
-    "the answer is C", "correct option is **C**", and an answer whose first or last line is
-    just the letter ("C", "(C)", "C.", "C) 3.2 eV"). Only the given letters count, upper
-    case only outside boxes: a lone "a" in prose is the article, not option A.
+    "Answer: \\textbf{C}", 'Answer: "C"', "the answer is C", "correct option is **C**", and an
+    answer whose first or last line is just the letter ("C", "(C)", "C.", "C) 3.2 eV"). Only
+    the given letters count, upper case only outside boxes, as lm-evaluation-harness's GPQA
+    filters read them: "the answer is c" is unextracted, and a lone "a" in prose is the
+    article, not option A.
     """
     if not text or not text.strip():
         return None
@@ -142,12 +153,13 @@ def extract_choice(text: str | None, letters: str = "ABCD") -> str | None:
     bare = re.compile(rf"^[\s*_]*\(?({cls})(?:\)|[.:]|[*_\s]*$)")
     boxed = last_boxed(text)
     if boxed is not None:
-        inner = re.sub(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}", r"\1", boxed).strip()
-        m = bare.match(inner.upper())
+        m = bare.match(FORMATTING.sub(r"\1", boxed).strip().upper())
         if m:
             return m.group(1)
+    text = FORMATTING.sub(r"\1", text)
     phrased = re.compile(
-        rf"(?:answer|option|choice)(?:\s+is)?\s*(?:\*\*|__)?\s*[:：]?\s*(?:\*\*|__)?\s*\$?\(?({cls})\)?(?![A-Za-z0-9])",
+        rf"(?:answer|option|choice)(?:\s+is)?\s*(?:\*\*|__)?\s*[:：]?\s*(?:\*\*|__)?\s*\$?[\"'“‘]?\(?({cls})\)?[\"'”’]?"
+        rf"(?![A-Za-z0-9])",
         re.IGNORECASE,
     )
     hits = [m for m in phrased.finditer(text) if m.group(1) in letters]  # letter itself must be upper case

@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
-from thinkube.workloads.evaluation.extract import extract_answer, extract_choice
+from thinkube.workloads.evaluation.extract import FORMATTING, extract_answer, extract_choice
 from thinkube.workloads.evaluation.timelimit import TimeLimitExceeded, run_with_time_limit
 
 KINDS = ("integer", "math", "choice")
@@ -47,11 +47,10 @@ class Verdict:
 
 def parse_integer(text: str) -> int | None:
     """`text` as an integer, or None when it is not one ("042", "1,000", "$42", "42^\\circ", "n = 42 cm")."""
-    s = re.sub(r"\\(?:text|mathrm|textbf|mbox)\s*\{([^{}]*)\}", r" \1 ", text)
+    s = FORMATTING.sub(r" \1 ", text).rsplit("=", 1)[-1]  # `m+n=125`: the right-hand side, as Minerva/lm-eval
     s = re.sub(r"\{,\}|\\[,;:! ]|\\\$|\$|\\%|%", "", s)  # `1{,}000`, `1,\!000`, `\$25`, `42\%`
     s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|°", " ", s)
     s = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", s)
-    s = re.sub(r"^\s*[A-Za-z]\w*\s*=\s*", "", s)
     m = re.fullmatch(r"\s*([+-]?\d+)(?:\.0*)?\s*([A-Za-z][A-Za-z\s]*)?\.?\s*", s)
     return int(m.group(1)) if m else None
 
@@ -64,8 +63,8 @@ def normalize_math(text: str) -> str:
     s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|°", "", s)
     s = re.sub(r"\\\$|\$|\\%|%", "", s)
     s = re.sub(r"\\text\{\s+[^{}]*\}\s*$", "", s)  # trailing unit: "10\text{ cm}"
-    s = re.sub(r"\\(?:text|mathrm|textbf|mbox)\{([^{}]*)\}", r"\1", s)
-    s = re.sub(r"^[A-Za-z]\s*=\s*", "", s)  # "x = 3" answers "3"
+    s = FORMATTING.sub(r"\1", s)
+    s = s.rsplit("=", 1)[-1]  # "x = 3" answers "3"; an equation is graded by its right-hand side (Minerva/lm-eval)
     s = re.sub(r"\\sqrt(\w)", r"\\sqrt{\1}", s)
     s = re.sub(r"\\frac(\w)(\w)", r"\\frac{\1}{\2}", s)
     s = re.sub(r"\\frac\{([^{}]*)\}(\w)", r"\\frac{\1}{\2}", s)
@@ -99,7 +98,10 @@ def grade(kind: str, gold: str, text: str | None, *, n_choices: int = 4, timeout
         return Verdict(letter, letter is not None and letter == gold.strip().upper(), "choice" if letter else "unextracted")
     if kind not in KINDS:
         raise ValueError(f"unknown answer kind {kind!r}: use one of {', '.join(KINDS)}")
-    extracted = extract_answer(text)
+    try:  # linear time, but a stalled sweep costs more than one unextracted answer
+        extracted = run_with_time_limit(lambda: extract_answer(text), timeout_s)
+    except TimeLimitExceeded:
+        return Verdict(None, False, "extraction-timeout")
     if extracted is None:
         return Verdict(None, False, "unextracted")
     if kind == "integer":
