@@ -89,6 +89,10 @@ def test_models_and_health(server):
     ({"max_tokens": 10000}, 400, "max_tokens"),
     ({"messages": [{"role": "user", "content": "word " * 400}]}, 400, "messages"),
     ({"messages": [{"role": "assistant", "content": "hi"}]}, 400, "messages"),
+    ({"max_thinking_tokens": "7"}, 400, "max_thinking_tokens"),  # strings and booleans are not coerced
+    ({"num_ignore": True}, 400, "num_ignore"),
+    ({"max_tokens": 12.5}, 400, "max_tokens"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400, "messages"),
 ])
 def test_bad_requests_name_the_field(server, patch, status, field):
     body = {"model": "pat", "messages": Q, **patch}
@@ -98,10 +102,45 @@ def test_bad_requests_name_the_field(server, patch, status, field):
     assert err["param"].startswith(field) and field in err["message"]
 
 
+def openai_error(r: httpx.Response) -> dict:
+    """The OpenAI error object, checked for its shape."""
+    body = r.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}, body
+    return body["error"]
+
+
 def test_body_over_the_limit_is_refused(server):
     r = httpx.post(f"{server.url}/v1/chat/completions",
                    json={"model": "pat", "messages": [{"role": "user", "content": "x" * 100_000}]})
-    assert r.status_code == 413 and "request body over" in r.json()["error"]["message"]
+    assert r.status_code == 413 and "request body over" in openai_error(r)["message"]
+
+
+def test_a_chunked_body_over_the_limit_is_413_too(server):
+    def chunks():  # no Content-Length: the limit is enforced while reading
+        yield b'{"model": "pat", "messages": [{"role": "user", "content": "'
+        for _ in range(100):
+            yield b"x" * 1000
+        yield b'"}]}'
+
+    r = httpx.post(f"{server.url}/v1/chat/completions", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "request body over" in openai_error(r)["message"]
+
+
+@pytest.mark.parametrize("body, says", [
+    (b'{"model": "pat", "messages": [', "not valid JSON"),
+    (b'{"model": "pat", "messages": [{"role": "user", "content": "\xff\xfe"}]}', "not UTF-8"),
+])
+def test_unreadable_bodies_are_openai_errors_without_a_param(server, body, says):
+    r = httpx.post(f"{server.url}/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
+    err = openai_error(r)
+    assert r.status_code == 400 and says in err["message"] and err["param"] is None
+
+
+def test_content_parts_are_accepted_as_the_openai_client_sends_them(client):
+    parts = [{"type": "text", "text": "What is "}, {"type": "text", "text": "question 99?"}]
+    as_parts = client.chat.completions.create(model="pat", messages=[{"role": "user", "content": parts}], max_tokens=24)
+    as_text = client.chat.completions.create(model="pat", messages=Q, max_tokens=24)
+    assert as_parts.choices[0].message.content == as_text.choices[0].message.content
 
 
 def test_metrics_count_tokens_and_extensions(server, client):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from thinkube.workloads.formats.chat import ChatFormat, render_messages
@@ -215,8 +216,22 @@ def create_app(engine, config: ServerConfig) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, e: RequestValidationError):
         first = e.errors()[0]
+        if first["type"] == "json_invalid":  # its loc is a byte offset, not a field
+            return _error(400, f"the request body is not valid JSON ({first['ctx'].get('error', first['msg'])} "
+                               f"at byte {first['loc'][-1]})")
         field = ".".join(str(p) for p in first["loc"] if p != "body") or None
         return _error(400, f"{field}: {first['msg']}" if field else first["msg"], field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, e: StarletteHTTPException):
+        cause = e.__cause__
+        if isinstance(cause, BaseExceptionGroup):  # raised inside the http middleware's task group
+            cause = next(iter(cause.exceptions), cause)
+        if isinstance(cause, ApiError):  # the body limit, hit while FastAPI read a chunked body
+            return _error(cause.status, f"request body over {config.max_body_bytes} bytes: send a shorter prompt")
+        if isinstance(cause, UnicodeDecodeError):
+            return _error(400, "the request body is not UTF-8 JSON")
+        return _error(e.status_code, str(e.detail), type_="invalid_request_error" if e.status_code < 500 else "server_error")
 
     @app.middleware("http")
     async def _observe(request: Request, call_next):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 # Hard bounds: a request can never ask the server for unbounded work.
 MAX_TOKENS_CAP = 131072
@@ -18,17 +18,18 @@ class BudgetFields(BaseModel):
     model_config = ConfigDict(extra="ignore")  # OpenAI clients send fields we don't use (user, ...)
 
     model: str
-    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_CAP)
-    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_CAP)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    n: int = Field(1, ge=1, le=MAX_N)
+    n: StrictInt = Field(1, ge=1, le=MAX_N)
     seed: int | None = None
     stream: bool = False
     stream_options: dict | None = None
-    max_thinking_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS_CAP)
-    min_thinking_tokens: int = Field(0, ge=0, le=MAX_TOKENS_CAP)
-    num_ignore: int = Field(0, ge=0, le=MAX_NUM_IGNORE)
+    # Strict: "7" or true is a client bug to report, not a budget to guess.
+    max_tokens: StrictInt | None = Field(None, ge=1, le=MAX_TOKENS_CAP)
+    max_completion_tokens: StrictInt | None = Field(None, ge=1, le=MAX_TOKENS_CAP)
+    max_thinking_tokens: StrictInt | None = Field(None, ge=0, le=MAX_TOKENS_CAP)
+    min_thinking_tokens: StrictInt = Field(0, ge=0, le=MAX_TOKENS_CAP)
+    num_ignore: StrictInt = Field(0, ge=0, le=MAX_NUM_IGNORE)
     ignore_string: str = Field("Wait", max_length=MAX_STRING)
     final_answer_prefix: str = Field("Final Answer:", max_length=MAX_STRING)
 
@@ -41,9 +42,20 @@ class BudgetFields(BaseModel):
         return bool(self.stream_options and self.stream_options.get("include_usage"))
 
 
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str = Field(max_length=1_000_000)
+
+
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant"]
-    content: str = Field(max_length=1_000_000)
+    # A string, or OpenAI content parts (what the openai client and most tools send); text only.
+    content: str | list[TextPart] = Field(max_length=1_000_000)
+
+    @field_validator("content")
+    @classmethod
+    def _joined(cls, content):
+        return content if isinstance(content, str) else "".join(part.text for part in content)
 
 
 class ChatRequest(BudgetFields):
