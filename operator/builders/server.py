@@ -23,6 +23,8 @@ def serve_args(server: BudgetForcedServer, model_uri: str) -> list[str]:
     args = ["--model", model_uri, "--engine", s.engine, "--budget-forcing", s.budget_forcing,
             "--chat-format", s.chat_format,
             "--host", "0.0.0.0", "--port", str(s.port), "--max-model-len", str(s.max_model_len)]
+    if s.gpus > 1:  # the pod's GPUs shard one model copy (spec.gpus is the tensor-parallel size)
+        args += ["--tensor-parallel-size", str(s.gpus)]
     if s.served_model_name:
         args += ["--served-model-name", s.served_model_name]
     b = s.budget

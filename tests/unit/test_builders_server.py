@@ -1,6 +1,10 @@
 """BudgetForcedServer -> Deployment + Service running `thinkube serve`."""
 from __future__ import annotations
 
+import importlib.util
+
+import pytest
+
 from thinkube.operator.builders import Defaults, Resolved
 from thinkube.operator.builders.server import build
 
@@ -62,3 +66,18 @@ def test_service_selects_the_pods_and_queue_label_reaches_them():
     assert service["metadata"]["name"] == "s" and service["spec"]["ports"][0]["port"] == 8080
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert deployment["spec"]["template"]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "q"
+
+
+def test_gpus_are_the_tensor_parallel_size_and_reach_vllm():
+    c = container(children(gpus=4)[0])
+    assert c["args"][c["args"].index("--tensor-parallel-size") + 1] == "4"
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == 4
+    assert "--tensor-parallel-size" not in container(children(gpus=1)[0])["args"]
+
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vLLM is not installed")
+    from thinkube.cli import build_parser
+    from thinkube.workloads.serving.cli import build_engine
+
+    args = build_parser().parse_args(["serve", "--model", "tiny", "--engine", "vllm", "--tensor-parallel-size", "4"])
+    assert build_engine(args)._args["tensor_parallel_size"] == 4  # what AsyncEngineArgs receives

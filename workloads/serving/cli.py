@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "at every extension (needed with speculative decoding)")
     p.add_argument("--kv-cache-bytes", type=int, help="vLLM: KV cache size (CPU: default 1 GiB)")
     p.add_argument("--gpu-memory-utilization", type=float, help="vLLM on GPU: fraction of GPU memory")
+    p.add_argument("--tensor-parallel-size", type=int, default=1,
+                   help="vLLM on GPU: shard the model over this many GPUs of the pod (a BudgetForcedServer's spec.gpus)")
     p.add_argument("--graceful-timeout", type=float, default=600, help="seconds to finish in-flight requests on SIGTERM")
     # Server-side defaults for requests that omit the budget fields (the operator passes the
     # BudgetForcedServer spec here).
@@ -61,6 +63,7 @@ def build_engine(args: argparse.Namespace):
         return VLLMEngine(path, name, revision, dtype=args.dtype, max_model_len=args.max_model_len,
                           prefix_caching=not args.no_prefix_caching, kv_cache_bytes=kv,
                           gpu_memory_utilization=args.gpu_memory_utilization,
+                          tensor_parallel_size=args.tensor_parallel_size,
                           in_engine_forcing=args.budget_forcing == "engine")
     from thinkube.workloads.serving.engines.hf import TransformersEngine
 

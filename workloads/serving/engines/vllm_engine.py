@@ -36,13 +36,13 @@ class VLLMEngine:
     def __init__(self, model_path: str, name: str, revision: str | None = None, dtype: str = "auto",
                  max_model_len: int | None = None, prefix_caching: bool = True,
                  kv_cache_bytes: int | None = None, gpu_memory_utilization: float | None = None, seed: int = 0,
-                 in_engine_forcing: bool = True):
+                 tensor_parallel_size: int = 1, in_engine_forcing: bool = True):
         self.model_path, self.name, self.revision = model_path, name, revision
         self.forces_budget = in_engine_forcing  # BudgetForcing then calls stream_forced
         self._tally = None
         self._args = dict(dtype=dtype, max_model_len=max_model_len, enable_prefix_caching=prefix_caching,
                           kv_cache_memory_bytes=kv_cache_bytes, gpu_memory_utilization=gpu_memory_utilization,
-                          seed=seed)
+                          seed=seed, tensor_parallel_size=tensor_parallel_size)
         self.engine = None
         self.tokenizer = None
         self.max_model_len = max_model_len or 0
