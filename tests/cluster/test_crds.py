@@ -41,7 +41,8 @@ def test_short_names_category_and_printer_columns(cluster, namespace, crds):
 def test_s1_defaults_are_filled_in_by_the_api_server(cluster, namespace, crds):
     apply(cluster, namespace, cr("SFTRun", "run", SFT + "}"))
     spec = cluster.kubectl_json("get", "sft", "run", "-n", namespace)["spec"]
-    assert (spec["nodes"], spec["gpusPerNode"], spec["gpuResource"], spec["maxRestarts"]) == (2, 8, "nvidia.com/gpu", 3)
+    assert (spec["nodes"], spec["gpusPerNode"], spec["maxRestarts"]) == (2, 8, 3)
+    assert "gpuResource" not in spec  # the operator's --gpu-resource (the chart's gpu.resourceName) decides
     assert spec["training"] == {
         "epochs": 5, "learningRate": 1e-5, "globalBatchSize": 16, "microBatchSize": 1, "blockSize": 32768,
         "warmupRatio": 0.05, "lrScheduler": "cosine", "adamBeta1": 0.9, "adamBeta2": 0.95, "weightDecay": 1e-4,
