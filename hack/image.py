@@ -63,8 +63,8 @@ def builder() -> str:
 
 
 def apt_install(*packages: str) -> None:
-    missing = [p for p in packages
-               if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
+    """Debian packages named after the command they install (buildah, debootstrap)."""
+    missing = [p for p in packages if not shutil.which(p)]
     if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):

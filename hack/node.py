@@ -19,7 +19,11 @@ import tarfile
 import time
 from pathlib import Path
 
-PACKAGES = ("containerd", "runc", "containernetworking-plugins", "iptables", "conntrack")
+# Debian package -> a file it installs: `dpkg -s` also succeeds for removed packages whose
+# configuration files remain, so presence is checked by the file.
+PACKAGES = {"containerd": "/usr/bin/containerd", "runc": "/usr/sbin/runc",
+            "containernetworking-plugins": "/usr/lib/cni/bridge", "iptables": "/usr/sbin/iptables",
+            "conntrack": "/usr/sbin/conntrack"}
 COREDNS_VERSION = os.environ.get("THINKUBE_COREDNS_VERSION", "v1.15.0")
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 POD_CIDR = "10.244.0.0/24"
@@ -53,7 +57,7 @@ def node_ip() -> str:
 def preflight() -> None:
     if os.geteuid() != 0:
         raise SystemExit("a node needs root (containerd, kubelet, iptables)")
-    missing = [p for p in PACKAGES if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
+    missing = [p for p, path in PACKAGES.items() if not Path(path).exists()]
     if missing:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.hack import load
-from thinkube.constants import ENV_ALLOW_FOREIGN_CLUSTER, ENV_IMAGE, ENV_IMAGE_PULL_POLICY, LOCAL_CONTEXT
+from thinkube.constants import (ENV_ALLOW_FOREIGN_CLUSTER, ENV_IMAGE, ENV_IMAGE_PULL_POLICY, ENV_REQUIRE_NODE,
+                                LOCAL_CONTEXT)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,6 +109,8 @@ def node_cluster() -> Cluster:
     try:
         kubeconfig = hack.up(with_node=True)
     except (SystemExit, subprocess.CalledProcessError, OSError) as e:
+        if os.environ.get(ENV_REQUIRE_NODE) == "1":  # CI: a node that cannot start is a failure
+            pytest.fail(f"local node unavailable: {e}")
         pytest.skip(f"local node unavailable: {e}")
     try:
         yield Cluster(kubeconfig, hack, hack.image_ref())

@@ -39,6 +39,7 @@ DEFAULT_IMAGE = f"ghcr.io/thinkube/thinkube:{__version__}"  # the chart's image 
 # Test safety: the context name `hack/cluster` writes; anything else is a foreign cluster.
 LOCAL_CONTEXT = "thinkube-local"
 ENV_ALLOW_FOREIGN_CLUSTER = "THINKUBE_ALLOW_FOREIGN_CLUSTER"
+ENV_REQUIRE_NODE = "THINKUBE_REQUIRE_NODE"  # 1: the node tier fails instead of skipping when no node starts
 
 # Exit codes of workload processes (the operator retries EXIT_RETRIABLE, never EXIT_BAD_CONFIG).
 EXIT_BAD_CONFIG = 2  # the input or configuration is wrong: retrying cannot help
