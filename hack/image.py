@@ -29,7 +29,11 @@ SHARED = Path(os.environ.get("THINKUBE_SHARED", REPO.parent / "shared"))
 DOCKERFILE = "images/Dockerfile"
 REPOSITORY = "thinkube.local/thinkube"  # a registry-like name that is plainly local
 SUITE = "bookworm"
-LOCAL_BASE = f"thinkube.local/debian-python:{SUITE}"
+# What the Dockerfile needs from a base (it installs what a base lacks).
+BASE_PACKAGES = ("python3", "python3-venv", "python3-dev", "g++", "ca-certificates", "libnuma1")
+# Tagged by its package list, so a changed list makes a new base.
+LOCAL_BASE = (f"thinkube.local/debian-python:{SUITE}-"
+              f"{hashlib.sha256(' '.join(BASE_PACKAGES).encode()).hexdigest()[:8]}")
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")  # what update-ca-certificates reads
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 GPU_BASE = "nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04"
@@ -92,12 +96,12 @@ def base(tool: str | None = None) -> str:
         return LOCAL_BASE
     apt_install("debootstrap")
     t0 = time.time()
-    rootfs = CACHE / "image" / f"rootfs-{SUITE}"
+    rootfs = CACHE / "image" / f"rootfs-{LOCAL_BASE.rsplit(':', 1)[1]}"
     if not (rootfs / ".complete").exists():
         shutil.rmtree(rootfs, ignore_errors=True)
         rootfs.parent.mkdir(parents=True, exist_ok=True)
         log(f"debootstrap {SUITE} from {DEBIAN_MIRROR} (~100 s)")
-        run("debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
+        run("debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
             SUITE, str(rootfs), DEBIAN_MIRROR, capture_output=True)
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for p in (rootfs / junk).glob("*"):
