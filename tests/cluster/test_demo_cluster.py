@@ -14,7 +14,7 @@ import yaml
 
 from tests.cluster.test_operator import CHART, PLURALS, Operator
 from thinkube.api.resources import BY_KIND
-from thinkube.constants import API_VERSION, CONFIG_FILE
+from thinkube.constants import API_VERSION
 from thinkube.operator.kube import Kube
 from thinkube.workloads.demo.cluster import ClusterError, apply_and_watch, demo_resources
 from thinkube.workloads.demo.config import DemoConfig
@@ -96,6 +96,15 @@ def test_an_unreachable_api_server_is_a_cluster_error_naming_it(tmp_path):
     with pytest.raises(ClusterError, match="does not exist"):
         apply_and_watch(manifests(), kubeconfig=str(tmp_path / "missing"), namespace="default",
                         timeout_s=5)
+
+
+def test_without_a_kubeconfig_the_default_one_is_used_and_its_absence_named(tmp_path, monkeypatch):
+    from thinkube.workloads.demo.cluster import connect
+
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ClusterError, match="no usable kubeconfig"):
+        connect(None)
 
 
 def test_the_demo_command_on_cluster_writes_the_data_and_applies_the_chain(cluster, operator, namespace, tmp_path):

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.on_cluster:
         return _on_cluster(cfg, args)
-    from thinkube.workloads.demo import pipeline, report
+    from thinkube.workloads.demo import pipeline
 
     try:
         results = pipeline.run(cfg)

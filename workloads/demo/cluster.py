@@ -24,7 +24,8 @@ from thinkube.api.resources.eval import Benchmark, EvalSweepSpec, Target
 from thinkube.api.resources.server import BudgetForcedServerSpec, ModelSource
 from thinkube.api.resources.sft import DatasetSource, SFTRunSpec, Training
 from thinkube.constants import API_VERSION, LABEL_KIND, LABEL_NAME
-from thinkube.operator.kube import ApiError, Kube, connect
+from thinkube.operator.kube import ApiError, Kube
+from thinkube.operator.kube import connect as default_client
 from thinkube.workloads.demo import volume
 from thinkube.workloads.demo.config import DemoConfig
 from thinkube.workloads.demo.data import BENCHMARK_NAME
@@ -168,10 +169,11 @@ def _helper(kube: Kube, namespace: str, claim: str, image: str) -> Iterator[volu
 
 
 def connect(kubeconfig: str | None) -> Kube:
+    """A client for `kubeconfig`, else the default one ($KUBECONFIG, ~/.kube/config, in-cluster)."""
     if kubeconfig and not Path(kubeconfig).is_file():
         raise ClusterError(f"kubeconfig {kubeconfig} does not exist: pass the path of a kubeconfig file")
     try:
-        api = config.new_client_from_config(config_file=kubeconfig) if kubeconfig else connect()
+        api = config.new_client_from_config(config_file=kubeconfig) if kubeconfig else default_client()
     except (config.ConfigException, OSError, ValueError) as e:
         where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
         raise ClusterError(f"no usable kubeconfig ({where}): {e}; pass --kubeconfig, or start the local "
