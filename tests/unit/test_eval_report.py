@@ -48,3 +48,11 @@ def test_report_without_token_counts_has_no_curves_or_plot(tmp_path):
     assert results["benchmarks"]["bench"]["curves"] == {}
     assert not (tmp_path / PLOT_PNG).exists()
     assert "| max64 | 1 | 0.0 | n/a | n/a | n/a | n/a | n/a | n/a | 0.0 |" in (tmp_path / RESULTS_MD).read_text()
+
+
+def test_coinciding_points_share_one_label():
+    from thinkube.workloads.evaluation.report import point_labels
+
+    labels = point_labels([("none", 40.0, 50.0), ("max8", 8.0, 10.0), ("none", 40.0, 50.0),
+                           ("ignore1", 40.0, 50.0), ("max40", 40.0, 60.0)])
+    assert sorted(labels) == [("max40", 40.0, 60.0), ("max8", 8.0, 10.0), ("none, ignore1", 40.0, 50.0)]

@@ -104,6 +104,17 @@ def render_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def point_labels(points: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    """One label per plotted position: settings whose points coincide (the no-budget baseline
+    on several curves, equal results) share it, "a, b", instead of printing over each other."""
+    at: dict[tuple[float, float], list[str]] = {}
+    for key, x, y in points:
+        names = at.setdefault((round(x, 6), round(y, 6)), [])
+        if key not in names:
+            names.append(key)
+    return [(", ".join(names), x, y) for (x, y), names in at.items()]
+
+
 def plot(results: dict, path: Path) -> bool:
     """Accuracy vs mean thinking tokens, one panel per benchmark, one line per method; False if nothing to plot."""
     panels = [(b, d) for b, d in results["benchmarks"].items()
@@ -117,6 +128,7 @@ def plot(results: dict, path: Path) -> bool:
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, (bench, data) in zip(axes[0], panels):
+        points: list[tuple[str, float, float]] = []
         for family, style in ((FAMILY_MAX, "o-"), (FAMILY_IGNORE, "s--"), (FAMILY_COMBINED, "^:")):
             curve = data["curves"].get(family)
             if not curve:
@@ -125,8 +137,9 @@ def plot(results: dict, path: Path) -> bool:
             xs = [p["thinking_tokens"]["mean"] for p in pts]
             ys = [p["accuracy"] for p in pts]
             ax.plot(xs, ys, style, label=CURVES[family])
-            for k, x, y in zip(curve["settings"], xs, ys):
-                ax.annotate(k, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+            points += zip(curve["settings"], xs, ys)
+        for text, x, y in point_labels(points):
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
         if all(p["thinking_tokens"]["mean"] > 0 for p in data["settings"].values() if p["thinking_tokens"]):
             ax.set_xscale("log", base=2)  # budgets double from setting to setting, as in s1's figures
         ax.set_title(bench)
