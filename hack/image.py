@@ -276,12 +276,12 @@ def save(tool: str, ref: str, dest: Path) -> None:
         run("buildah", "push", "-q", ref, f"docker-archive:{dest}:{ref}", capture_output=True)
 
 
-def import_image(ref: str, containerd_address: str, tool: str | None = None) -> float:
-    """Load `ref` into containerd's k8s.io namespace unless it is there; returns seconds spent."""
+def import_image(ref: str, containerd_address: str, tool: str | None = None) -> None:
+    """Load `ref` into containerd's k8s.io namespace (the kubelet's) unless it is there."""
     ctr = ["ctr", "--address", containerd_address, "--connect-timeout", "10s", "-n", "k8s.io"]
     listed = run(*ctr, "images", "ls", "-q", capture_output=True, text=True).stdout.split()
     if ref in listed:
-        return 0.0
+        return
     tool = tool or builder()
     t0 = time.time()
     earlier = [r for r in listed if r.startswith(f"{REPOSITORY}:") and r != ref]
@@ -292,7 +292,6 @@ def import_image(ref: str, containerd_address: str, tool: str | None = None) -> 
         save(tool, ref, tar)
         run(*ctr, "images", "import", str(tar), capture_output=True)
     log(f"imported {ref} into containerd in {time.time() - t0:.0f}s")
-    return time.time() - t0
 
 
 # ---------------------------------------------------------------- lint and lock
