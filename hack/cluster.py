@@ -327,6 +327,7 @@ def _up(version: str, with_node: bool) -> Path:
     down(quiet=True)
     if with_node:
         node.preflight()
+        image.apt_install(node.PACKAGES)
     bins = build(version)
     STATE.mkdir(parents=True, exist_ok=True)
     pki = STATE / "pki"

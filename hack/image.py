@@ -62,13 +62,17 @@ def builder() -> str:
     if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
         return "docker"
     if not shutil.which("buildah"):
-        apt_install("buildah")
+        apt_install({"buildah": "buildah"})
     return "buildah"
 
 
-def apt_install(*packages: str) -> None:
-    """Debian packages named after the command they install (buildah, debootstrap)."""
-    missing = [p for p in packages if not shutil.which(p)]
+def apt_install(packages: dict[str, str]) -> None:
+    """Installs the Debian packages whose file (a command on PATH or an absolute path) is missing.
+
+    Presence is checked by the file: `dpkg -s` also succeeds for removed packages whose
+    configuration files remain.
+    """
+    missing = [p for p, file in packages.items() if not (shutil.which(file) or Path(file).exists())]
     if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
@@ -94,7 +98,7 @@ def base(tool: str | None = None) -> str:
     if has_image(tool, LOCAL_BASE):
         log(f"base {LOCAL_BASE} present")
         return LOCAL_BASE
-    apt_install("debootstrap")
+    apt_install({"debootstrap": "debootstrap"})
     t0 = time.time()
     rootfs = CACHE / "image" / f"rootfs-{LOCAL_BASE.rsplit(':', 1)[1]}"
     if not (rootfs / ".complete").exists():

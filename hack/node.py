@@ -19,8 +19,7 @@ import tarfile
 import time
 from pathlib import Path
 
-# Debian package -> a file it installs: `dpkg -s` also succeeds for removed packages whose
-# configuration files remain, so presence is checked by the file.
+# Debian package -> a file it installs (hack/image.py's apt_install checks presence by it).
 PACKAGES = {"containerd": "/usr/bin/containerd", "runc": "/usr/sbin/runc",
             "containernetworking-plugins": "/usr/lib/cni/bridge", "iptables": "/usr/sbin/iptables",
             "conntrack": "/usr/sbin/conntrack"}
@@ -55,14 +54,9 @@ def node_ip() -> str:
 
 
 def preflight() -> None:
+    """Root, and the kernel forwarding pod traffic (the packages: apt_install(PACKAGES))."""
     if os.geteuid() != 0:
         raise SystemExit("a node needs root (containerd, kubelet, iptables)")
-    missing = [p for p, path in PACKAGES.items() if not Path(path).exists()]
-    if missing:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-                       env=env, check=True, capture_output=True)
     for key, value in (("net/ipv4/ip_forward", "1"), ("net/bridge/bridge-nf-call-iptables", "1")):
         try:  # best effort: a container host may have set them read-only already
             Path("/proc/sys", key).write_text(value)
