@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import httpx
 
@@ -19,15 +18,15 @@ from thinkube.workloads.curation.rows import StageResult, decide, prov, question
 from thinkube.workloads.evaluation.extract import extract_answer
 from thinkube.workloads.evaluation.grade import grade_many, parse_integer
 from thinkube.workloads.evaluation.judge import LLMJudge
-from thinkube.workloads.evaluation.targets import TargetError, api_base, post_json
+from thinkube.workloads.evaluation.targets import api_base, parse_chat_reply, post_json
 from thinkube.workloads.formats import S1Record
+from thinkube.workloads.progress import RateLog
 
 log = logging.getLogger(__name__)
 
 # Bump when the prompt changes: it is part of every cache key.
 PROMPT_VERSION = 1
 PROMPT = "{question}\n\nPut your final answer within \\boxed{{}}."
-_PROGRESS_EVERY_S = 10.0
 
 
 def reference_answer(solution: str) -> str:
@@ -43,20 +42,6 @@ def answer_kind(record: S1Record, cfg: CurateConfig) -> str:
     # An AIME-like row whose reference is not an integer is graded as math rather than failing the run.
     aime = "aime" in source_label(record).lower()
     return "integer" if aime and parse_integer(reference_answer(record.solution or "")) is not None else "math"
-
-
-class _Progress:
-    def __init__(self, total: int):
-        self.total, self.done, self.start, self.last = total, 0, time.monotonic(), time.monotonic()
-
-    def tick(self) -> None:
-        self.done += 1
-        now = time.monotonic()
-        if now - self.last >= _PROGRESS_EVERY_S or self.done == self.total:
-            self.last = now
-            rate = self.done / max(now - self.start, 1e-9)
-            log.info("difficulty: %d/%d calls (%.1f/s, ~%.0f s left)", self.done, self.total, rate,
-                     (self.total - self.done) / max(rate, 1e-9))
 
 
 async def _ask_base_models(records: list[S1Record], endpoints: list[Endpoint], cfg: CurateConfig,
@@ -76,7 +61,7 @@ async def _ask_base_models(records: list[S1Record], endpoints: list[Endpoint], c
     log.info("difficulty: %d calls cached, %d to make over %d base model(s)", len(replies), len(todo), len(endpoints))
     if not todo:
         return replies
-    semaphore, progress = asyncio.Semaphore(cfg.concurrency), _Progress(len(todo))
+    semaphore, progress = asyncio.Semaphore(cfg.concurrency), RateLog(log, "difficulty", len(todo))
     async with httpx.AsyncClient(timeout=cfg.request_timeout_s) as client:
 
         async def one(ep: Endpoint, sha: str, question: str, key: str) -> None:
@@ -85,14 +70,8 @@ async def _ask_base_models(records: list[S1Record], endpoints: list[Endpoint], c
             async with semaphore:
                 reply = await post_json(client, f"{api_base(ep.url)}/chat/completions", body,
                                         max_retries=cfg.max_retries, backoff_s=cfg.backoff_s)
-            try:
-                choice = reply["choices"][0]
-                message = choice["message"]
-            except (KeyError, IndexError, TypeError) as e:
-                raise TargetError(f"{ep}: reply without choices[0].message: {str(reply)[:300]}") from e
-            value = {"answer": message.get("content") or "",
-                     "reasoning": message.get("reasoning_content", message.get("reasoning")) or "",
-                     "finish_reason": choice.get("finish_reason")}
+            r = parse_chat_reply(reply, str(ep))
+            value = {"answer": r.content, "reasoning": r.thinking or "", "finish_reason": r.finish_reason}
             cache.put(key, value)
             replies[ep.model, sha] = value
             progress.tick()
@@ -107,7 +86,7 @@ async def _ask_base_models(records: list[S1Record], endpoints: list[Endpoint], c
     return replies
 
 
-async def _judge_all(jobs: list[tuple[str, str, str, str]], judge: Endpoint, cfg: CurateConfig,
+async def judge_all(jobs: list[tuple[str, str, str, str]], judge: Endpoint, cfg: CurateConfig,
                      cache: CallCache) -> dict[str, bool | None]:
     """cache key -> the judge's verdict, for (key, question, reference, answer) jobs."""
     verdicts = {key: cache.get(key)["verdict"] for key, *_ in jobs if cache.get(key) is not None}
@@ -143,7 +122,7 @@ async def difficulty_filter(records: list[S1Record], cfg: CurateConfig, cache: C
     if judge is not None:
         jobs = [(cache_key(kind="judge", model=judge.model, question=question_sha(r.question), answer=answer),
                  r.question, reference_answer(r.solution), answer) for r, _, answer in graded]
-        verdict_of = await _judge_all(jobs, judge, cfg, cache)
+        verdict_of = await judge_all(jobs, judge, cfg, cache)
         for (r, ep, _), job in zip(graded, jobs):
             entry = entries[prov(r)["uid"]][ep.model]
             # A reply without a verdict word leaves the offline grade in charge, never a default.
