@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
 
+from thinkube.workloads.evaluation.ratelimit import RateLimiter
 from thinkube.workloads.evaluation.settings import BudgetSetting
 from thinkube.workloads.formats import ChatFormat, split_completion
 
@@ -48,14 +51,64 @@ class TargetError(RuntimeError):
     """The target refused or kept failing a request; the message carries its reply."""
 
 
+@dataclass(frozen=True)
+class ChatReply:
+    """One chat completion's first choice, as every OpenAI-compatible caller here reads it."""
+
+    thinking: str | None  # None: no reasoning field and no chat format to split the content with
+    content: str
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    reasoning_tokens: int | None
+
+
+def parse_chat_reply(reply: dict, where: str, chat_format: ChatFormat | None = None) -> ChatReply:
+    """The thinking comes from `reasoning_content` (vLLM's reasoning parsers, Thinkube) or
+    `reasoning` (newer servers); failing both, from the content split with `chat_format`."""
+    try:
+        choice = reply["choices"][0]
+        message = choice["message"]
+    except (KeyError, IndexError, TypeError) as e:
+        raise TargetError(f"{where}: reply without choices[0].message: {str(reply)[:300]}") from e
+    content = message.get("content") or ""
+    thinking = message.get("reasoning_content", message.get("reasoning"))
+    if thinking is None and chat_format is not None:
+        split = split_completion(content, chat_format)
+        thinking, content = split.thinking, split.answer if split.finished_thinking else ""
+    usage = reply.get("usage") or {}
+    return ChatReply(thinking, content, choice.get("finish_reason"), usage.get("prompt_tokens"),
+                     usage.get("completion_tokens"), (usage.get("completion_tokens_details") or {}).get("reasoning_tokens"))
+
+
+def retry_after_s(reply: httpx.Response) -> float | None:
+    """The server's Retry-After, in seconds from now (it may be given as seconds or as a date)."""
+    value = reply.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
 async def post_json(client: httpx.AsyncClient, url: str, body: dict, *, max_retries: int = 5,
-                    backoff_s: float = 0.5) -> dict:
-    """POST with retries on connection errors and retryable statuses (exponential back-off).
+                    backoff_s: float = 0.5, limiter: RateLimiter | None = None, tokens: int = 0) -> dict:
+    """POST with retries on connection errors and retryable statuses (exponential back-off,
+    or the server's Retry-After when it gives one, which also pauses `limiter`'s callers).
 
     Other 4xx replies fail at once: a request the server rejects (say, a budget field out
-    of range) would be rejected again, and its message names the field.
+    of range) would be rejected again, and its message names the field. `limiter` spaces
+    the attempts; `tokens` is the request's prompt estimate it counts.
     """
     for attempt in range(max_retries + 1):
+        if limiter is not None:
+            await limiter.acquire(tokens)
+        wait = None
         try:
             reply = await client.post(url, json=body)
         except httpx.TransportError as e:
@@ -66,8 +119,11 @@ async def post_json(client: httpx.AsyncClient, url: str, body: dict, *, max_retr
             problem = f"HTTP {reply.status_code}: {reply.text[:500]}"
             if reply.status_code not in RETRY_STATUS:
                 raise TargetError(f"POST {url} failed with {problem}")
+            wait = retry_after_s(reply)
+            if wait is not None and limiter is not None:
+                limiter.pause(wait)
         if attempt < max_retries:
-            delay = min(30.0, backoff_s * 2 ** attempt)
+            delay = wait if wait is not None else min(30.0, backoff_s * 2 ** attempt)
             log.warning("POST %s: %s; retrying in %.2f s (%d/%d)", url, problem, delay, attempt + 1, max_retries)
             await asyncio.sleep(delay)
     raise TargetError(f"POST {url} failed after {max_retries + 1} attempts; last: {problem}")
@@ -126,22 +182,10 @@ class HTTPTarget:
             body["max_tokens"] = max_tokens
         reply = await post_json(self._client, f"{self.base}/chat/completions", body, max_retries=self.max_retries,
                                 backoff_s=self.retry_backoff_s)
-        try:
-            choice = reply["choices"][0]
-            message = choice["message"]
-        except (KeyError, IndexError, TypeError) as e:
-            raise TargetError(f"{self.base}/chat/completions: reply without choices[0].message: {str(reply)[:300]}") from e
-        content = message.get("content") or ""
-        # vLLM's reasoning parsers and Thinkube use reasoning_content; newer servers say reasoning.
-        thinking = message.get("reasoning_content", message.get("reasoning"))
-        if thinking is None and self.chat_format is not None:
-            split = split_completion(content, self.chat_format)
-            thinking, content = split.thinking, split.answer if split.finished_thinking else ""
-        usage = reply.get("usage") or {}
-        completion = usage.get("completion_tokens")
-        reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
-        answer_tokens = completion - reasoning if completion is not None and reasoning is not None else None
-        return Generation(thinking or "", content, reasoning, answer_tokens, choice.get("finish_reason"))
+        r = parse_chat_reply(reply, f"{self.base}/chat/completions", self.chat_format)
+        answer_tokens = r.completion_tokens - r.reasoning_tokens \
+            if r.completion_tokens is not None and r.reasoning_tokens is not None else None
+        return Generation(r.thinking or "", r.content, r.reasoning_tokens, answer_tokens, r.finish_reason)
 
     async def generate(self, messages: list[dict], setting: BudgetSetting, *, n: int = 1, temperature: float = 0.0,
                        seed: int | None = None, max_tokens: int | None = None) -> list[Generation]:
