@@ -29,6 +29,9 @@ ENV_JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
 ENV_NPROC_PER_NODE = "NPROC_PER_NODE"
 ENV_HF_HOME = "HF_HOME"  # Hugging Face downloads; the model-cache PVC when the operator has one
 ENV_HF_TOKEN = "HF_TOKEN"  # from a Secret, never an argument
+# The curation teacher's API key: from a Secret (CurationJob spec.teacher.apiKeySecret), never an
+# argument, a config file or a log; `thinkube curate` reads it by this name (TeacherConfig.api_key_env).
+ENV_TEACHER_API_KEY = "THINKUBE_TEACHER_API_KEY"
 MODEL_CACHE_DIR = "/var/cache/thinkube/huggingface"  # the image's HF_HOME; the model-cache PVC mounts here
 
 # The workload image: the operator's default, and what tools that start pods use.

@@ -2,7 +2,8 @@
 
 Every option can also come from a YAML/JSON file (`--config`, or $THINKUBE_CONFIG in pods)
 keyed by CurateConfig's field names (`pools: {numina: /data/numina.parquet}`,
-`base_models: [http://qwen7b:8000@Qwen2.5-7B-Instruct]`); the command line wins.
+`base_models: [http://qwen7b:8000@Qwen2.5-7B-Instruct]`, `teacher: {endpoint: URL@MODEL}`);
+the command line wins.
 """
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ log = logging.getLogger(__name__)
 
 EXIT_ENDPOINT = 1  # a model endpoint failed; finished calls and stages are kept
 EXIT_INTERRUPTED = 130
+# --flag (argparse dest) -> field of CurateConfig.teacher
+TEACHER_FLAGS = {"teacher": "endpoint", "teacher_api_key_env": "api_key_env", "regenerate_traces": "regenerate",
+                 "teacher_max_tokens": "max_tokens", "teacher_temperature": "temperature",
+                 "teacher_concurrency": "concurrency", "teacher_rpm": "requests_per_minute",
+                 "teacher_tpm": "tokens_per_minute", "teacher_timeout": "timeout_s",
+                 "grade_teacher_with_judge": "grade_with_judge"}
 
 
 def _pairs(entries: list[str], option: str, example: str) -> dict[str, str]:
@@ -61,8 +68,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decontaminate", action="append", metavar="[NAME=]URI", help="benchmark file whose questions must not leak, repeatable")
     p.add_argument("--benchmark-question-column", help="question column of the benchmark files (default: question/problem/...)")
     p.add_argument("--ngram", type=int, help="decontamination n-gram size in words (default 8)")
-    p.add_argument("--disable-rule", action="append", metavar="RULE", help="switch off a quality rule (missing_thinking, missing_attempt, asy, image, numbering, bold_digits)")
+    p.add_argument("--disable-rule", action="append", metavar="RULE", help="switch off a quality rule (teacher_failed, missing_thinking, missing_attempt, asy, image, numbering, bold_digits)")
     p.add_argument("--extra-rule", action="append", metavar="NAME=REGEX", help="drop questions matching REGEX, repeatable")
+    t = p.add_argument_group("distillation", "a teacher model writes the traces the pools lack (s1: Gemini; s1K-1.1: R1)")
+    t.add_argument("--teacher", metavar="URL@MODEL", help="OpenAI-compatible teacher; its thinking and attempt become the trace")
+    t.add_argument("--teacher-api-key-env", metavar="VAR", help="environment variable holding the teacher's API key "
+                   "(default THINKUBE_TEACHER_API_KEY)")
+    t.add_argument("--regenerate-traces", action="store_true", default=None,
+                   help="ask the teacher for every row, replacing existing traces (as s1K-1.1 did)")
+    t.add_argument("--teacher-max-tokens", type=int, help="completion cap per teacher call (default 32768)")
+    t.add_argument("--teacher-temperature", type=float, help="sampling temperature of teacher calls (default 0)")
+    t.add_argument("--teacher-concurrency", type=int, help="teacher calls in flight (default 8)")
+    t.add_argument("--teacher-rpm", type=float, help="requests per minute at most")
+    t.add_argument("--teacher-tpm", type=float, help="tokens per minute at most (prompt and completion)")
+    t.add_argument("--teacher-timeout", type=float, help="seconds per teacher call (default 1800)")
+    t.add_argument("--grade-teacher-with-judge", action="store_true", default=None,
+                   help="grade the teacher's attempts with --judge instead of the offline grader")
+    p.add_argument("--teacher-grade-column", help="column of the teacher's grade that auto-include reads")
     p.add_argument("--base-model", action="append", metavar="URL@MODEL", help="OpenAI-compatible base model; questions it solves are dropped, repeatable")
     p.add_argument("--judge", metavar="URL@MODEL", help="OpenAI-compatible chat model classifying MSC domains")
     p.add_argument("--grade-with-judge", action="store_true", default=None, help="also grade base-model answers with --judge")
@@ -101,10 +123,14 @@ def resolve_config(args: argparse.Namespace):
         if value:
             opts[key] = {**opts.get(key, {}), **value}
     scalars = {"benchmark_question_column", "ngram", "judge", "grade_with_judge", "domain_column", "tokenizer",
-               "target_size", "seed", "allow_smaller", "max_tokens", "concurrency", "max_retries", "out"}
+               "target_size", "seed", "allow_smaller", "max_tokens", "concurrency", "max_retries", "out",
+               "teacher_grade_column"}
     for key in scalars:
         if getattr(args, key, None) is not None:
             opts[key] = getattr(args, key)
+    teacher = {field: getattr(args, flag) for flag, field in TEACHER_FLAGS.items() if getattr(args, flag, None) is not None}
+    if teacher:
+        opts["teacher"] = {**(opts.get("teacher") or {}), **teacher}
     if args.base_model:
         opts["base_models"] = args.base_model
     if args.disable_rule:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from thinkube.constants import ENV_TEACHER_API_KEY
 from thinkube.workloads.evaluation.grade import KINDS
 
 
@@ -51,6 +52,34 @@ S1_AUTO_INCLUDE = [
 ]
 
 
+class TeacherConfig(BaseModel):
+    """The teacher model whose thinking and attempt become each question's trace (s1: Gemini
+    Flash Thinking; s1K-1.1: DeepSeek-R1), called over an OpenAI-compatible API."""
+
+    model_config = ConfigDict(extra="forbid")
+    endpoint: str  # URL@MODEL
+    # Name of the environment variable holding the API key: the key itself never sits in a
+    # config file, an argument or a log (in a pod it comes from a Secret).
+    api_key_env: str = ENV_TEACHER_API_KEY
+    regenerate: bool = False  # True: every row, replacing its trace (as s1K-1.1 did); False: rows without one
+    max_tokens: int = Field(32768, ge=1)  # completion cap per call (s1K-1.1's traces reach ~26K tokens)
+    temperature: float = Field(0.0, ge=0)
+    concurrency: int = Field(8, ge=1)
+    requests_per_minute: float | None = Field(None, gt=0)
+    tokens_per_minute: float | None = Field(None, gt=0)
+    timeout_s: float = Field(1800.0, gt=0)  # per call
+    grade_with_judge: bool = False  # grade attempts with --judge instead of the offline grader
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        Endpoint.parse(v, "teacher.endpoint")
+        return v
+
+    def parsed(self) -> Endpoint:
+        return Endpoint.parse(self.endpoint, "teacher.endpoint")
+
+
 class CurateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -64,6 +93,7 @@ class CurateConfig(BaseModel):
     disable_rules: list[str] = Field(default_factory=list)
     extra_rules: dict[str, str] = Field(default_factory=dict)
     asy_allowed_sources: str = r"(?i)aime"  # s1 keeps [asy] figures in AIME questions
+    teacher: TeacherConfig | None = None  # None: the pools carry their traces; distill stage skipped
     base_models: list[str] = Field(default_factory=list)  # URL@MODEL; none: difficulty stage skipped
     judge: str | None = None  # URL@MODEL: domain classification, and difficulty grading with grade_with_judge
     grade_with_judge: bool = False
@@ -116,7 +146,7 @@ class CurateConfig(BaseModel):
             raise ValueError(f"base models must have distinct model names, got {models}")
         if self.judge is not None:
             Endpoint.parse(self.judge, "--judge")
-        if self.grade_with_judge and self.judge is None:
+        if (self.grade_with_judge or (self.teacher and self.teacher.grade_with_judge)) and self.judge is None:
             raise ValueError("grade_with_judge needs --judge URL@MODEL")
         if self.domain_column is None and self.judge is None:
             raise ValueError("domains need either --domain-column COL (no calls) or --judge URL@MODEL (MSC classification)")

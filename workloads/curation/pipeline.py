@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from thinkube.workloads.curation import decontam, difficulty, domains, ingest, quality, report, select, trace
+from thinkube.workloads.curation import decontam, difficulty, distill, domains, ingest, quality, report, select, trace
 from thinkube.workloads.curation.cache import CallCache
 from thinkube.workloads.curation.config import CurateConfig
 from thinkube.workloads.curation.rows import StageResult, prov
@@ -47,6 +47,11 @@ def stage_settings(cfg: CurateConfig) -> dict[str, dict]:
         "dedupe": {},
         "decontaminate": {"benchmarks": {n: _file_stamp(u) for n, u in cfg.decontaminate.items()},
                           "column": cfg.benchmark_question_column, "ngram": cfg.ngram},
+        # What the traces depend on; concurrency, rate limits and timeouts do not change them.
+        "distill": cfg.teacher.model_dump(include={"endpoint", "regenerate", "max_tokens", "temperature",
+                                                    "grade_with_judge"}) | {"judge": cfg.judge, "answer_kinds": cfg.answer_kinds,
+                                                                            "grade_column": cfg.teacher_grade_column}
+        if cfg.teacher else {},
         "quality": {"disable": sorted(cfg.disable_rules), "extra": cfg.extra_rules, "asy": cfg.asy_allowed_sources},
         "trace": {"tokenizer": cfg.tokenizer},
         "difficulty": {"base_models": cfg.base_models, "max_tokens": cfg.max_tokens, "temperature": cfg.temperature,
@@ -113,6 +118,7 @@ class Pipeline:
                 ("ingest", lambda _: ingest.ingest(cfg)),
                 ("dedupe", ingest.dedupe),
                 ("decontaminate", self._decontaminate),
+                ("distill", lambda rows: self._distill(rows, cache)),
                 ("quality", lambda rows: quality.quality_filter(rows, quality.build_rules(cfg))),
                 ("trace", lambda rows: trace.measure_traces(rows, cfg.tokenizer)),
                 ("difficulty", lambda rows: self._difficulty(rows, cache)),
@@ -137,6 +143,11 @@ class Pipeline:
         result = decontam.decontaminate(rows, index, self.cfg.ngram)
         result.info.update({"benchmarks": {n: len(q) for n, q in questions.items()}, "ngrams": len(index)})
         return result
+
+    async def _distill(self, rows: list[S1Record], cache: CallCache) -> StageResult:
+        if self.cfg.teacher is None:
+            return StageResult(rows, info={"skipped": "no teacher: the pools carry their traces"})
+        return await distill.distill(rows, self.cfg, cache)
 
     async def _difficulty(self, rows: list[S1Record], cache: CallCache) -> StageResult:
         if not self.cfg.base_models:

@@ -1,5 +1,8 @@
 """Quality filter: rows whose teacher call failed, then s1's formatting-artefact rules.
 
+A failed distillation call (distill.py) is `teacher_failed`, its decision carrying the
+call's error; a pool row that simply lacks a trace is `missing_thinking`/`missing_attempt`.
+
 Each rule is named, can be switched off (`disable_rules`) and users add their own regexes
 (`extra_rules`). A row is counted under the first rule it breaks, so the per-rule counts
 add up to the rows dropped.
@@ -10,7 +13,8 @@ import re
 from collections.abc import Callable
 
 from thinkube.workloads.curation.config import CurateConfig
-from thinkube.workloads.curation.rows import StageResult, decide, source_label
+from thinkube.workloads.curation.distill import DISTILL
+from thinkube.workloads.curation.rows import StageResult, decide, prov, source_label
 from thinkube.workloads.formats import S1Record
 
 Rule = Callable[[S1Record], bool]  # True: drop
@@ -27,6 +31,7 @@ def _missing(text: str | None) -> bool:
 def build_rules(cfg: CurateConfig) -> dict[str, Rule]:
     asy_ok = re.compile(cfg.asy_allowed_sources)
     rules: dict[str, Rule] = {
+        "teacher_failed": lambda r: "error" in prov(r).get(DISTILL, {}),
         "missing_thinking": lambda r: _missing(r.thinking),
         "missing_attempt": lambda r: _missing(r.attempt),
         "asy": lambda r: "[asy]" in r.question and not asy_ok.search(source_label(r)),
@@ -53,6 +58,7 @@ def quality_filter(records: list[S1Record], rules: dict[str, Rule]) -> StageResu
         if broken is None:
             result.kept.append(r)
         else:
-            decide(r, "quality", {"rule": broken})
+            error = prov(r).get(DISTILL, {}).get("error")
+            decide(r, "quality", {"rule": broken, "error": error} if broken == "teacher_failed" else {"rule": broken})
             result.dropped.append((r, broken))
     return result

@@ -11,7 +11,7 @@ from thinkube.workloads.curation.domains import domain_name
 from thinkube.workloads.curation.rows import prov
 from thinkube.workloads.formats import S1Record
 
-REPORT_JSON, REPORT_MD, DOMAINS_PNG = "report.json", "report.md", "domains.png"
+REPORT_JSON, REPORT_MD, DOMAINS_PNG, TRACES_PNG = "report.json", "report.md", "domains.png", "traces.png"
 
 
 def per_source(records: list[S1Record]) -> dict[str, int]:
@@ -22,12 +22,17 @@ def per_domain(records: list[S1Record]) -> dict[str, int]:
     return dict(Counter(r.domain or "unknown" for r in records).most_common())
 
 
-def _plot(counts: dict[str, int], path: Path) -> None:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display in pods or CI
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _plot(counts: dict[str, int], path: Path) -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(counts)), 4.5))
     ax.bar(range(len(counts)), list(counts.values()), color="#4C72B0")
     ax.set_xticks(range(len(counts)), [f"{code} {domain_name(code)[:20]}" for code in counts], rotation=90, fontsize=7)
@@ -37,6 +42,30 @@ def _plot(counts: dict[str, int], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _plot_traces(histogram: dict[str, int], teacher: str, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(range(len(histogram)), list(histogram.values()), color="#55A868")
+    ax.set_xticks(range(len(histogram)), list(histogram), rotation=45)
+    ax.set_xlabel("teacher thinking tokens")
+    ax.set_ylabel("traces")
+    ax.set_title(f"Trace lengths from {teacher}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def distill_lines(info: dict) -> list[str]:
+    """Markdown: the teacher's calls, failures, tokens and trace lengths."""
+    failures = ", ".join(f"{k}: {v}" for k, v in info["failures"].items()) or "none"
+    grades = ", ".join(f"{k} {v}" for k, v in info["teacher_grades"].items()) or "-"
+    return [f"Teacher {info['teacher']}: {info['asked']} rows asked, {info['calls_made']} calls made, "
+            f"{info['cached']} from the cache, {info['failed']} failed ({failures}); tokens in {info['tokens_in']:,}, "
+            f"out {info['tokens_out']:,}; rate-limit pauses {info['rate_limit_pauses']}. "
+            f"Teacher's attempts graded against the references: {grades}.", "",
+            "| thinking tokens | traces |", "|---|---|", *[f"| {k} | {v} |" for k, v in info["trace_tokens"].items()]]
 
 
 def stage_table(stages: list[dict]) -> list[str]:
@@ -55,6 +84,9 @@ def _markdown(data: dict) -> str:
              f"seed {data['seed']}); trace lengths counted with {data['trace_counter']}.", "",
              "## Stages", "", *stage_table(data["stages"])]
     stages = [s["stage"] for s in data["stages"]]
+    distilled = next((s["info"] for s in data["stages"] if s["stage"] == "distill" and "teacher" in s["info"]), None)
+    if distilled:
+        lines += ["", "## Distillation", "", *distill_lines(distilled), "", f"Plot: {TRACES_PNG}"]
     lines += ["", "## Per source (rows kept after each stage)", "",
               "| source | " + " | ".join(stages) + " |", "|---" * (len(stages) + 1) + "|"]
     for source in data["stages"][0]["kept_per_source"]:
@@ -75,4 +107,7 @@ def write_reports(out: Path, summaries: list[dict], selected: list[S1Record], cf
     (out / REPORT_MD).write_text(_markdown(data))
     if selected:
         _plot(data["per_domain"], out / DOMAINS_PNG)
+    distilled = next((s["info"] for s in summaries if s["stage"] == "distill" and "teacher" in s["info"]), None)
+    if distilled and distilled["trace_tokens"]:
+        _plot_traces(distilled["trace_tokens"], distilled["teacher"], out / TRACES_PNG)
     return data

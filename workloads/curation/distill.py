@@ -1,0 +1,195 @@
+"""Distillation: a teacher model writes each question's reasoning trace and attempt.
+
+s1 called Gemini Flash Thinking on its 59K questions, kept the thinking and the attempt,
+dropped the rows whose call failed and graded the attempts against the reference solutions
+(the auto-include rule reads that grade); s1K-1.1 regenerated the same questions with
+DeepSeek-R1. Here each row without a trace (every row with `teacher.regenerate`) gets one
+chat call. The thinking comes from `reasoning_content` (R1-style servers, vLLM, `thinkube
+serve`) or from `<think>` tags in the content. Calls run with bounded concurrency under
+request and token rate limits, retry with back-off (honouring Retry-After), and are cached
+by question, teacher and sampling settings, so a killed run resumes without repeating one.
+A failed call is recorded on its row, and the quality stage drops the row with the reason.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import re
+from collections import Counter
+
+import httpx
+
+from thinkube.workloads.curation.cache import CallCache, cache_key
+from thinkube.workloads.curation.config import CurateConfig, TeacherConfig
+from thinkube.workloads.curation.difficulty import answer_kind, judge_all, reference_answer
+from thinkube.workloads.curation.rows import StageResult, prov, question_sha
+from thinkube.workloads.curation.select import TEACHER_GRADE_COLUMNS
+from thinkube.workloads.evaluation.grade import grade_many
+from thinkube.workloads.evaluation.ratelimit import RateLimiter
+from thinkube.workloads.evaluation.targets import TargetError, api_base, parse_chat_reply, post_json
+from thinkube.workloads.formats import S1Record
+from thinkube.workloads.formats.chat import THINK_TAGS_FORMAT
+from thinkube.workloads.progress import RateLog
+
+log = logging.getLogger(__name__)
+
+PROMPT_VERSION = 1  # part of every cache key: bump when the request changes
+GRADE_COLUMN = "teacher_correct"  # where the teacher's grade goes unless teacher_grade_column says otherwise
+DISTILL = "distill"  # provenance key
+
+
+def split_reply(reply: dict, where: str) -> dict:
+    """The teacher's thinking, attempt, finish reason and token usage from a chat reply; R1-style
+    text without a reasoning field is split at its `</think>`."""
+    r = parse_chat_reply(reply, where, THINK_TAGS_FORMAT)
+    return {"thinking": (r.thinking or "").strip(), "attempt": r.content.strip(), "finish_reason": r.finish_reason,
+            "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
+            "reasoning_tokens": r.reasoning_tokens}
+
+
+def failure(value: dict, max_tokens: int) -> str | None:
+    """Why a reply cannot be used as a trace, or None."""
+    if value["finish_reason"] == "length":
+        return f"cut at max_tokens {max_tokens}: raise teacher.max_tokens"
+    if not value["thinking"]:
+        return "no thinking in the reply (neither reasoning_content nor <think> tags)"
+    if not value["attempt"]:
+        return "no attempt after the thinking"
+    return None
+
+
+def needs_trace(record: S1Record, teacher: TeacherConfig) -> bool:
+    return teacher.regenerate or not (record.thinking or "").strip() or not (record.attempt or "").strip()
+
+
+def histogram(lengths: list[int]) -> dict[str, int]:
+    """Counts per power-of-two bucket of trace tokens ("<=256": traces of 129..256 tokens)."""
+    buckets = Counter(2 ** max(0, math.ceil(math.log2(max(n, 1)))) for n in lengths)
+    return {f"<={b}": buckets[b] for b in sorted(buckets)}
+
+
+class _Calls:
+    """The teacher calls of one stage run, with their running totals."""
+
+    def __init__(self, cfg: CurateConfig, cache: CallCache):
+        self.cfg, self.teacher, self.cache = cfg, cfg.teacher, cache
+        teacher = cfg.teacher
+        self.endpoint = teacher.parsed()
+        self.settings = {"prompt_version": PROMPT_VERSION, "max_tokens": teacher.max_tokens,
+                         "temperature": teacher.temperature}
+        self.limiter = RateLimiter(teacher.requests_per_minute, teacher.tokens_per_minute)
+        self.made = self.failed = self.tokens_in = self.tokens_out = 0
+
+    def key(self, question: str) -> str:
+        return cache_key(kind="teacher", model=self.endpoint.model, url=api_base(self.endpoint.url),
+                         question=question_sha(question), settings=self.settings)
+
+    def figures(self) -> str:
+        return f"tokens in {self.tokens_in:,} out {self.tokens_out:,}, failed {self.failed}"
+
+    async def one(self, client: httpx.AsyncClient, question: str, key: str) -> dict:
+        body = {"model": self.endpoint.model, "messages": [{"role": "user", "content": question}],
+                "max_tokens": self.teacher.max_tokens, "temperature": self.teacher.temperature}
+        try:
+            url = f"{api_base(self.endpoint.url)}/chat/completions"
+            reply = await post_json(client, url, body,
+                                    max_retries=self.cfg.max_retries, backoff_s=self.cfg.backoff_s,
+                                    limiter=self.limiter, tokens=len(question) // 4 + 1)
+            value = split_reply(reply, url)
+        except TargetError as e:  # not cached: a rerun tries again
+            self.failed += 1
+            status = re.search(r"HTTP (\d{3})", str(e))
+            return {"error": str(e)[:500], "error_kind": f"HTTP {status.group(1)}" if status else "no reply"}
+        self.made += 1
+        self.tokens_in += value["prompt_tokens"] or 0
+        self.tokens_out += value["completion_tokens"] or 0
+        self.limiter.charge(value["completion_tokens"] or 0)
+        self.cache.put(key, value)
+        return value
+
+
+async def _ask(questions: dict[str, str], calls: _Calls) -> dict[str, dict]:
+    """question sha -> the cached or new reply (or {"error": ...})."""
+    replies, todo = {}, []
+    for sha, question in questions.items():
+        key = calls.key(question)
+        hit = calls.cache.get(key)
+        if hit is None:
+            todo.append((sha, question, key))
+        else:
+            replies[sha] = hit
+    log.info("distill: %d of %d teacher calls cached, %d to make (%s)", len(replies), len(questions), len(todo),
+             calls.endpoint)
+    if not todo:
+        return replies
+    api_key = os.environ.get(calls.teacher.api_key_env)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    semaphore = asyncio.Semaphore(calls.teacher.concurrency)
+    progress = RateLog(log, "distill", len(todo), extra=calls.figures)
+    async with httpx.AsyncClient(timeout=calls.teacher.timeout_s, headers=headers,
+                                 limits=httpx.Limits(max_connections=calls.teacher.concurrency)) as client:
+
+        async def one(sha: str, question: str, key: str) -> None:
+            async with semaphore:
+                replies[sha] = await calls.one(client, question, key)
+            progress.tick()
+
+        await asyncio.gather(*(one(*job) for job in todo))
+    return replies
+
+
+async def _grade(rows: list[S1Record], cfg: CurateConfig, cache: CallCache) -> None:
+    """The teacher's attempt against the reference, into the grade column selection reads."""
+    column = cfg.teacher_grade_column or GRADE_COLUMN
+    graded = [r for r in rows if r.solution and r.solution.strip()]
+    verdicts = grade_many([(answer_kind(r, cfg), reference_answer(r.solution), r.attempt, 4) for r in graded],
+                          workers=cfg.grade_workers)
+    correct = {prov(r)["uid"]: v.correct for r, v in zip(graded, verdicts)}
+    judge = cfg.judge_endpoint() if cfg.teacher.grade_with_judge else None
+    if judge is not None:
+        jobs = [(cache_key(kind="judge", model=judge.model, question=question_sha(r.question), answer=r.attempt),
+                 r.question, reference_answer(r.solution), r.attempt) for r in graded]
+        verdict_of = await judge_all(jobs, judge, cfg, cache)
+        for r, job in zip(graded, jobs):
+            if verdict_of[job[0]] is not None:  # no verdict word: the offline grade stands
+                correct[prov(r)["uid"]] = verdict_of[job[0]]
+    for r in rows:
+        for stale in TEACHER_GRADE_COLUMNS:  # another teacher's grade would describe another trace
+            r.extra.pop(stale, None)
+        r.extra[column] = correct.get(prov(r)["uid"])
+        prov(r)[DISTILL]["correct"] = r.extra[column]
+
+
+async def distill(records: list[S1Record], cfg: CurateConfig, cache: CallCache) -> StageResult:
+    teacher = cfg.teacher
+    calls = _Calls(cfg, cache)
+    asked = [r for r in records if needs_trace(r, teacher)]
+    asked_ids = {id(r) for r in asked}
+    replies = await _ask({question_sha(r.question): r.question for r in asked}, calls)
+    traced, failures, lengths = [], Counter(), []
+    for r in records:
+        if id(r) not in asked_ids:
+            prov(r)[DISTILL] = {"from": "pool"}
+            continue
+        value = replies[question_sha(r.question)]
+        problem = value.get("error") or failure(value, teacher.max_tokens)
+        usage = {k: value.get(k) for k in ("prompt_tokens", "completion_tokens", "reasoning_tokens")}
+        prov(r)[DISTILL] = {"from": str(calls.endpoint), **usage, "finish_reason": value.get("finish_reason")}
+        if problem:
+            prov(r)[DISTILL]["error"] = problem
+            r.thinking = r.attempt = None
+            failures[value.get("error_kind") or problem.split(":")[0]] += 1
+            continue
+        r.thinking, r.attempt = value["thinking"], value["attempt"]
+        lengths.append(value["reasoning_tokens"] or value["completion_tokens"] or len(value["thinking"].split()))
+        traced.append(r)
+    await _grade(traced, cfg, cache)
+    grades = Counter({True: "correct", False: "wrong", None: "ungraded"}[r.extra[cfg.teacher_grade_column or GRADE_COLUMN]]
+                     for r in traced)
+    return StageResult(records, info={
+        "teacher": str(calls.endpoint), "asked": len(asked), "calls_made": calls.made,
+        "cached": len(asked) - calls.made - calls.failed, "failed": sum(failures.values()),
+        "failures": dict(failures), "tokens_in": calls.tokens_in, "tokens_out": calls.tokens_out,
+        "rate_limit_pauses": calls.limiter.pauses, "trace_tokens": histogram(lengths), "teacher_grades": dict(grades)})
