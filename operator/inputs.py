@@ -47,16 +47,50 @@ def reference(res: CustomResource) -> Reference | None:
     return None
 
 
-def base_model_servers(res: CustomResource) -> list[Reference]:
-    """CurationJob.spec.baseModels entries that name a BudgetForcedServer instead of a URL@MODEL."""
+@dataclass(frozen=True)
+class Served:
+    """A CurationJob's model endpoints as URL@MODEL, BudgetForcedServer names resolved."""
+
+    base_models: tuple[str, ...] = ()
+    teacher: str | None = None
+
+
+def _model_endpoints(res: CustomResource) -> list[tuple[str, str]]:
+    """(field, value) of every CurationJob endpoint that may name a BudgetForcedServer instead of a URL@MODEL."""
     if not isinstance(res, CurationJob):
         return []
-    return [Reference("BudgetForcedServer", m, f"spec.baseModels[{i}]")
-            for i, m in enumerate(res.spec.base_models) if "://" not in m]
+    found = [(f"spec.baseModels[{i}]", m) for i, m in enumerate(res.spec.base_models)]
+    if res.spec.teacher:
+        found.append(("spec.teacher.endpoint", res.spec.teacher.endpoint))
+    return found
+
+
+def server_references(res: CustomResource) -> list[Reference]:
+    """CurationJob endpoints (spec.baseModels entries, spec.teacher.endpoint) that name a BudgetForcedServer."""
+    return [Reference("BudgetForcedServer", m, field) for field, m in _model_endpoints(res) if "://" not in m]
+
+
+def served(res: CustomResource, servers: dict[str, str]) -> Served:
+    """The resource's model endpoints with server names replaced by `servers` (name -> URL@MODEL)."""
+    if not isinstance(res, CurationJob):
+        return Served()
+    s = res.spec
+    return Served(tuple(servers.get(m, m) for m in s.base_models),
+                  servers.get(s.teacher.endpoint, s.teacher.endpoint) if s.teacher else None)
+
+
+def served_before(res: CustomResource, status: dict) -> dict[str, str]:
+    """Server name -> URL@MODEL as an earlier reconcile resolved them (status.baseModels, status.teacher)."""
+    if not isinstance(res, CurationJob):
+        return {}
+    pairs = list(zip(res.spec.base_models, status.get("baseModels") or []))
+    if res.spec.teacher and status.get("teacher"):
+        pairs.append((res.spec.teacher.endpoint, status["teacher"]))
+    return {name: uri for name, uri in pairs if "://" not in name}
 
 
 def served_endpoint(ref: Reference, referenced: dict | None) -> Input:
-    """A referenced server as URL@MODEL, the base-model form: its endpoint and the model it serves."""
+    """A referenced server as URL@MODEL (base models, teacher): its endpoint and the model it serves."""
     found = follow(ref, referenced)
     if found.uri is None:
         return found

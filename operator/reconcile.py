@@ -55,9 +55,9 @@ def _reconcile(res: CustomResource, body: Mapping, kube: Kube, defaults: Default
                generation: int | None) -> Report:
     output = _output_uri(res, defaults)  # an impossible spec is reported before any waiting
     inp = _input(res, kube, old, generation)
-    base_models = _base_models(res, kube, old, generation)
-    if isinstance(base_models, inputs.Input) and (base_models.failed or inp.uri is not None):
-        inp = base_models  # not ready (or failed): say why, as for the main input
+    served = _served(res, kube, old, generation)
+    if isinstance(served, inputs.Input) and (served.failed or inp.uri is not None):
+        inp = served  # a server not ready (or failed): say why, as for the main input
     if inp.failed:
         return Report(observe.Observed(Phase.FAILED, inp.failed, inp.message), synced=NOTHING_TO_APPLY)
     if inp.uri is None:
@@ -71,10 +71,11 @@ def _reconcile(res: CustomResource, body: Mapping, kube: Kube, defaults: Default
         attempt, restart = gang.next_attempt(res, jobs, old.get("restarts", 0))
         if restart:
             events.append(Event("Warning", "GangRestart", restart))
-    desired = BUILDERS[res.kind](body, Resolved(inp.uri, output, attempt, base_models), defaults)
+    desired = BUILDERS[res.kind](body, Resolved(inp.uri, output, attempt, served.base_models, served.teacher),
+                                 defaults)
     children, synced = _apply_all(kube, body["metadata"]["uid"], desired)
     return Report(_observe(res, children, attempt), synced=synced, input_uri=inp.uri, output_uri=output,
-                  base_models=base_models, events=tuple(events))
+                  base_models=served.base_models, teacher=served.teacher, events=tuple(events))
 
 
 def _input(res: CustomResource, kube: Kube, old: dict, generation: int | None) -> inputs.Input:
@@ -89,20 +90,19 @@ def _input(res: CustomResource, kube: Kube, old: dict, generation: int | None) -
     return found
 
 
-def _base_models(res: CustomResource, kube: Kube, old: dict, generation: int | None) -> tuple[str, ...] | inputs.Input:
-    """CurationJob.spec.baseModels as URL@MODEL with server names resolved, or why they are not yet."""
-    refs = inputs.base_model_servers(res)
-    if not refs:
-        return tuple(getattr(res.spec, "base_models", ()))
-    if old.get("baseModels") and old.get("observedGeneration") == generation:
-        return tuple(old["baseModels"])  # the Job started with these: a server restarting must not stop it
-    resolved = {}
-    for ref in refs:
+def _served(res: CustomResource, kube: Kube, old: dict, generation: int | None) -> inputs.Served | inputs.Input:
+    """CurationJob.spec.baseModels and spec.teacher.endpoint as URL@MODEL with server names resolved,
+    or why they are not yet."""
+    # The Job started with what the status shows: a server restarting must not stop it.
+    resolved = inputs.served_before(res, old) if old.get("observedGeneration") == generation else {}
+    for ref in inputs.server_references(res):
+        if ref.name in resolved:
+            continue
         found = inputs.served_endpoint(ref, kube.get(API_VERSION, ref.kind, res.metadata.namespace, ref.name))
         if found.uri is None:
             return found
         resolved[ref.name] = found.uri
-    return tuple(resolved.get(m, m) for m in res.spec.base_models)
+    return inputs.served(res, resolved)
 
 
 def _output_uri(res: CustomResource, defaults: Defaults) -> str | None:

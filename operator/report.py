@@ -34,6 +34,7 @@ class Report:
     input_uri: str | None = None
     output_uri: str | None = None
     base_models: tuple[str, ...] = ()  # CurationJob: resolved spec.baseModels
+    teacher: str | None = None  # CurationJob: resolved spec.teacher.endpoint (URL@MODEL; never a key)
     events: tuple[Event, ...] = ()  # besides phase changes
 
 
@@ -50,7 +51,7 @@ def compose(kind: str, old: dict, report: Report, generation: int | None, now: s
     ])
     status = {"phase": o.phase.value, "message": o.message, "conditions": conditions,
               "observedGeneration": generation, "inputUri": report.input_uri, "outputUri": report.output_uri,
-              "baseModels": list(report.base_models) or None, **o.fields}
+              "baseModels": list(report.base_models) or None, "teacher": report.teacher, **o.fields}
     status = {k: v for k, v in status.items() if v is not None}
     events = list(report.events)
     if old.get("phase") != o.phase.value:

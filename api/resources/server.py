@@ -43,7 +43,9 @@ class BudgetDefaults(ThinkingBudget):
 
 class BudgetForcedServerSpec(WorkloadSpec):
     model: ModelSource
-    engine: Literal["vllm", "transformers"] = Field("vllm", description="vllm for real models, transformers for tiny ones")
+    engine: Literal["vllm", "transformers", "demo-teacher"] = Field("vllm", description=(
+        "vllm for real models, transformers for tiny ones; demo-teacher: the demo's synthetic teacher, a program "
+        "that writes the demo task's traces (no model weights)"))
     budget_forcing: Literal["engine", "resubmit"] = Field("engine", description=(
         "vllm: engine forces budgets inside the engine (one request per turn); resubmit re-submits the "
         "context at each extension (needed with speculative decoding). transformers always resubmits"))

@@ -43,6 +43,7 @@ class Resolved:
     output_uri: str | None = None
     attempt: int = 0  # SFTRun whole-gang attempt
     base_models: tuple[str, ...] = ()  # CurationJob: spec.baseModels with server names resolved to URL@MODEL
+    teacher: str | None = None  # CurationJob: spec.teacher.endpoint, a server name resolved to URL@MODEL
 
 
 def labels(kind: str, name: str, role: str) -> dict[str, str]:
@@ -123,8 +124,7 @@ def model_access(defaults: Defaults) -> tuple[list[dict], list[dict], list[dict]
         mounts.append({"name": "model-cache", "mountPath": MODEL_CACHE_DIR})
         env_vars.append(env(ENV_HF_HOME, MODEL_CACHE_DIR))
     if defaults.hf_token_secret:
-        name, key = defaults.hf_token_secret
-        env_vars.append({"name": ENV_HF_TOKEN, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}})
+        env_vars.append(secret_env(ENV_HF_TOKEN, *defaults.hf_token_secret))
     return env_vars, volumes, mounts
 
 
@@ -171,6 +171,12 @@ def config_volume(config_map_name: str) -> tuple[dict, dict]:
 
 def env(name: str, value: str) -> dict:
     return {"name": name, "value": value}
+
+
+def secret_env(name: str, secret: str, key: str) -> dict:
+    """An environment variable the kubelet fills from a Secret key: the value never passes
+    through the operator (which cannot read Secrets) nor sits in the pod spec."""
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
 def base_env() -> list[dict]:

@@ -65,6 +65,8 @@ def test_s1_defaults_are_filled_in_by_the_api_server(cluster, namespace, crds):
     ("SFTRun", "9lives", SFT + "}", "metadata.name"),
     ("SFTRun", "a" * 41, SFT + "}", "metadata.name"),
     ("CurationJob", "c", "{pools: {p: 'pvc://d/p'}}", "spec.judge"),
+    ("CurationJob", "c", "{pools: {p: 'pvc://d/p'}, domainColumn: d, teacher: {endpoint: big, apiKeySecret: {name: k}}}",
+     "spec.teacher.apiKeySecret"),
     ("EvalSweep", "e", "{target: {url: 'http://s:8000'}, benchmarks: []}", "spec.benchmarks"),
 ])
 def test_bad_resources_are_rejected_naming_the_field(cluster, namespace, crds, kind, name, spec, field):

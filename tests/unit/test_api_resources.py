@@ -46,6 +46,13 @@ def test_wire_names_are_camel_case_with_the_contract_spelling():
     (SFTRun, {**SFT, "baseModel": "ftp://x"}, "baseModel"),
     (SFTRun, {**SFT, "epochs": 3}, "epochs"),  # belongs under training: unknown fields are refused
     (CurationJob, {"pools": {"p": "pvc://d/p"}}, "judge"),
+    (CurationJob, {**CURATE, "teacher": {"endpoint": "big", "apiKeySecret": {"name": "s"}}}, "apiKeySecret"),
+    (CurationJob, {**CURATE, "teacher": {"endpoint": "http://t@T", "gradeWithJudge": True}}, "teacher.gradeWithJudge"),
+    (CurationJob, {**CURATE, "teacher": {"endpoint": "http://t@T", "maxTokens": 0}}, "maxTokens"),
+    (CurationJob, {**CURATE, "teacher": {"endpoint": "http://t@T", "requestsPerMinute": 0}}, "requestsPerMinute"),
+    (CurationJob, {**CURATE, "teacher": {"endpoint": "Not A Server"}}, "teacher.endpoint"),
+    (CurationJob, {**CURATE, "teacher": {"endpoint": "http://t@T", "apiKeySecret": {"name": "s", "key": "a/b"}}},
+     "apiKeySecret.key"),
     (EvalSweep, {"target": {"url": "http://s:8000", "serverRef": "s"}, "benchmarks": [{"name": "a", "uri": "file:///a"}]},
      "spec.target.serverRef or spec.target.url"),
     (EvalSweep, {"target": {"url": "http://s:8000"}, "benchmarks": []}, "benchmarks"),
@@ -66,3 +73,23 @@ def test_curation_spec_fields_are_the_workload_config_keys():
 
     assert CurationJobSpec.CONFIG_KEYS <= set(CurationJobSpec.model_fields)
     CurationJob.model_validate(cr(CurationJob, CURATE))
+
+
+def test_curation_teacher_defaults_and_wire_names():
+    spec = {**CURATE, "judge": "http://j@J", "teacher": {
+        "endpoint": "https://api.example.com/v1@deepseek-r1", "apiKeySecret": {"name": "teacher-key"},
+        "requestsPerMinute": 60, "timeoutSeconds": 600, "gradeWithJudge": True}, "teacherGradeColumn": "grade"}
+    s = CurationJob.model_validate(cr(CurationJob, spec)).spec
+    t = s.teacher
+    assert (t.api_key_secret.name, t.api_key_secret.key) == ("teacher-key", "api-key")
+    assert (t.regenerate, t.max_tokens, t.temperature, t.concurrency, t.tokens_per_minute) == (False, 32768, 0.0, 8, None)
+    wire = s.wire()
+    assert wire["teacher"]["apiKeySecret"] == {"name": "teacher-key", "key": "api-key"}
+    assert (wire["teacher"]["timeoutSeconds"], wire["teacherGradeColumn"]) == (600, "grade")
+    # A BudgetForcedServer in the cluster as the teacher: no key.
+    assert CurationJob.model_validate(cr(CurationJob, {**CURATE, "teacher": {"endpoint": "big"}})).spec.teacher
+
+
+def test_servers_may_run_the_demo_teacher():
+    s = BudgetForcedServer.model_validate(cr(BudgetForcedServer, {"model": {"uri": "tiny"}, "engine": "demo-teacher"}))
+    assert s.spec.engine == "demo-teacher"

@@ -35,6 +35,38 @@ def test_curation_job_and_config():
         "out", "pools"]
 
 
+def test_curation_teacher_key_comes_from_its_secret_and_nowhere_else():
+    teacher = {"endpoint": "https://api.example.com/v1@deepseek-r1", "apiKeySecret": {"name": "teacher-key", "key": "k"},
+               "regenerate": True, "tokensPerMinute": 100000, "timeoutSeconds": 900}
+    cm, job = curation.build(body("CurationJob", {**CURATE, "teacher": teacher, "teacherGradeColumn": "grade"}),
+                             Resolved(output_uri="pvc://out/cj"), D)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "THINKUBE_TEACHER_API_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "teacher-key", "key": "k"}}} in container["env"]
+    config = json.loads(cm["data"]["config.json"])
+    assert config["teacher"] == {
+        "endpoint": "https://api.example.com/v1@deepseek-r1", "api_key_env": "THINKUBE_TEACHER_API_KEY",
+        "regenerate": True, "max_tokens": 32768, "temperature": 0.0, "concurrency": 8, "tokens_per_minute": 100000,
+        "timeout_s": 900, "grade_with_judge": False}
+    assert config["teacher_grade_column"] == "grade"
+    # Only the Secret's name reaches the pod spec and the config; never a value, never an argument.
+    assert "args" not in container and "teacher-key" not in cm["data"]["config.json"]
+
+
+def test_curation_config_is_what_thinkube_curate_reads():
+    from thinkube.workloads.curation.config import CurateConfig, TeacherConfig
+
+    spec = {**CURATE, "baseModels": ["http://b:8000@B"], "teacher": {"endpoint": "big", "gradeWithJudge": True},
+            "teacherGradeColumn": "grade"}
+    cm, job = curation.build(body("CurationJob", spec),
+                             Resolved(output_uri="pvc://out/cj", teacher="http://big.ns.svc:8000@Big"), D)
+    cfg = CurateConfig.model_validate(json.loads(cm["data"]["config.json"]))
+    assert cfg.teacher.endpoint == "http://big.ns.svc:8000@Big" and cfg.teacher.grade_with_judge
+    assert cfg.teacher.api_key_env == TeacherConfig.model_fields["api_key_env"].default
+    # A server in the cluster needs no key: no Secret env.
+    assert all("valueFrom" not in e for e in job["spec"]["template"]["spec"]["containers"][0]["env"])
+
+
 def test_eval_sweep_fans_out_one_index_per_benchmark_with_a_bound():
     cm, job = evaluation.build(body("EvalSweep", SWEEP), Resolved("http://s.ns.svc:8000", "pvc://out/evs"), D)
     spec = job["spec"]

@@ -191,6 +191,46 @@ def test_curation_base_models_may_name_a_server_and_wait_until_it_is_ready():
     assert status["baseModels"][0] == "http://base.ns.svc:8000@tiny" and status["phase"] != "Failed"
 
 
+def test_curation_teacher_may_name_a_server_and_wait_until_it_is_ready():
+    import json
+
+    kube = FakeKube()
+    spec = {"pools": {"p": "pvc://d/p.jsonl"}, "domainColumn": "domain", "baseModels": ["http://b:8000@B"],
+            "teacher": {"endpoint": "big", "maxTokens": 4096}}
+    status, _ = reconcile(resource("CurationJob", spec, name="cj"), kube, D, NOW)
+    assert conditions(status)["WaitingForInput"] == ("True", "ReferenceNotFound")
+    assert "spec.teacher.endpoint" in status["message"] and "teacher" not in status
+    assert not kube.get("", "Job", "ns", "cj-curate")
+    kube.put(resource("BudgetForcedServer", {"model": {"uri": "tiny"}}, name="big", status={"phase": "Pending"}))
+    status, _ = reconcile(resource("CurationJob", spec, name="cj", status=status), kube, D, NOW)
+    assert conditions(status)["WaitingForInput"] == ("True", "InputNotReady") and "'big'" in status["message"]
+    kube.put(resource("BudgetForcedServer", {"model": {"uri": "hf://o/Big"}, "servedModelName": "Big"}, name="big",
+                      status={"phase": "Ready", "endpoint": "http://big.ns.svc:8000", "inputUri": "hf://o/Big"}))
+    status, _ = reconcile(resource("CurationJob", spec, name="cj", status=status), kube, D, NOW)
+    assert status["teacher"] == "http://big.ns.svc:8000@Big" and status["baseModels"] == ["http://b:8000@B"]
+    config = json.loads(kube.get("", "ConfigMap", "ns", "cj-curate")["data"]["config.json"])
+    assert (config["teacher"]["endpoint"], config["teacher"]["max_tokens"]) == (status["teacher"], 4096)
+    # Once started, the teacher restarting does not stop the job.
+    kube.put(resource("BudgetForcedServer", {"model": {"uri": "hf://o/Big"}}, name="big", status={"phase": "Pending"}))
+    status, _ = reconcile(resource("CurationJob", spec, name="cj", status=status), kube, D, NOW)
+    assert status["teacher"] == "http://big.ns.svc:8000@Big" and conditions(status)["WaitingForInput"][0] == "False"
+
+
+def test_curation_teacher_url_and_secret_reach_the_status_and_the_job_not_the_key():
+    kube, read = FakeKube(), []
+    get = kube.get
+    kube.get = lambda api_version, kind, *rest: read.append(kind) or get(api_version, kind, *rest)
+    spec = {"pools": {"p": "pvc://d/p.jsonl"}, "domainColumn": "domain",
+            "teacher": {"endpoint": "https://api.example.com/v1@R1", "apiKeySecret": {"name": "teacher-key"}}}
+    status, events = reconcile(resource("CurationJob", spec, name="cj"), kube, D, NOW)
+    assert "Secret" not in read  # the kubelet resolves secretKeyRef: the operator needs no access to Secrets
+    assert status["teacher"] == "https://api.example.com/v1@R1" and "baseModels" not in status
+    env = kube.get("", "Job", "ns", "cj-curate")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "THINKUBE_TEACHER_API_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "teacher-key", "key": "api-key"}}} in env
+    assert "teacher-key" not in str(status) + str(events)
+
+
 def test_impossible_specs_are_conditions_not_crashes():
     kube = FakeKube()
     spec = {"pools": {"p": "pvc://d/p"}, "domainColumn": "d"}

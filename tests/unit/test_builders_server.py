@@ -30,6 +30,11 @@ def test_deployment_runs_thinkube_serve_with_the_budget_defaults():
     assert c["resources"] == {"limits": {"nvidia.com/gpu": 1}}
 
 
+def test_the_engine_reaches_thinkube_serve():
+    args = container(children(engine="demo-teacher", gpus=0)[0])["args"]
+    assert args[args.index("--engine") + 1] == "demo-teacher"
+
+
 def test_budget_forcing_mode_reaches_the_server():
     def mode(**spec):
         args = container(children(**spec)[0])["args"]
