@@ -22,7 +22,8 @@ from thinkube.workloads.serving.process import free_port
 
 POOL, BENCH, OUT = "pvc://demo-data/pool.jsonl", "pvc://demo-data/heldout.jsonl", "pvc://demo-art/run"
 KINDS = ["CurationJob", "SFTRun", "BudgetForcedServer", "EvalSweep"]
-KEYS = ["BudgetForcedServer/thinkube-demo-base", *(f"{kind}/thinkube-demo" for kind in KINDS)]
+KEYS = ["BudgetForcedServer/thinkube-demo-teacher", "BudgetForcedServer/thinkube-demo-base",
+        *(f"{kind}/thinkube-demo" for kind in KINDS)]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,10 @@ def manifests(name: str = "thinkube-demo") -> list[dict]:
 def test_the_demo_manifests_are_accepted_by_the_api_server(cluster, crds, namespace):
     resources = manifests()
     assert [f"{r['kind']}/{r['metadata']['name']}" for r in resources] == KEYS
-    assert resources[1]["spec"]["baseModels"] == ["thinkube-demo-base"]  # the untrained model, served
+    curate = resources[2]["spec"]
+    assert curate["baseModels"] == ["thinkube-demo-base"]  # the untrained model, served
+    assert curate["teacher"]["endpoint"] == "thinkube-demo-teacher"  # the synthetic teacher, served
+    assert resources[0]["spec"]["engine"] == "demo-teacher"
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(resources))
     for r in resources:
         name = r["metadata"]["name"]
@@ -69,12 +73,14 @@ def test_apply_and_watch_starts_curation_and_times_out_naming_what_waits(cluster
 
     kube = Kube(cluster.api_client())
     assert kube.get("apps/v1", "Deployment", namespace, "thinkube-demo-base") is not None
-    # The curation waits for its base-model server, which no node runs here.
+    assert kube.get("apps/v1", "Deployment", namespace, "thinkube-demo-teacher") is not None
+    # The curation waits for its teacher and base-model servers, which no node runs here.
     assert kube.get("batch/v1", "Job", namespace, "thinkube-demo-curate") is None
     for key in ("CurationJob/thinkube-demo", "SFTRun/thinkube-demo"):
         assert summary[key]["phase"] == "Pending"
         assert any(c["type"] == "WaitingForInput" and c["status"] == "True" for c in summary[key]["conditions"])
-    assert "spec.baseModels[0]" in summary["CurationJob/thinkube-demo"]["message"]
+    assert "spec.teacher.endpoint" in summary["CurationJob/thinkube-demo"]["message"] or \
+        "spec.baseModels[0]" in summary["CurationJob/thinkube-demo"]["message"]
     report = "\n".join(lines)
     assert "timed out after 20 s; still waiting:" in report
     waiting = report.split("still waiting:", 1)[1]

@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 SMALL = ["--pool-size", "200", "--benchmark-size", "24", "--select", "120", "--epochs", "2",
          "--budgets", "4,40", "--num-ignore", "1"]
 
@@ -25,11 +27,24 @@ def test_reduced_demo_runs_every_stage_reports_and_reuses(tmp_path):
     cur = report["curation"]
     assert cur["dedupe"]["dropped"] == {"duplicate": 6} and cur["decontaminate"]["dropped"] == {"contaminated:heldout": 6}
     assert cur["select"]["kept"] == 120
+    # The traces came from the demo's teacher over the API; its planted failures were dropped.
+    assert cur["distill"]["in"] == cur["distill"]["kept"] and cur["quality"]["dropped"]["teacher_failed"] == 1
     assert report["training"]["steps"] > 0 and report["training"]["last_loss"] < report["training"]["first_loss"]
     scaling = report["scaling"]
     assert (scaling["smallest"], scaling["largest"]) == ("max4", "max40")
     # The margin is whatever the model did; the verdict must state it, with its sign.
     assert f"{abs(scaling['margin_points']):.1f} points" in scaling["verdict"]
+    # The extension verdict's sign is the one the records show.
+    records = [json.loads(line) for f in (out / "eval" / "sweep" / "records").rglob("*.jsonl")
+               for line in f.read_text().splitlines() if line.strip()]
+
+    def accuracy(setting: str) -> float:
+        rows = [r["correct"] for r in records if r["setting"] == setting]
+        return 100 * sum(rows) / len(rows)
+
+    extension, margin = report["extension"], accuracy("ignore1") - accuracy("none")
+    assert extension["margins_points"]["ignore1"] == pytest.approx(margin, abs=0.06)
+    assert extension["helped"] == (margin > 0) and ("did NOT" in extension["verdict"]) == (margin <= 0)
     for png in (out / "loss.png", out / "eval" / "sweep" / "accuracy_vs_thinking.png"):
         assert png.stat().st_size > 1000
     assert "## Test-time scaling" in first.stdout and "Control" in first.stdout

@@ -162,7 +162,7 @@ def test_demo_teacher_is_served_and_distilled_like_any_teacher(tmp_path, demo_te
     from thinkube.workloads.demo.tasks import Problem, problems
 
     chosen = problems(6, 3, (1, 10))
-    unreadable = chosen[0].question.replace("\nA: ", "\nA: ?", 1)
+    unreadable = chosen[0].question.replace("\nA:", "\nA:?", 1)
     rows = [p.pool_row(f"p{i}") for i, p in enumerate(chosen)] + \
         [chosen[0].pool_row("bad").model_copy(update={"question": unreadable})]
     save_records(rows, tmp_path / "pool.jsonl")
@@ -173,12 +173,12 @@ def test_demo_teacher_is_served_and_distilled_like_any_teacher(tmp_path, demo_te
     selected = {r.question: r for r in load_records(tmp_path / "out" / "selected.jsonl")}
     for p in chosen:
         assert selected[p.question].thinking == p.trace() and selected[p.question].attempt == p.attempt()
-        assert selected[p.question].extra["teacher_correct"] is (p.teacher_answer() == p.answer)
+        assert selected[p.question].extra["teacher_correct"] is True
     quality = next(s for s in report["stages"] if s["stage"] == "quality")
     assert quality["dropped"] == {"teacher_failed": 1}
-    # Budget forcing applies to the teacher as to any served model: 10 thinking tokens are 2 trace lines.
+    # Budget forcing applies to the teacher as to any served model: 8 thinking tokens are 2 trace lines.
     long = Problem(chosen[0].domain, (1, 2, 3, 4))
     reply = httpx.post(f"{demo_teacher.url}/v1/chat/completions", timeout=30, json={
         "model": "demo-teacher", "messages": [{"role": "user", "content": long.question}],
-        "max_thinking_tokens": 10}).json()
+        "max_thinking_tokens": 8}).json()
     assert reply["choices"][0]["message"]["reasoning_content"] == "\n".join(long.trace().split("\n")[:2])

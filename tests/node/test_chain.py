@@ -1,7 +1,7 @@
 """The s1 chain in the cluster with real pods of the image and the tiny model.
 
-`thinkube demo --on-cluster` against the operator installed by the chart: the base model
-served for the difficulty filter -> CurationJob -> a 2-pod SFTRun (torchrun across pods,
+`thinkube demo --on-cluster` against the operator installed by the chart: the demo teacher
+served for the distill stage and the base model for the difficulty filter -> CurationJob -> a 2-pod SFTRun (torchrun across pods,
 FSDP2 over gloo) -> BudgetForcedServer (vLLM on CPU) -> EvalSweep, then a served completion
 with a thinking budget, logs by label, and a whole-gang restart that resumes.
 """
@@ -62,6 +62,8 @@ def test_the_demo_chain_runs_in_pods_and_reports_the_scaling_verdict(demo):
     cur = report["curation"]
     assert cur["dedupe"]["dropped"] == {"duplicate": 6} and cur["decontaminate"]["dropped"] == {"contaminated:heldout": 6}
     assert cur["difficulty"]["in"] > 0  # the served base model answered the pool
+    # The served demo teacher wrote the traces; its planted failure was dropped.
+    assert cur["distill"]["in"] == cur["distill"]["kept"] and cur["quality"]["dropped"]["teacher_failed"] == 1
     assert cur["select"]["kept"] == 120
     assert report["training"]["steps"] > 0 and report["training"]["last_loss"] < report["training"]["first_loss"]
     scaling = report["scaling"]

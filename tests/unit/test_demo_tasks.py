@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from thinkube.workloads.curation.config import CurateConfig
+from thinkube.workloads.curation.config import CurateConfig, TeacherConfig
 from thinkube.workloads.curation.pipeline import run as curate
 from thinkube.workloads.demo import data
 from thinkube.workloads.demo.config import DemoConfig
@@ -43,6 +43,17 @@ def test_teacher_trace_ends_in_the_answer_and_the_answer_is_right(domain):
         assert len(lines) == len(p.digits)  # one step per digit: cutting the trace loses steps
         assert lines[-1].endswith(p.answer)
         assert extract_answer(p.attempt()) == p.answer
+        assert Problem.parse(p.question) == p == Problem.parse(p.benchmark_question)
+
+
+def test_the_teacher_reads_past_artefacts_but_not_an_unreadable_slot():
+    p = problems(1, 4, (3, 6))[0]
+    for name in ("asy", "image", "numbering", "bold_digits"):
+        assert Problem.parse(data.ARTEFACTS[name](p.pool_row("x")).question) == p, name
+    q = p.question
+    for broken in (q.replace("\nA:", "\nA:?", 1), q.replace("Sum", "Product", 1), q.replace("\nJ:", "\nK:", 1),
+                   "What is 2+2?"):
+        assert Problem.parse(broken) is None
 
 
 def test_layout_is_fixed_width_in_tiny_model_tokens(tokenizer):
@@ -78,12 +89,26 @@ def test_pool_is_deterministic_and_plants_what_it_says(tmp_path):
     assert leaked <= {p.question for p in bench}
 
 
-def test_curation_removes_every_planted_row(tmp_path):
-    """The real curation pipeline (no base model: difficulty skipped) on the demo pool."""
+@pytest.fixture(scope="module")
+def teacher_url():
+    from tests.support.servers import ThreadServer
+    from thinkube.workloads.demo.teacher import ENGINE, SyntheticTeacher
+    from thinkube.workloads.formats.chat import S1_FORMAT
+    from thinkube.workloads.models import resolve_model
+    from thinkube.workloads.serving.app import ServerConfig, create_app
+
+    with ThreadServer(create_app(SyntheticTeacher(resolve_model("tiny")[0], ENGINE), ServerConfig(fmt=S1_FORMAT))) as s:
+        yield f"{s.url}@{ENGINE}"
+
+
+def test_curation_removes_every_planted_row(tmp_path, teacher_url):
+    """The real curation pipeline (the demo teacher served in-process; no base model:
+    difficulty skipped) on the demo pool, which holds no traces."""
     pool, bench, _ = data.write(SMALL, tmp_path / "data")
+    assert not any(r.thinking or r.attempt for r in load_records(pool))
     cfg = CurateConfig(out=str(tmp_path / "cur"), pools={"synthetic": str(pool)},
                        decontaminate={"heldout": str(bench)}, ngram=NGRAM, domain_column="domain",
-                       target_size=150, seed=0)
+                       target_size=150, seed=0, teacher=TeacherConfig(endpoint=teacher_url, max_tokens=96))
     report = curate(cfg)
     selected = load_records(tmp_path / "cur" / "selected.jsonl")
     # Of a duplicated pair either copy may survive (dedupe keeps the first in pool order).
@@ -92,7 +117,7 @@ def test_curation_removes_every_planted_row(tmp_path):
     drops = {s["stage"]: s["dropped"] for s in report["stages"]}
     assert drops["dedupe"] == {"duplicate": SMALL.duplicates}
     assert drops["decontaminate"] == {"contaminated:heldout": SMALL.leaked}  # and no false positive
-    assert sum(drops["quality"].values()) == SMALL.per_artefact * len(data.ARTEFACTS)
+    assert drops["quality"] == {name: SMALL.per_artefact for name in data.ARTEFACTS}
     assert set(report["per_domain"]) == {d.name for d in DOMAINS}
 
 

@@ -19,7 +19,7 @@ from kubernetes import client, config
 
 from thinkube.api.resources import BY_KIND, BudgetForcedServer, CurationJob, EvalSweep, SFTRun
 from thinkube.api.resources.common import ObjectMeta, Phase
-from thinkube.api.resources.curation import CurationJobSpec
+from thinkube.api.resources.curation import CurationJobSpec, TeacherSpec
 from thinkube.api.resources.eval import Benchmark, EvalSweepSpec, Target
 from thinkube.api.resources.server import BudgetForcedServerSpec, ModelSource
 from thinkube.api.resources.sft import DatasetSource, SFTRunSpec, Training
@@ -30,7 +30,7 @@ from thinkube.workloads.demo import volume
 from thinkube.workloads.demo.config import DemoConfig
 from thinkube.workloads.demo.data import BENCHMARK_NAME
 from thinkube.workloads.demo.pipeline import (BASE_MODEL_NAME, BLOCK_SIZE, CONCURRENCY, NGRAM, POOL_NAME,
-                                              TRAINED_MODEL_NAME)
+                                              TEACHER_MAX_TOKENS, TEACHER_NAME, TRAINED_MODEL_NAME)
 from thinkube.workloads.demo.report import train_summary
 from thinkube.workloads.evaluation.report import PLOT_PNG, RESULTS_JSON, RESULTS_MD
 from thinkube.workloads.models import TINY
@@ -55,7 +55,8 @@ class ClusterError(RuntimeError):
 
 def demo_resources(cfg: DemoConfig, *, pool_uri: str, benchmark_uri: str, output_prefix: str,
                    name: str = "thinkube-demo") -> list[dict]:
-    """The demo's stages, in pipeline order: a BudgetForcedServer of the untrained tiny model
+    """The demo's stages, in pipeline order: BudgetForcedServers of the demo's synthetic
+    teacher (`<name>-teacher`, the distill stage's teacher) and of the untrained tiny model
     (`<name>-base`, the difficulty filter's base model), then CurationJob, SFTRun,
     BudgetForcedServer and EvalSweep, all named `name` (children differ by suffix: -curate,
     -train, -eval); outputs go to `output_prefix`/<stage>, which must be pvc:// or file://.
@@ -66,7 +67,12 @@ def demo_resources(cfg: DemoConfig, *, pool_uri: str, benchmark_uri: str, output
                               spec=BudgetForcedServerSpec(model=ModelSource(uri=TINY), engine=_engine(cfg.engine),
                                                           gpus=0, replicas=1, served_model_name=BASE_MODEL_NAME,
                                                           max_model_len=max_len))
+    teacher = BudgetForcedServer(kind="BudgetForcedServer", metadata=ObjectMeta(name=f"{name}-teacher"),
+                                 spec=BudgetForcedServerSpec(model=ModelSource(uri=TINY), engine=TEACHER_NAME, gpus=0,
+                                                             replicas=1, served_model_name=TEACHER_NAME,
+                                                             max_model_len=max_len))
     curate = CurationJob(kind="CurationJob", metadata=meta, spec=CurationJobSpec(
+        teacher=TeacherSpec(endpoint=teacher.metadata.name, max_tokens=TEACHER_MAX_TOKENS, concurrency=CONCURRENCY),
         base_models=[base.metadata.name],
         pools={POOL_NAME: pool_uri}, decontaminate={BENCHMARK_NAME: benchmark_uri}, ngram=NGRAM,
         answer_kinds={POOL_NAME: "integer"}, domain_column="domain", tokenizer=TINY, target_size=cfg.select,
@@ -89,7 +95,7 @@ def demo_resources(cfg: DemoConfig, *, pool_uri: str, benchmark_uri: str, output
         benchmarks=[Benchmark(name=BENCHMARK_NAME, uri=benchmark_uri)],
         max_thinking_tokens=list(cfg.budgets), num_ignore=list(cfg.num_ignore), max_tokens=cfg.max_tokens,
         concurrency=CONCURRENCY, output_uri=f"{output_prefix}/eval"))
-    return [_manifest(r) for r in (base, curate, train, serve, sweep)]
+    return [_manifest(r) for r in (teacher, base, curate, train, serve, sweep)]
 
 
 def _engine(engine: str) -> str:

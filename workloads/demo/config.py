@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from thinkube.workloads.demo.data import DataSpec
 
 STAGES = ("data", "curate", "train", "eval")
+DATA_FORMAT = 3  # bump when the generated pool changes, so an older demo folder's data is redone
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class DemoConfig:
     def stage_settings(self, stage: str) -> dict:
         d = asdict(self)
         return {
-            "data": d["data"],
+            "data": {**d["data"], "format": DATA_FORMAT},
             "curate": {"select": self.select, "base_max_tokens": self.base_max_tokens, "seed": self.data.seed},
             "train": {k: d[k] for k in ("epochs", "learning_rate", "global_batch_size", "nproc")},
             "eval": {k: d[k] for k in ("budgets", "num_ignore", "max_tokens", "engine")},

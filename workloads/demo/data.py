@@ -1,9 +1,12 @@
 """The demo's question pool and held-out benchmark, generated from a seed.
 
-The pool plants what curation must remove, so its stage counts mean something: exact
+The pool holds questions and reference answers only, as a team's own pool would: the
+distill stage asks the demo's teacher (teacher.py, served by `thinkube serve`) for the
+traces. It plants what curation must remove, so its stage counts mean something: exact
 duplicates, copies of benchmark questions (contamination), rows with formatting artefacts
-s1's quality rules catch, and rows whose teacher output is missing. Every planted row is
-tagged in `extra.planted`, so a test can check each one went where it should.
+s1's quality rules catch, and questions the teacher cannot read (it loops until the call's
+token cap cuts it off: a failed teacher call). Every planted row is tagged in
+`extra.planted`, so a test can check each one went where it should.
 """
 from __future__ import annotations
 
@@ -27,8 +30,8 @@ ARTEFACTS = {
     "image": lambda r: r.model_copy(update={"question": r.question + "\n![Image](figure.png)"}),
     "numbering": lambda r: r.model_copy(update={"question": "p1. " + r.question}),
     "bold_digits": lambda r: r.model_copy(update={"question": r.question.replace("\n", " **10**\n", 1)}),
-    "missing_thinking": lambda r: r.model_copy(update={"thinking": ""}),
-    "missing_attempt": lambda r: r.model_copy(update={"attempt": None}),
+    # A slot the teacher cannot read: the distill stage records its call as failed.
+    "teacher_failed": lambda r: r.model_copy(update={"question": r.question.replace("\nA:", "\nA:?", 1)}),
 }
 
 
@@ -70,7 +73,7 @@ def build(spec: DataSpec) -> tuple[list[S1Record], list[Problem]]:
     pool: list[S1Record] = []
     for k, (level, share) in enumerate(LEVEL_MIX.items()):
         n = round(spec.pool_size * share)
-        pool += [p.record(f"{level}-{i}") for i, p in
+        pool += [p.pool_row(f"{level}-{i}") for i, p in
                  enumerate(problems(n, spec.seed + 10 + k, LEVELS[level], exclude=taken))]
         taken |= {r.question for r in pool}
     rng.shuffle(pool)
@@ -82,7 +85,7 @@ def build(spec: DataSpec) -> tuple[list[S1Record], list[Problem]]:
     rows += [_tag(r.model_copy(update={"id": f"dup-{i}"}), "duplicate") for i, r in enumerate(originals)]
     rows += [_tag(ARTEFACTS[name](r), name) for i, r in enumerate(victims)
              for name in [list(ARTEFACTS)[i // spec.per_artefact]]]
-    rows += [_tag(p.record(f"leak-{i}"), "leaked") for i, p in enumerate(rng.sample(bench, spec.leaked))]
+    rows += [_tag(p.pool_row(f"leak-{i}"), "leaked") for i, p in enumerate(rng.sample(bench, spec.leaked))]
     rng.shuffle(rows)
     return rows, bench
 

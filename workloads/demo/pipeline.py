@@ -1,8 +1,9 @@
 """The demo's stages, each a real Thinkube command on the tiny model:
 
 data    generate the question pool and the held-out benchmark (tasks.py, data.py)
-curate  `thinkube curate`, with the *untrained* tiny model served by `thinkube serve` as
-        the difficulty filter's base model
+curate  `thinkube curate`: the demo's synthetic teacher, served by `thinkube serve
+        --engine demo-teacher`, writes the traces (distill stage), and the *untrained* tiny
+        model, served by `thinkube serve`, is the difficulty filter's base model
 train   `thinkube train` under torchrun (FSDP2 over gloo, cfg.nproc processes)
 eval    `thinkube serve` on the trained model, then `thinkube eval` over thinking budgets
 
@@ -30,7 +31,7 @@ from thinkube.workloads.training.progress import METRICS_FILE
 log = logging.getLogger(__name__)
 
 DONE = "done.json"
-BASE_MODEL_NAME, TRAINED_MODEL_NAME = "tiny-untrained", "thinkube-demo"
+BASE_MODEL_NAME, TRAINED_MODEL_NAME, TEACHER_NAME = "tiny-untrained", "thinkube-demo", "demo-teacher"
 POOL_NAME = "synthetic"
 # Decontamination n-gram size. s1's 8 word-grams fit long natural-language questions; these
 # are short templates ("Sum mod 10: A 7 B 3 ..."), where 8 words of keys and template would
@@ -39,6 +40,9 @@ NGRAM = 18
 SERVER_START_S = 600
 CONCURRENCY = 16  # model calls / evaluation requests in flight
 BLOCK_SIZE = 256  # training block: the longest demo example is ~140 tokens
+# Completion cap of a teacher call: the longest trace and attempt are ~60 tokens, so only a
+# looping teacher (a planted unreadable question) reaches it.
+TEACHER_MAX_TOKENS = 96
 
 
 class StageFailed(RuntimeError):
@@ -88,9 +92,9 @@ def _run_logged(cmd: list[str], log_path: Path, stage: str, env: dict | None = N
         raise StageFailed(f"{stage}: `{' '.join(cmd[:6])} ...` exited {code}; full log {log_path}\n{tail}")
 
 
-def _serve(model: str, name: str, cfg: DemoConfig, log_path: Path) -> ServeProcess:
-    log.info("starting thinkube serve --model %s (engine %s); log %s", model, cfg.engine, log_path)
-    return ServeProcess("--model", model, "--served-model-name", name, "--engine", cfg.engine,
+def _serve(model: str, name: str, engine: str, cfg: DemoConfig, log_path: Path) -> ServeProcess:
+    log.info("starting thinkube serve --model %s (engine %s); log %s", model, engine, log_path)
+    return ServeProcess("--model", model, "--served-model-name", name, "--engine", engine,
                         "--default-max-tokens", str(cfg.max_tokens), log_path=log_path).wait(SERVER_START_S)
 
 
@@ -101,12 +105,15 @@ def run_data(cfg: DemoConfig, stage: Stage) -> dict:
 
 
 def run_curate(cfg: DemoConfig, stage: Stage, inputs: dict) -> dict:
-    from thinkube.workloads.curation.config import CurateConfig
+    from thinkube.workloads.curation.config import CurateConfig, TeacherConfig
     from thinkube.workloads.curation.pipeline import SELECTED_JSONL
     from thinkube.workloads.curation.pipeline import run as curate
 
-    with _serve("tiny", BASE_MODEL_NAME, cfg, stage.folder / "base-server.log") as base:
+    with _serve("tiny", TEACHER_NAME, TEACHER_NAME, cfg, stage.folder / "teacher-server.log") as teacher, \
+            _serve("tiny", BASE_MODEL_NAME, cfg.engine, cfg, stage.folder / "base-server.log") as base:
         ccfg = CurateConfig(out=str(stage.folder / "run"), pools={POOL_NAME: inputs["pool"]},
+                            teacher=TeacherConfig(endpoint=f"{teacher.url}@{TEACHER_NAME}", max_tokens=TEACHER_MAX_TOKENS,
+                                                  concurrency=CONCURRENCY),
                             decontaminate={data.BENCHMARK_NAME: inputs["benchmark"]}, ngram=NGRAM,
                             base_models=[f"{base.url}@{BASE_MODEL_NAME}"], answer_kinds={POOL_NAME: "integer"},
                             max_tokens=cfg.base_max_tokens, concurrency=CONCURRENCY, domain_column="domain",
@@ -138,7 +145,7 @@ def run_eval(cfg: DemoConfig, stage: Stage, inputs: dict, bench: str) -> dict:
     from thinkube.workloads.evaluation.report import PLOT_PNG, RESULTS_JSON
 
     out = stage.folder / "sweep"
-    with _serve(inputs["model"], TRAINED_MODEL_NAME, cfg, stage.folder / "server.log") as server:
+    with _serve(inputs["model"], TRAINED_MODEL_NAME, cfg.engine, cfg, stage.folder / "server.log") as server:
         cmd = [sys.executable, "-m", "thinkube.cli", "eval", "--target", server.url, "--model", TRAINED_MODEL_NAME,
                "--benchmark", f"{data.BENCHMARK_NAME}={bench}", "--out", str(out),
                "--max-thinking-tokens", ",".join(map(str, cfg.budgets)),

@@ -70,14 +70,21 @@ def scaling_verdict(bench: dict) -> dict:
             "performance": curve["performance"]}
 
 
-def extension_verdict(bench: dict) -> str | None:
-    """What "Wait" extensions did, against the unconstrained baseline."""
+def extension_verdict(bench: dict) -> dict | None:
+    """What forcing "Wait" when the model ends its thinking did, against no extension (s1's
+    central claim is that it raises accuracy); None when the sweep had no extension."""
     curve = bench["curves"].get(FAMILY_IGNORE)
     if not curve or NO_BUDGET not in curve["settings"]:
         return None
     base = bench["settings"][NO_BUDGET]["accuracy"]
-    parts = [f"{k}: {bench['settings'][k]['accuracy'] - base:+.1f} points" for k in curve["settings"] if k != NO_BUDGET]
-    return f"extending thinking with the ignore string, against no budget ({base:.1f}%): " + ", ".join(parts)
+    margins = {k: round(bench["settings"][k]["accuracy"] - base, 1) for k in curve["settings"] if k != NO_BUDGET}
+    best = max(margins, key=margins.get)
+    parts = ", ".join(f"{k} {m:+.1f} points" for k, m in margins.items())
+    helped = margins[best] > 0
+    verdict = (f"extending thinking raised accuracy: {parts} against no extension ({base:.1f}%)" if helped else
+               f"extending thinking did NOT raise accuracy ({parts} against no extension, {base:.1f}%): the model "
+               f"does not use the extra thinking to check its answer")
+    return {"baseline_accuracy": base, "margins_points": margins, "best": best, "helped": helped, "verdict": verdict}
 
 
 def write(out: Path, results: dict) -> dict:
@@ -87,8 +94,9 @@ def write(out: Path, results: dict) -> dict:
              "budget forcing -> sweep thinking budgets. Every number below was measured in this run.", ""]
     if "data" in results:
         d = results["data"]
-        lines += [f"Pool: {d['pool_rows']} generated rows (with planted duplicates, benchmark copies and "
-                  f"formatting artefacts); held-out benchmark: {d['benchmark_items']} questions.", ""]
+        lines += [f"Pool: {d['pool_rows']} generated questions with reference answers and no traces (with planted "
+                  f"duplicates, benchmark copies, formatting artefacts and questions the teacher cannot read); "
+                  f"held-out benchmark: {d['benchmark_items']} questions.", ""]
     if "curate" in results:
         cur = results["curate"]["report"]
         report["curation"] = {s["stage"]: {"in": s["in"], "kept": s["kept"], "dropped": s["dropped"]}
@@ -112,7 +120,7 @@ def write(out: Path, results: dict) -> dict:
         table = re.sub(r"(?m)^## ", "### ", (sweep.parent / RESULTS_MD).read_text().split("\n", 4)[-1])
         lines += ["## Test-time scaling", "", table.strip(), "", f"**{report['scaling']['verdict']}.**", ""]
         if report["extension"]:
-            lines += [f"{report['extension']}.", ""]
+            lines += [f"**{report['extension']['verdict']}.**", ""]
         lines += [f"Plot: {results['eval']['plot']}", ""]
     (out / REPORT_MD).write_text("\n".join(lines))
     (out / REPORT_JSON).write_text(json.dumps(report, indent=1))

@@ -16,6 +16,7 @@ CPU; an induction head (look a key up anywhere in the question) does not. tests/
 from __future__ import annotations
 
 import random
+import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ DOMAINS = (
     Domain("addition mod 7", "Sums mod 7:", "^", 7, lambda s, d, m: (s + d) % m),
 )
 DOMAIN_BY_NAME = {d.name: d for d in DOMAINS}
+_SLOT = re.compile(r"^[A-Z]:\S*$")  # a slot line, readable or not
 
 LEVELS = {"easy": (1, 3), "medium": (4, 6), "hard": (7, SLOTS)}  # digits per question
 
@@ -57,6 +59,25 @@ class Problem:
     def __post_init__(self) -> None:
         if not 1 <= len(self.digits) <= SLOTS:
             raise ValueError(f"a problem has 1..{SLOTS} digits, got {len(self.digits)}")
+
+    @classmethod
+    def parse(cls, question: str) -> Problem | None:
+        """The problem a question states, or None when the text is not one of these questions.
+        Like a teacher it reads past lines and markup it does not need (the formatting
+        artefacts the pool plants), but not past an unreadable slot."""
+        lines = question.split("\n")
+        domain = next((d for d in DOMAINS if any(d.title in line for line in lines)), None)
+        slots = [line for line in lines if _SLOT.match(line)]
+        keys = [line.partition(":")[0] for line in slots]
+        if domain is None or keys != list(string.ascii_uppercase[:SLOTS]):
+            return None
+        values = [line.partition(":")[2] for line in slots]
+        if not all(v == EMPTY or (len(v) == 1 and v.isdigit()) for v in values):
+            return None
+        digits = values[:values.index(EMPTY)] if EMPTY in values else values
+        if not digits or any(v != EMPTY for v in values[len(digits):]):
+            return None
+        return cls(domain, tuple(int(v) for v in digits))
 
     @property
     def level(self) -> str:
@@ -91,10 +112,14 @@ class Problem:
     def attempt(self) -> str:
         return f"Final Answer: \\boxed{{{self.answer}}}"
 
+    def pool_row(self, uid: str) -> S1Record:
+        """The question and its reference answer, as a pool holds them before distillation."""
+        return S1Record(id=uid, question=self.question, solution=self.answer, cot_type="math", source_type=SOURCE,
+                        domain=self.domain.name, metadata={"level": self.level, "steps": len(self.digits)})
+
     def record(self, uid: str) -> S1Record:
-        return S1Record(id=uid, question=self.question, solution=self.answer, thinking=self.trace(),
-                        attempt=self.attempt(), cot_type="math", source_type=SOURCE, domain=self.domain.name,
-                        metadata={"level": self.level, "steps": len(self.digits)})
+        """The pool row with the teacher's trace and attempt: what distillation makes of it."""
+        return self.pool_row(uid).model_copy(update={"thinking": self.trace(), "attempt": self.attempt()})
 
 
 def problems(n: int, seed: int, steps_range: tuple[int, int], exclude: set[str] = frozenset()) -> list[Problem]:
