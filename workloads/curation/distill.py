@@ -94,9 +94,10 @@ class _Calls:
                 "max_tokens": self.teacher.max_tokens, "temperature": self.teacher.temperature}
         try:
             url = f"{api_base(self.endpoint.url)}/chat/completions"
+            estimate = len(question) // 4 + 1  # the prompt's tokens, roughly; the reply says exactly
             reply = await post_json(client, url, body,
                                     max_retries=self.cfg.max_retries, backoff_s=self.cfg.backoff_s,
-                                    limiter=self.limiter, tokens=len(question) // 4 + 1)
+                                    limiter=self.limiter, tokens=estimate)
             value = split_reply(reply, url)
         except TargetError as e:  # not cached: a rerun tries again
             self.failed += 1
@@ -105,7 +106,7 @@ class _Calls:
         self.made += 1
         self.tokens_in += value["prompt_tokens"] or 0
         self.tokens_out += value["completion_tokens"] or 0
-        self.limiter.charge(value["completion_tokens"] or 0)
+        self.limiter.charge((value["prompt_tokens"] or estimate) - estimate + (value["completion_tokens"] or 0))
         self.cache.put(key, value)
         return value
 

@@ -54,10 +54,11 @@ class RateLimiter:
                 self._tokens -= tokens
 
     def charge(self, tokens: int) -> None:
-        """Tokens a finished call used beyond what `acquire` took for it."""
-        if self.tpm is not None and tokens > 0:
+        """Tokens a finished call used beyond what `acquire` took for it (negative: a refund
+        when the estimate was high)."""
+        if self.tpm is not None:
             self._refill(time.monotonic())
-            self._tokens -= tokens
+            self._tokens = min(self.tpm / 60, self._tokens - tokens)
 
     def pause(self, seconds: float) -> None:
         """The server said to wait (429 with Retry-After): nobody sends before then."""
