@@ -13,8 +13,9 @@ FORMATS = ("s1", "think-tags")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="tiny", help="'tiny', a folder, pvc://claim/path, or hf://org/name[@rev]")
     p.add_argument("--served-model-name", help="the name clients ask for (default: the --model value)")
-    p.add_argument("--engine", choices=("auto", "vllm", "transformers"), default="auto",
-                   help="auto: vLLM when installed, else transformers")
+    p.add_argument("--engine", choices=("auto", "vllm", "transformers", "demo-teacher"), default="auto",
+                   help="auto: vLLM when installed, else transformers; demo-teacher: the demo's synthetic teacher "
+                        "(a program writing the demo task's traces, with --model's tokenizer)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--chat-format", choices=FORMATS, default="s1",
@@ -54,6 +55,10 @@ def build_engine(args: argparse.Namespace):
     path, revision = resolve_model(args.model)
     name = args.served_model_name or args.model
     kind = args.engine
+    if kind == "demo-teacher":
+        from thinkube.workloads.demo.teacher import SyntheticTeacher
+
+        return SyntheticTeacher(path, name)
     if kind == "auto":
         kind = "vllm" if importlib.util.find_spec("vllm") else "transformers"
     if kind == "vllm":
