@@ -12,7 +12,6 @@ tests can check that a resumed sweep never asks for the same sample twice.
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import re
 import threading
@@ -26,7 +25,6 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from thinkube.cli import main
-from thinkube.workloads.evaluation import targets
 from thinkube.workloads.evaluation.benchmarks import load_benchmark
 from thinkube.workloads.evaluation.judge import LLMJudge, parse_verdict
 from thinkube.workloads.evaluation.records import record_path
@@ -331,12 +329,7 @@ def test_chat_format_splits_servers_without_reasoning_fields(serve):
     assert gen.thinking_tokens is None and gen.answer_tokens is None
 
 
-def test_make_target_hook(monkeypatch):
-    monkeypatch.setattr(targets, "_SERVING_PACKAGE", "thinkube.workloads.no_such_package")
-    monkeypatch.setattr(targets, "_model_target_factory", None)
+def test_make_target_takes_server_urls_and_says_how_to_serve_a_model():
     with pytest.raises(ValueError, match="thinkube serve --model tiny"):
         make_target("tiny")
-    made = collections.namedtuple("Made", "uri options")
-    targets.register_model_target(lambda uri, **options: made(uri, options))
-    assert make_target("tiny", chat_format=None) == made("tiny", {"chat_format": None})
     assert isinstance(make_target("http://127.0.0.1:1"), HTTPTarget)

@@ -74,8 +74,7 @@ def _benchmarks(value) -> dict[str, str]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=os.environ.get(ENV_CONFIG),
                    help=f"YAML/JSON file with any of these options (default: ${ENV_CONFIG})")
-    p.add_argument("--target", help="http(s):// URL of `thinkube serve` or any OpenAI-compatible server, "
-                                    "or a model URI run in-process")
+    p.add_argument("--target", help="http(s):// URL of `thinkube serve` or any OpenAI-compatible server")
     p.add_argument("--model", help="model name to request (default: the server's first model)")
     p.add_argument("--benchmark", action="append", metavar="NAME=PATH",
                    help=f"benchmark file, repeatable; known names: {', '.join(KNOWN)}")

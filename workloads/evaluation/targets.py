@@ -1,19 +1,15 @@
 """What a sweep evaluates: anything that turns a chat into (thinking, answer, token counts).
 
 `HTTPTarget` talks to `thinkube serve` or any OpenAI-compatible endpoint, sending the
-budget-forcing fields in the request body. In-process model targets come from the serving
-engine, which registers a factory with `register_model_target`; `make_target` picks one
-or the other from the target string.
+budget-forcing fields in the request body; `make_target` builds it from a --target URL.
 """
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
@@ -204,31 +200,9 @@ class HTTPTarget:
         await self._client.aclose()
 
 
-ModelTargetFactory = Callable[..., Target]
-_model_target_factory: ModelTargetFactory | None = None
-# The serving package registers its in-process engine target when imported.
-_SERVING_PACKAGE = "thinkube.workloads.serving"
-
-
-def register_model_target(factory: ModelTargetFactory) -> None:
-    """Let `make_target` run model URIs in-process: factory(model_uri, **options) -> Target."""
-    global _model_target_factory
-    _model_target_factory = factory
-
-
 def make_target(spec: str, **options) -> Target:
-    """An HTTP target for http(s):// URLs; otherwise an in-process target for a model URI
-    (`tiny`, a folder, pvc://, hf://), built by the factory the serving package registers."""
+    """The target a --target string names: an OpenAI-compatible server by http(s):// URL."""
     if spec.startswith(("http://", "https://")):
         return HTTPTarget(spec, **options)
-    if _model_target_factory is None:
-        try:
-            importlib.import_module(_SERVING_PACKAGE)
-        except ModuleNotFoundError as e:
-            if e.name != _SERVING_PACKAGE:
-                raise
-    if _model_target_factory is None:
-        raise ValueError(f"target {spec!r} is not an http(s):// URL, and no in-process model target is registered "
-                         f"(the serving engine provides it): start `thinkube serve --model {spec}` and pass "
-                         f"its URL, e.g. --target http://127.0.0.1:8000")
-    return _model_target_factory(spec, **options)
+    raise ValueError(f"target {spec!r} is not an http(s):// URL: serve the model first (thinkube serve --model {spec}) "
+                     f"and pass its URL, e.g. --target http://127.0.0.1:8000")
