@@ -18,13 +18,13 @@ import yaml
 from thinkube.constants import ENV_CONFIG
 from thinkube.workloads.evaluation.benchmarks import KNOWN
 from thinkube.workloads.evaluation.grade import DEFAULT_TIMEOUT_S
+from thinkube.workloads.formats.chat import CHAT_FORMATS
 
 log = logging.getLogger(__name__)
 
 EXIT_USAGE = 2  # bad options, config or benchmark files
 EXIT_TARGET = 1  # the target or judge failed; records so far are kept
 EXIT_INTERRUPTED = 130
-CHAT_FORMATS = ("s1", "think-tags")  # formats.S1_FORMAT, formats.THINK_TAGS_FORMAT
 API_KEY_ENV = "OPENAI_API_KEY"  # the usual variable of OpenAI-compatible clients
 
 # Option defaults live here, not in argparse, so "not given on the command line" (None)
@@ -90,7 +90,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, help="requests in flight (default 8)")
     p.add_argument("--max-tokens", type=int, help="completion cap per request (default: the server's)")
     p.add_argument("--limit", type=int, help="first N questions of each benchmark (smoke runs)")
-    p.add_argument("--chat-format", choices=CHAT_FORMATS,
+    p.add_argument("--chat-format", choices=tuple(CHAT_FORMATS),
                    help="split thinking from content for servers that return no reasoning_content")
     p.add_argument("--judge-url", help="optional LLM judge (OpenAI-compatible); off by default")
     p.add_argument("--judge-model", help="model name for the judge")
@@ -145,7 +145,6 @@ async def _sweep(o: argparse.Namespace, out: Path) -> None:
     from thinkube.workloads.evaluation.settings import budget_grid
     from thinkube.workloads.evaluation.sweep import Sweep, SweepConfig
     from thinkube.workloads.evaluation.targets import make_target
-    from thinkube.workloads.formats import S1_FORMAT, THINK_TAGS_FORMAT
 
     benchmarks = [load_benchmark(name, uri, seed=o.seed, limit=o.limit) for name, uri in o.benchmark.items()]
     settings = budget_grid(o.max_thinking_tokens, o.num_ignore, combine=o.combine, ignore_string=o.ignore_string,
@@ -153,7 +152,7 @@ async def _sweep(o: argparse.Namespace, out: Path) -> None:
     cfg = SweepConfig(n=o.n, temperature=o.temperature, seed=o.seed, concurrency=o.concurrency,
                       max_tokens=o.max_tokens, grade_timeout_s=o.grade_timeout)
     target = make_target(o.target, model=o.model, api_key=os.environ.get(API_KEY_ENV),
-                         chat_format={"s1": S1_FORMAT, "think-tags": THINK_TAGS_FORMAT}.get(o.chat_format))
+                         chat_format=CHAT_FORMATS.get(o.chat_format))
     judge = LLMJudge(o.judge_url, o.judge_model, api_key=os.environ.get(API_KEY_ENV)) if o.judge_url else None
     try:
         await Sweep(target, benchmarks, settings, cfg, out, judge=judge, progress=not o.no_progress).run()

@@ -1,5 +1,6 @@
 """Data records and the s1 chat format shared by curation, training, serving and evaluation."""
 from thinkube.workloads.formats.chat import (
+    CHAT_FORMATS,
     QWEN_SYSTEM_PROMPT,
     S1_FORMAT,
     THINK_TAGS_FORMAT,
@@ -14,6 +15,7 @@ from thinkube.workloads.formats.chat import (
 from thinkube.workloads.formats.records import S1Record, iter_rows, load_records, save_records
 
 __all__ = [
+    "CHAT_FORMATS",
     "QWEN_SYSTEM_PROMPT",
     "S1_FORMAT",
     "THINK_TAGS_FORMAT",

@@ -39,6 +39,8 @@ class ChatFormat:
 
 S1_FORMAT = ChatFormat()
 THINK_TAGS_FORMAT = ChatFormat(think_start="<think>", think_end="</think>", answer_start="")
+# The names the CLIs and config files use for the formats.
+CHAT_FORMATS = {"s1": S1_FORMAT, "think-tags": THINK_TAGS_FORMAT}
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ import argparse
 import importlib.util
 import logging
 
+from thinkube.workloads.formats.chat import CHAT_FORMATS
+
 log = logging.getLogger(__name__)
 
-FORMATS = ("s1", "think-tags")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(a program writing the demo task's traces, with --model's tokenizer)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--chat-format", choices=FORMATS, default="s1",
+    p.add_argument("--chat-format", choices=tuple(CHAT_FORMATS), default="s1",
                    help="s1: <|im_start|>think/<|im_start|>answer; think-tags: <think>...</think>")
     p.add_argument("--dtype", default="auto", help="vLLM dtype (auto, bfloat16, float32); transformers: float32")
     p.add_argument("--max-model-len", type=int, help="context length (default: the model's)")
@@ -41,12 +42,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-ignore", type=int)
     p.add_argument("--ignore-string")
     p.add_argument("--final-answer-prefix")
-
-
-def chat_format(name: str):
-    from thinkube.workloads.formats.chat import S1_FORMAT, THINK_TAGS_FORMAT
-
-    return {"s1": S1_FORMAT, "think-tags": THINK_TAGS_FORMAT}[name]
 
 
 def build_engine(args: argparse.Namespace):
@@ -85,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     from thinkube.workloads.serving.app import ServerConfig, create_app
 
-    config = ServerConfig(fmt=chat_format(args.chat_format), default_max_tokens=args.default_max_tokens,
+    config = ServerConfig(fmt=CHAT_FORMATS[args.chat_format], default_max_tokens=args.default_max_tokens,
                           max_body_bytes=args.max_body_bytes, max_concurrency=args.max_concurrency,
                           defaults=budget_defaults(args))
     app = create_app(build_engine(args), config)

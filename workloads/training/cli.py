@@ -15,7 +15,8 @@ import sys
 from dataclasses import fields
 
 from thinkube.constants import EXIT_BAD_CONFIG, EXIT_RETRIABLE
-from thinkube.workloads.training.config import CHAT_FORMATS, OVERLONG, PRECISIONS, TrainConfig
+from thinkube.workloads.formats.chat import CHAT_FORMATS
+from thinkube.workloads.training.config import OVERLONG, PRECISIONS, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ _HELP = {
     "stop_after_steps": "debug: exit 75 after N steps, as a crash would (tests resume)",
     "metrics_url": "POST each step's metrics as JSON here (best effort, 2 s timeout)",
 }
-_CHOICES = {"overlong": OVERLONG, "chat_format": CHAT_FORMATS, "precision": PRECISIONS}
+_CHOICES = {"overlong": OVERLONG, "chat_format": tuple(CHAT_FORMATS), "precision": PRECISIONS}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

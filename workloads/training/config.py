@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 
 from thinkube.constants import ENV_CONFIG
+from thinkube.workloads.formats.chat import CHAT_FORMATS
 
 CONFIG_FILE = "train_config.json"
 OVERLONG = ("truncate", "drop", "error")
-CHAT_FORMATS = ("s1", "think-tags")
 PRECISIONS = ("auto", "bf16", "fp32")
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from thinkube.workloads.formats import S1_FORMAT, THINK_TAGS_FORMAT, load_records
+from thinkube.workloads.formats import CHAT_FORMATS, load_records
 from thinkube.workloads.models import resolve_model
 from thinkube.workloads.training import checkpoint
 from thinkube.workloads.training.config import BadConfig, TrainConfig
@@ -64,7 +64,7 @@ def preflight(cfg: TrainConfig, world_size: int) -> Prepared:
         raise BadConfig(f"dataset {cfg.dataset!r}: {e}") from e
     if not records:
         raise BadConfig(f"dataset {cfg.dataset!r} is empty")
-    fmt = S1_FORMAT if cfg.chat_format == "s1" else THINK_TAGS_FORMAT
+    fmt = CHAT_FORMATS[cfg.chat_format]
     examples, report = build_examples(records, tokenizer, fmt, cfg.block_size, cfg.overlong)
     rows = pack(examples, cfg.block_size) if cfg.packing else [as_row(e) for e in examples]
     log.info("data: %d records -> %d examples -> %d rows (packing %s; %d overlong: %d truncated, %d dropped)",
