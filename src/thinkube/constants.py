@@ -45,7 +45,9 @@ ENV_ALLOW_FOREIGN_CLUSTER = "THINKUBE_ALLOW_FOREIGN_CLUSTER"
 ENV_REQUIRE_NODE = "THINKUBE_REQUIRE_NODE"  # 1: the node tier fails instead of skipping when no node starts
 
 # Exit codes of workload processes (the operator retries EXIT_RETRIABLE, never EXIT_BAD_CONFIG).
+EXIT_FAILED = 1  # a model endpoint or a stage failed; what finished is kept, a rerun resumes
 EXIT_BAD_CONFIG = 2  # the input or configuration is wrong: retrying cannot help
+EXIT_INTERRUPTED = 130  # stopped by Ctrl-C (128 + SIGINT)
 EXIT_RETRIABLE = 75  # EX_TEMPFAIL: a distributed (NCCL/gloo) error or out of memory; retry resumes
 
 # Operator: child objects and server-side apply.

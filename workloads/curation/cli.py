@@ -15,12 +15,10 @@ from pathlib import Path
 
 import yaml
 
-from thinkube.constants import ENV_CONFIG, EXIT_BAD_CONFIG
+from thinkube.constants import ENV_CONFIG, EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED
 
 log = logging.getLogger(__name__)
 
-EXIT_ENDPOINT = 1  # a model endpoint failed; finished calls and stages are kept
-EXIT_INTERRUPTED = 130
 # --flag (argparse dest) -> field of CurateConfig.teacher
 TEACHER_FLAGS = {"teacher": "endpoint", "teacher_api_key_env": "api_key_env", "regenerate_traces": "regenerate",
                  "teacher_max_tokens": "max_tokens", "teacher_temperature": "temperature",
@@ -160,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     except TargetError as e:
         print(f"thinkube curate: {e}\nfinished stages and calls are kept in {cfg.out}; "
               "rerun the same command to resume", file=sys.stderr)
-        return EXIT_ENDPOINT
+        return EXIT_FAILED
     except (ValueError, FileNotFoundError) as e:  # PoolError, SelectionError, bad benchmark files
         print(f"thinkube curate: {e}", file=sys.stderr)
         return EXIT_BAD_CONFIG

@@ -13,14 +13,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from thinkube.constants import DEFAULT_IMAGE, ENV_IMAGE
+from thinkube.constants import DEFAULT_IMAGE, ENV_IMAGE, EXIT_BAD_CONFIG, EXIT_FAILED
 from thinkube.workloads.demo.config import STAGES, DemoConfig
 from thinkube.workloads.demo.data import DataSpec
 from thinkube.workloads.evaluation.cli import int_list_arg
 
 log = logging.getLogger(__name__)
 
-EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
 def _ints(value: str) -> tuple[int, ...]:
@@ -78,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = config_from(args)
     except ValueError as e:
         print(f"thinkube demo: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_BAD_CONFIG
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.on_cluster:

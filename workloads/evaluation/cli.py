@@ -15,16 +15,13 @@ from pathlib import Path
 
 import yaml
 
-from thinkube.constants import ENV_CONFIG
+from thinkube.constants import ENV_CONFIG, EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED
 from thinkube.workloads.evaluation.benchmarks import KNOWN
 from thinkube.workloads.evaluation.grade import DEFAULT_TIMEOUT_S
 from thinkube.workloads.formats.chat import CHAT_FORMATS
 
 log = logging.getLogger(__name__)
 
-EXIT_USAGE = 2  # bad options, config or benchmark files
-EXIT_TARGET = 1  # the target or judge failed; records so far are kept
-EXIT_INTERRUPTED = 130
 API_KEY_ENV = "OPENAI_API_KEY"  # the usual variable of OpenAI-compatible clients
 
 # Option defaults live here, not in argparse, so "not given on the command line" (None)
@@ -173,23 +170,23 @@ def run(args: argparse.Namespace) -> int:
         out = local_path(o.out)
     except ValueError as e:
         print(f"thinkube eval: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_BAD_CONFIG
     if not o.report_only:
         try:
             asyncio.run(_sweep(o, out))
         except ValueError as e:  # BenchmarkError, SweepConflict, bad settings: all raised before any request
             print(f"thinkube eval: {e}", file=sys.stderr)
-            return EXIT_USAGE
+            return EXIT_BAD_CONFIG
         except TargetError as e:
             print(f"thinkube eval: {e}\nrecords so far are kept in {out}; rerun the same command to resume",
                   file=sys.stderr)
-            return EXIT_TARGET
+            return EXIT_FAILED
         except KeyboardInterrupt:
             print(f"thinkube eval: interrupted; records kept in {out}; rerun the same command to resume", file=sys.stderr)
             return EXIT_INTERRUPTED
     if not out.is_dir():
         print(f"thinkube eval: {out} holds no sweep to report on", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_BAD_CONFIG
     results = write_reports(out)
     print((out / RESULTS_MD).read_text())
     if (out / PLOT_PNG).exists():
