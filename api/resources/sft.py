@@ -1,6 +1,6 @@
 """SFTRun: supervised fine-tuning over N nodes with torchrun + FSDP (`thinkube train`).
 
-Defaults are the s1 recipe (shared/reference/S1.md section 2): 2 nodes x 8 GPUs, 5 epochs,
+Defaults are the s1 recipe (the s1 paper's training details): 2 nodes x 8 GPUs, 5 epochs,
 lr 1e-5, global batch 16, block size 32768, 5% warm-up, cosine, AdamW (0.9, 0.95), weight
 decay 1e-4, bf16, FSDP full shard.
 """

@@ -33,7 +33,7 @@ class TrainConfig:
     dataset: str = ""  # s1 records: .jsonl/.parquet/folder/pvc:// (see formats.load_records)
     output: str = "output"  # folder URI for checkpoints, metrics.jsonl and the final model
     chat_format: str = "s1"
-    # s1 recipe (reference/S1.md §2): 5 epochs, global batch 16 of micro batch 1, lr 1e-5,
+    # s1 recipe (the s1 paper's training setup): 5 epochs, global batch 16 of micro batch 1, lr 1e-5,
     # 5% linear warm-up then cosine to 0, AdamW(0.9, 0.95), wd 1e-4, bf16, 32K block, no packing.
     epochs: int = 5
     global_batch_size: int = 16
