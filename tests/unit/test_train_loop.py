@@ -70,8 +70,8 @@ def reference(data, tmp_path_factory) -> Path:
 
 
 def test_single_process_trains_logs_and_checkpoints(reference):
-    l = losses(reference)
-    assert l[STEPS] < l[1]  # it learns
+    loss = losses(reference)
+    assert loss[STEPS] < loss[1]  # it learns
     assert sorted(p.name for p in reference.glob("step-*")) == ["step-000002", "step-000004"]
     assert all((p / "COMPLETE").is_file() and (p / "train_config.json").is_file() for p in reference.glob("step-*"))
     row = json.loads((reference / "metrics.jsonl").read_text().splitlines()[-1])
