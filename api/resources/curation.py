@@ -57,6 +57,9 @@ class TeacherSpec(Model):
         "rate limit on teacher tokens (a hosted API's quota); unset: no limit"))
     timeout_seconds: int = Field(1800, ge=1, le=86_400, description=(
         "how long one teacher call may take (a long trace takes minutes)"))
+    max_total_tokens: int | None = Field(None, ge=1, le=10**12, description=(
+        "tokens (prompt and completion) the job may spend on teacher calls in all; rows left when it is spent "
+        "fail with that reason, and rerunning with a larger budget goes on from the cache; unset: no cap"))
     grade_with_judge: bool = Field(False, description=(
         "grade the teacher's attempts with the judge instead of the offline grader; needs spec.judge"))
 

@@ -118,6 +118,20 @@ def test_regenerate_replaces_existing_traces(tmp_path):
     assert rows["kept 7"].thinking == "Let me think about 7.\nIt is 7." and app.state.calls["kept 7"] == 1
 
 
+def test_token_budget_stops_the_calls_and_a_larger_one_goes_on(tmp_path):
+    questions = [f"reasoning {i}" for i in range(6)]
+    pool = _pool(tmp_path / "pool.jsonl", questions)
+    app = scripted_teacher()
+    with ThreadServer(app) as server:
+        report = curate(_config(tmp_path, server.url, pool, concurrency=1, max_total_tokens=45))
+        info = next(s for s in report["stages"] if s["stage"] == "distill")["info"]
+        # Each call spends 27 tokens: the second one crosses 45, and nothing is sent after it.
+        assert sum(app.state.calls.values()) == 2 and info["failures"] == {"token budget spent": 4}
+        assert info["tokens_in"] + info["tokens_out"] == 54
+        report = curate(_config(tmp_path, server.url, pool, concurrency=1, max_total_tokens=1000))
+    assert sum(app.state.calls.values()) == 6 and len(load_records(tmp_path / "out" / "selected.jsonl")) == 6
+
+
 def test_killed_run_resumes_without_repeating_calls(tmp_path):
     questions = [f"reasoning {i}" for i in range(12)]
     pool = _pool(tmp_path / "pool.jsonl", questions)

@@ -56,12 +56,13 @@ def test_curation_teacher_key_comes_from_its_secret_and_nowhere_else():
 def test_curation_config_is_what_thinkube_curate_reads():
     from thinkube.workloads.curation.config import CurateConfig, TeacherConfig
 
-    spec = {**CURATE, "baseModels": ["http://b:8000@B"], "teacher": {"endpoint": "big", "gradeWithJudge": True},
+    spec = {**CURATE, "baseModels": ["http://b:8000@B"], "teacher": {"endpoint": "big", "gradeWithJudge": True, "maxTotalTokens": 5000000},
             "teacherGradeColumn": "grade"}
     cm, job = curation.build(body("CurationJob", spec),
                              Resolved(output_uri="pvc://out/cj", teacher="http://big.ns.svc:8000@Big"), D)
     cfg = CurateConfig.model_validate(json.loads(cm["data"]["config.json"]))
     assert cfg.teacher.endpoint == "http://big.ns.svc:8000@Big" and cfg.teacher.grade_with_judge
+    assert cfg.teacher.max_total_tokens == 5_000_000
     assert cfg.teacher.api_key_env == TeacherConfig.model_fields["api_key_env"].default
     # A server in the cluster needs no key: no Secret env.
     assert all("valueFrom" not in e for e in job["spec"]["template"]["spec"]["containers"][0]["env"])

@@ -24,6 +24,7 @@ TEACHER_FLAGS = {"teacher": "endpoint", "teacher_api_key_env": "api_key_env", "r
                  "teacher_max_tokens": "max_tokens", "teacher_temperature": "temperature",
                  "teacher_concurrency": "concurrency", "teacher_rpm": "requests_per_minute",
                  "teacher_tpm": "tokens_per_minute", "teacher_timeout": "timeout_s",
+                 "teacher_token_budget": "max_total_tokens",
                  "grade_teacher_with_judge": "grade_with_judge"}
 
 
@@ -80,6 +81,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--teacher-rpm", type=float, help="requests per minute at most")
     t.add_argument("--teacher-tpm", type=float, help="tokens per minute at most (prompt and completion)")
     t.add_argument("--teacher-timeout", type=float, help="seconds per teacher call (default 1800)")
+    t.add_argument("--teacher-token-budget", type=int, help="tokens the run may spend on teacher calls in all; "
+                   "rows left then fail, and a rerun with a larger budget goes on")
     t.add_argument("--grade-teacher-with-judge", action="store_true", default=None,
                    help="grade the teacher's attempts with --judge instead of the offline grader")
     p.add_argument("--teacher-grade-column", help="column of the teacher's grade that auto-include reads")

@@ -68,6 +68,9 @@ class TeacherConfig(BaseModel):
     requests_per_minute: float | None = Field(None, gt=0)
     tokens_per_minute: float | None = Field(None, gt=0)
     timeout_s: float = Field(1800.0, gt=0)  # per call
+    # Tokens (prompt and completion) the run may spend in all; rows left when it is spent fail
+    # with that reason, and a rerun with a larger budget goes on from the cache.
+    max_total_tokens: int | None = Field(None, ge=1)
     grade_with_judge: bool = False  # grade attempts with --judge instead of the offline grader
 
     @field_validator("endpoint")

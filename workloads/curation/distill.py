@@ -90,6 +90,11 @@ class _Calls:
         return f"tokens in {self.tokens_in:,} out {self.tokens_out:,}, failed {self.failed}"
 
     async def one(self, client: httpx.AsyncClient, question: str, key: str) -> dict:
+        budget = self.teacher.max_total_tokens
+        if budget is not None and self.tokens_in + self.tokens_out >= budget:  # calls in flight may overshoot it
+            self.failed += 1
+            return {"error": f"token budget of {budget:,} spent: raise teacher.max_total_tokens and rerun",
+                    "error_kind": "token budget spent"}
         body = {"model": self.endpoint.model, "messages": [{"role": "user", "content": question}],
                 "max_tokens": self.teacher.max_tokens, "temperature": self.teacher.temperature}
         try:
@@ -99,7 +104,7 @@ class _Calls:
                                     max_retries=self.cfg.max_retries, backoff_s=self.cfg.backoff_s,
                                     limiter=self.limiter, tokens=estimate)
             value = split_reply(reply, url)
-        except TargetError as e:  # not cached: a rerun tries again
+        except TargetError as e:  # not cached: a stage that runs again (killed, or new settings) asks again
             self.failed += 1
             status = re.search(r"HTTP (\d{3})", str(e))
             return {"error": str(e)[:500], "error_kind": f"HTTP {status.group(1)}" if status else "no reply"}
