@@ -146,8 +146,9 @@ async def _ask(questions: dict[str, str], calls: _Calls) -> dict[str, dict]:
     return replies
 
 
-async def _grade(rows: list[S1Record], cfg: CurateConfig, cache: CallCache) -> None:
-    """The teacher's attempt against the reference, into the grade column selection reads."""
+async def _grade(rows: list[S1Record], cfg: CurateConfig, cache: CallCache) -> Counter:
+    """The teacher's attempt against the reference, into the grade column selection reads;
+    returns the count of each grade (correct, wrong, ungraded)."""
     column = cfg.teacher_grade_column or GRADE_COLUMN
     graded = [r for r in rows if r.solution and r.solution.strip()]
     verdicts = grade_many([(answer_kind(r, cfg), reference_answer(r.solution), r.attempt, 4) for r in graded],
@@ -166,6 +167,7 @@ async def _grade(rows: list[S1Record], cfg: CurateConfig, cache: CallCache) -> N
             r.extra.pop(stale, None)
         r.extra[column] = correct.get(prov(r)["uid"])
         prov(r)[DISTILL]["correct"] = r.extra[column]
+    return Counter({True: "correct", False: "wrong", None: "ungraded"}[r.extra[column]] for r in rows)
 
 
 async def distill(records: list[S1Record], cfg: CurateConfig, cache: CallCache) -> StageResult:
@@ -191,9 +193,7 @@ async def distill(records: list[S1Record], cfg: CurateConfig, cache: CallCache) 
         r.thinking, r.attempt = value["thinking"], value["attempt"]
         lengths.append(value["reasoning_tokens"] or value["completion_tokens"] or len(value["thinking"].split()))
         traced.append(r)
-    await _grade(traced, cfg, cache)
-    grades = Counter({True: "correct", False: "wrong", None: "ungraded"}[r.extra[cfg.teacher_grade_column or GRADE_COLUMN]]
-                     for r in traced)
+    grades = await _grade(traced, cfg, cache)
     return StageResult(records, info={
         "teacher": str(calls.endpoint), "asked": len(asked), "calls_made": calls.made,
         "cached": len(asked) - calls.made - calls.failed, "failed": sum(failures.values()),

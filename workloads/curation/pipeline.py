@@ -49,9 +49,9 @@ def stage_settings(cfg: CurateConfig) -> dict[str, dict]:
                           "column": cfg.benchmark_question_column, "ngram": cfg.ngram},
         # What the traces depend on (and the token budget, so a larger one goes on where a spent
         # one stopped); concurrency, rate limits and timeouts do not change them.
-        "distill": cfg.teacher.model_dump(include={"endpoint", "regenerate", "max_tokens", "temperature",
-                                                    "grade_with_judge", "max_total_tokens"}) | {"judge": cfg.judge, "answer_kinds": cfg.answer_kinds,
-                                                                            "grade_column": cfg.teacher_grade_column}
+        "distill": {**cfg.teacher.model_dump(include={"endpoint", "regenerate", "max_tokens", "temperature",
+                                                       "grade_with_judge", "max_total_tokens"}),
+                    "judge": cfg.judge, "answer_kinds": cfg.answer_kinds, "grade_column": cfg.teacher_grade_column}
         if cfg.teacher else {},
         "quality": {"disable": sorted(cfg.disable_rules), "extra": cfg.extra_rules, "asy": cfg.asy_allowed_sources},
         "trace": {"tokenizer": cfg.tokenizer},

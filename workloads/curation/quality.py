@@ -58,7 +58,9 @@ def quality_filter(records: list[S1Record], rules: dict[str, Rule]) -> StageResu
         if broken is None:
             result.kept.append(r)
         else:
-            error = prov(r).get(DISTILL, {}).get("error")
-            decide(r, "quality", {"rule": broken, "error": error} if broken == "teacher_failed" else {"rule": broken})
+            decision = {"rule": broken}
+            if broken == "teacher_failed":
+                decision["error"] = prov(r)[DISTILL]["error"]
+            decide(r, "quality", decision)
             result.dropped.append((r, broken))
     return result

@@ -57,6 +57,11 @@ def _plot_traces(histogram: dict[str, int], teacher: str, path: Path) -> None:
     plt.close(fig)
 
 
+def distill_info(stages: list[dict]) -> dict | None:
+    """The distill stage's figures, when a teacher ran (the stage is skipped without one)."""
+    return next((s["info"] for s in stages if s["stage"] == "distill" and "teacher" in s["info"]), None)
+
+
 def distill_lines(info: dict) -> list[str]:
     """Markdown: the teacher's calls, failures, tokens and trace lengths."""
     failures = ", ".join(f"{k}: {v}" for k, v in info["failures"].items()) or "none"
@@ -84,7 +89,7 @@ def _markdown(data: dict) -> str:
              f"seed {data['seed']}); trace lengths counted with {data['trace_counter']}.", "",
              "## Stages", "", *stage_table(data["stages"])]
     stages = [s["stage"] for s in data["stages"]]
-    distilled = next((s["info"] for s in data["stages"] if s["stage"] == "distill" and "teacher" in s["info"]), None)
+    distilled = distill_info(data["stages"])
     if distilled:
         lines += ["", "## Distillation", "", *distill_lines(distilled), "", f"Plot: {TRACES_PNG}"]
     lines += ["", "## Per source (rows kept after each stage)", "",
@@ -107,7 +112,7 @@ def write_reports(out: Path, summaries: list[dict], selected: list[S1Record], cf
     (out / REPORT_MD).write_text(_markdown(data))
     if selected:
         _plot(data["per_domain"], out / DOMAINS_PNG)
-    distilled = next((s["info"] for s in summaries if s["stage"] == "distill" and "teacher" in s["info"]), None)
+    distilled = distill_info(summaries)
     if distilled and distilled["trace_tokens"]:
         _plot_traces(distilled["trace_tokens"], distilled["teacher"], out / TRACES_PNG)
     return data

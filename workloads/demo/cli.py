@@ -21,7 +21,6 @@ from thinkube.workloads.evaluation.cli import int_list_arg
 log = logging.getLogger(__name__)
 
 
-
 def _ints(value: str) -> tuple[int, ...]:
     return tuple(int_list_arg(value))  # a tuple: DemoConfig is frozen and fingerprinted
 

@@ -30,7 +30,8 @@ from thinkube.workloads.demo import volume
 from thinkube.workloads.demo.config import DemoConfig
 from thinkube.workloads.demo.data import BENCHMARK_NAME
 from thinkube.workloads.demo.pipeline import (BASE_MODEL_NAME, BLOCK_SIZE, CONCURRENCY, NGRAM, POOL_NAME,
-                                              TEACHER_MAX_TOKENS, TEACHER_NAME, TRAINED_MODEL_NAME)
+                                              TEACHER_ENGINE, TEACHER_MAX_TOKENS, TEACHER_NAME,
+                                              TRAINED_MODEL_NAME)
 from thinkube.workloads.demo.report import train_summary
 from thinkube.workloads.evaluation.report import PLOT_PNG, RESULTS_JSON, RESULTS_MD
 from thinkube.workloads.models import TINY
@@ -68,7 +69,7 @@ def demo_resources(cfg: DemoConfig, *, pool_uri: str, benchmark_uri: str, output
                                                           gpus=0, replicas=1, served_model_name=BASE_MODEL_NAME,
                                                           max_model_len=max_len))
     teacher = BudgetForcedServer(kind="BudgetForcedServer", metadata=ObjectMeta(name=f"{name}-teacher"),
-                                 spec=BudgetForcedServerSpec(model=ModelSource(uri=TINY), engine=TEACHER_NAME, gpus=0,
+                                 spec=BudgetForcedServerSpec(model=ModelSource(uri=TINY), engine=TEACHER_ENGINE, gpus=0,
                                                              replicas=1, served_model_name=TEACHER_NAME,
                                                              max_model_len=max_len))
     curate = CurationJob(kind="CurationJob", metadata=meta, spec=CurationJobSpec(

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from thinkube.workloads.demo import data
 from thinkube.workloads.demo.config import STAGES, DemoConfig
+from thinkube.workloads.demo.teacher import ENGINE as TEACHER_ENGINE
 from thinkube.workloads.demo.report import train_summary
 from thinkube.workloads.serving.process import ServeProcess, free_port
 from thinkube.workloads.training.progress import METRICS_FILE
@@ -109,7 +110,7 @@ def run_curate(cfg: DemoConfig, stage: Stage, inputs: dict) -> dict:
     from thinkube.workloads.curation.pipeline import SELECTED_JSONL
     from thinkube.workloads.curation.pipeline import run as curate
 
-    with _serve("tiny", TEACHER_NAME, TEACHER_NAME, cfg, stage.folder / "teacher-server.log") as teacher, \
+    with _serve("tiny", TEACHER_NAME, TEACHER_ENGINE, cfg, stage.folder / "teacher-server.log") as teacher, \
             _serve("tiny", BASE_MODEL_NAME, cfg.engine, cfg, stage.folder / "base-server.log") as base:
         ccfg = CurateConfig(out=str(stage.folder / "run"), pools={POOL_NAME: inputs["pool"]},
                             teacher=TeacherConfig(endpoint=f"{teacher.url}@{TEACHER_NAME}", max_tokens=TEACHER_MAX_TOKENS,

@@ -17,7 +17,7 @@ from thinkube.workloads.formats.chat import S1_FORMAT
 from thinkube.workloads.serving.engines.base import StepChunk, StepParams
 
 ENGINE = "demo-teacher"
-USER_TURN, ASSISTANT_TURN = "<|im_start|>user\n", "<|im_start|>assistant\n"
+USER_TURN, ASSISTANT_TURN = f"{S1_FORMAT.im_start}user\n", f"{S1_FORMAT.im_start}assistant\n"
 LOOP = "Hmm\n"
 CHUNK = 16  # tokens per streamed chunk
 
@@ -48,6 +48,7 @@ class SyntheticTeacher:
             rest = (problem.attempt() + fmt.im_end).removeprefix(answered.lstrip("\n"))
         else:
             rest = problem.trace() + "\n" + fmt.end_of_thinking + "\n" + problem.attempt() + fmt.im_end
+            # Past what is written; where forced text (a "Wait") made it differ, without the gap.
             rest = rest[len(thinking):] if rest.startswith(thinking) else rest[len(thinking):].lstrip()
         return iter(self.tokenizer.encode(rest, add_special_tokens=False))
 
