@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.append(str(REPO))  # for tests.support
 
 from tests.support.hack import load  # noqa: E402
+
 CLAIM = "bench"
 SELECT = 120
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from thinkube.api.stages.curate import CurateConfig  # noqa: E402
 from thinkube.workloads.curation import decontam, domains, ingest, quality, select, trace  # noqa: E402
-from thinkube.workloads.curation.config import CurateConfig  # noqa: E402
 from thinkube.workloads.curation.pipeline import Pipeline  # noqa: E402
 
 WORDS = [f"w{i}" for i in range(5000)] + ["find", "the", "sum", "of", "prime", "integer", "triangle", "area"]

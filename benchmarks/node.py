@@ -29,8 +29,6 @@ sys.path.append(str(REPO))  # for tests.support
 from tests.support.hack import load  # noqa: E402
 
 
-
-
 def timed(fn) -> tuple[float, object]:
     t0 = time.perf_counter()
     out = fn()

@@ -34,8 +34,8 @@ import datasets  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
+from thinkube.api.stages.train import TrainConfig  # noqa: E402
 from thinkube.workloads.formats import S1_FORMAT, S1Record, render_training_example  # noqa: E402
-from thinkube.workloads.training.config import TrainConfig  # noqa: E402
 from thinkube.workloads.training.loop import train  # noqa: E402
 from thinkube.workloads.training.progress import METRICS_FILE  # noqa: E402
 

@@ -31,7 +31,6 @@ import urllib.request
 from pathlib import Path
 
 
-
 def _sibling(name: str):
     """hack/<name>.py, loaded by path under a unique name: hack/ is not a package, and a bare
     `import node` could pick up another `node` module on the path (tests/node)."""

@@ -6,6 +6,7 @@ import logging
 
 from thinkube.api.resources.common import GPU_RESOURCE
 from thinkube.constants import DEFAULT_IMAGE
+
 log = logging.getLogger(__name__)
 
 
@@ -67,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: `thinkube --help` must not need kopf or the Kubernetes client.
     import kopf
 
-    from thinkube.operator.builders import Defaults
     from thinkube.operator.handlers import Operator, configure, register
+    from thinkube.operator.kinds import Defaults
     from thinkube.operator.kube import Kube, connect
     from thinkube.operator.metrics import Metrics
 

@@ -17,7 +17,7 @@ import kopf
 
 from thinkube.api.resources import KINDS
 from thinkube.constants import ANNOTATION_PROGRESS, API_VERSION, FINALIZER, GROUP, VERSION
-from thinkube.operator.builders import Defaults
+from thinkube.operator.kinds import Defaults
 from thinkube.operator.kube import Kube
 from thinkube.operator.metrics import Metrics
 from thinkube.operator.reconcile import reconcile

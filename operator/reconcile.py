@@ -11,11 +11,11 @@ from typing import Mapping
 
 from pydantic import ValidationError
 
-from thinkube.api.resources import BY_KIND, EvalSweep, SFTRun
 from thinkube.api.resources.common import CustomResource, JobSpec, Phase
 from thinkube.constants import API_VERSION, LABEL_KIND, LABEL_NAME
-from thinkube.operator import gang, inputs, observe
-from thinkube.operator.builders import BUILDERS, Defaults, Resolved, settle
+from thinkube.operator import inputs, observe
+from thinkube.operator.kinds import KINDS, Defaults, Kind, Resolved, settle
+from thinkube.operator.kinds.server import as_model_endpoint
 from thinkube.operator.kube import ApiError, Kube
 from thinkube.operator.report import APPLIED, NOTHING_TO_APPLY, Event, Report, Synced, compose
 
@@ -31,18 +31,19 @@ def reconcile(body: Mapping, kube: Kube, defaults: Defaults, now: str) -> tuple[
     """The new status and the events to post. `now`: RFC 3339, for condition transitions."""
     old = dict(body.get("status") or {})
     generation = body["metadata"].get("generation")
+    kind = KINDS[body["kind"]]
     try:
-        res = BY_KIND[body["kind"]].model_validate(body)
+        res = kind.resource.model_validate(body)
     except ValidationError as e:
         report = _invalid(_validation_message(e))
     else:
         if _finished(res, old, generation):
             return old, []
         try:
-            report = _reconcile(res, body, kube, defaults, old, generation)
+            report = _reconcile(kind, res, body, kube, defaults, old, generation)
         except InvalidSpec as e:
             report = _invalid(str(e))
-    return compose(body["kind"], old, report, generation, now)
+    return compose(kind.primary, old, report, generation, now)
 
 
 def _finished(res: CustomResource, old: dict, generation: int | None) -> bool:
@@ -51,11 +52,11 @@ def _finished(res: CustomResource, old: dict, generation: int | None) -> bool:
             and old.get("observedGeneration") == generation)
 
 
-def _reconcile(res: CustomResource, body: Mapping, kube: Kube, defaults: Defaults, old: dict,
+def _reconcile(kind: Kind, res: CustomResource, body: Mapping, kube: Kube, defaults: Defaults, old: dict,
                generation: int | None) -> Report:
     output = _output_uri(res, defaults)  # an impossible spec is reported before any waiting
-    inp = _input(res, kube, old, generation)
-    served = _served(res, kube, old, generation)
+    inp = _input(kind, res, kube, old, generation)
+    served = _served(kind, res, kube, old, generation)
     if isinstance(served, inputs.Input) and (served.failed or inp.uri is not None):
         inp = served  # a server not ready (or failed): say why, as for the main input
     if inp.failed:
@@ -66,23 +67,27 @@ def _reconcile(res: CustomResource, body: Mapping, kube: Kube, defaults: Default
                       waiting=(inp.waiting, inp.message))
     events: list[Event] = []
     attempt = 0
-    if isinstance(res, SFTRun):
+    if kind.next_attempt is not None:
         jobs = kube.list("batch/v1", "Job", res.metadata.namespace, {LABEL_KIND: res.kind, LABEL_NAME: res.metadata.name})
-        attempt, restart = gang.next_attempt(res, jobs, old.get("restarts", 0))
+        attempt, restart = kind.next_attempt(res, jobs, old.get("restarts", 0))
         if restart:
             events.append(Event("Warning", "GangRestart", restart))
-    desired = BUILDERS[res.kind](body, Resolved(inp.uri, output, attempt, served.base_models, served.teacher),
-                                 defaults)
+    try:
+        desired = kind.build(body, Resolved(inp.uri, output, attempt, served.base_models, served.teacher), defaults)
+    except ValidationError as e:  # the stage's config refuses what the resource's schema let through
+        raise InvalidSpec(_validation_message(e)) from None
     children, synced = _apply_all(kube, body["metadata"]["uid"], desired)
-    return Report(_observe(res, children, attempt), synced=synced, input_uri=inp.uri, output_uri=output,
+    return Report(kind.observe(res, children, attempt), synced=synced, input_uri=inp.uri, output_uri=output,
                   base_models=served.base_models, teacher=served.teacher, events=tuple(events))
 
 
-def _input(res: CustomResource, kube: Kube, old: dict, generation: int | None) -> inputs.Input:
-    ref = inputs.reference(res)
+def _input(kind: Kind, res: CustomResource, kube: Kube, old: dict, generation: int | None) -> inputs.Input:
+    ref = kind.reference(res)
     if ref is None:
-        return inputs.Input(uri=inputs.literal(res))
-    found = inputs.follow(ref, kube.get(API_VERSION, ref.kind, res.metadata.namespace, ref.name))
+        return inputs.Input(uri=kind.literal(res))
+    source = KINDS[ref.kind]
+    found = inputs.follow(ref, kube.get(API_VERSION, ref.kind, res.metadata.namespace, ref.name), source.offered,
+                          source.ready)
     if found.uri is None and old.get("inputUri") and old.get("observedGeneration") == generation:
         # Already started from this input: the children were built with it, and the
         # referenced stage going away (or re-running) later must not stop them.
@@ -90,19 +95,22 @@ def _input(res: CustomResource, kube: Kube, old: dict, generation: int | None) -
     return found
 
 
-def _served(res: CustomResource, kube: Kube, old: dict, generation: int | None) -> inputs.Served | inputs.Input:
-    """CurationJob.spec.baseModels and spec.teacher.endpoint as URL@MODEL with server names resolved,
-    or why they are not yet."""
+def _served(kind: Kind, res: CustomResource, kube: Kube, old: dict,
+            generation: int | None) -> inputs.Served | inputs.Input:
+    """The model endpoints of the spec (a CurationJob's baseModels and teacher) as URL@MODEL with
+    server names resolved, or why they are not yet."""
     # The Job started with what the status shows: a server restarting must not stop it.
-    resolved = inputs.served_before(res, old) if old.get("observedGeneration") == generation else {}
-    for ref in inputs.server_references(res):
+    resolved = kind.served_before(res, old) if old.get("observedGeneration") == generation else {}
+    server = KINDS["BudgetForcedServer"]
+    for ref in inputs.server_references(kind.endpoints(res)):
         if ref.name in resolved:
             continue
-        found = inputs.served_endpoint(ref, kube.get(API_VERSION, ref.kind, res.metadata.namespace, ref.name))
+        referenced = kube.get(API_VERSION, ref.kind, res.metadata.namespace, ref.name)
+        found = as_model_endpoint(inputs.follow(ref, referenced, server.offered, server.ready), referenced)
         if found.uri is None:
             return found
         resolved[ref.name] = found.uri
-    return inputs.served(res, resolved)
+    return kind.served(res, resolved)
 
 
 def _output_uri(res: CustomResource, defaults: Defaults) -> str | None:
@@ -140,16 +148,6 @@ def _apply_all(kube: Kube, owner_uid: str, desired: list[dict]) -> tuple[dict[st
 
 def _owned_by(obj: dict, uid: str) -> bool:
     return any(ref.get("uid") == uid and ref.get("controller") for ref in obj["metadata"].get("ownerReferences") or [])
-
-
-def _observe(res: CustomResource, children: dict[str, dict], attempt: int) -> observe.Observed:
-    if isinstance(res, SFTRun):
-        return observe.sft(res, children.get("Job"), attempt)
-    if isinstance(res, EvalSweep):
-        return observe.evaluation(res, children.get("Job"))
-    if isinstance(res.spec, JobSpec):
-        return observe.job(res.spec, children.get("Job"))
-    return observe.server(res, children.get("Deployment"))
 
 
 def _invalid(message: str) -> Report:

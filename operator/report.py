@@ -38,9 +38,9 @@ class Report:
     events: tuple[Event, ...] = ()  # besides phase changes
 
 
-def compose(kind: str, old: dict, report: Report, generation: int | None, now: str) -> tuple[dict, list[Event]]:
+def compose(primary: str, old: dict, report: Report, generation: int | None, now: str) -> tuple[dict, list[Event]]:
+    """`primary`: the kind's main condition type (Complete, or Ready for servers)."""
     o = report.observed
-    primary = cond.READY if kind == "BudgetForcedServer" else cond.COMPLETE
     waiting_reason, waiting_message = report.waiting or ("InputReady", "")
     conditions = cond.merge(old.get("conditions") or [], [
         cond.condition(primary, o.phase in (Phase.SUCCEEDED, Phase.READY), o.reason, o.message, generation, now),

@@ -11,8 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.hack import load
-from thinkube.constants import (ENV_ALLOW_FOREIGN_CLUSTER, ENV_IMAGE, ENV_IMAGE_PULL_POLICY, ENV_REQUIRE_NODE,
-                                LOCAL_CONTEXT)
+from thinkube.constants import (
+    ENV_ALLOW_FOREIGN_CLUSTER,
+    ENV_IMAGE,
+    ENV_IMAGE_PULL_POLICY,
+    ENV_REQUIRE_NODE,
+    LOCAL_CONTEXT,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -85,10 +85,9 @@ def _corpus() -> list[str]:
 
 def build_tokenizer(spec: TinyModelSpec = TinyModelSpec()):
     """Train a byte-level BPE with Qwen2's pre-tokenizer and wrap it as a Qwen2Tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import AddedToken, Qwen2Tokenizer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
-    from tokenizers import Regex
 
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()

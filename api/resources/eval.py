@@ -6,12 +6,12 @@ section 3) compare every budget of one benchmark and so belong in one process.
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 from pydantic import Field
 
-from thinkube.api.resources.common import (ArtifactURI, CustomResource, JobSpec, Model, Names, ObjectName,
-                                           PrinterColumn, Status, exactly_one)
+from thinkube.api.model import Model, exactly_one
+from thinkube.api.resources.common import ArtifactURI, CustomResource, JobSpec, Names, ObjectName, PrinterColumn, Status
+from thinkube.api.stages.evaluate import EvalSettings
+
 
 class Target(Model):
     rules = (exactly_one("spec.target", serverRef="server_ref", url="url"),)
@@ -29,22 +29,12 @@ class Benchmark(Model):
     limit: int | None = Field(None, ge=1, description="evaluate only the first N problems")
 
 
-class EvalSweepSpec(JobSpec):
+class EvalSweepSpec(JobSpec, EvalSettings):
+    """The sweep settings (thinkube.api.stages.evaluate), the target, the benchmarks and the Job's fields."""
+
     target: Target
     benchmarks: list[Benchmark] = Field(min_length=1, max_length=64, json_schema_extra={
         "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})
-    max_thinking_tokens: list[Annotated[int, Field(ge=1, le=1_048_576)]] = Field(default_factory=list, max_length=64, description=(
-        "budget-forcing maxima to sweep; the unforced baseline is always included"))
-    num_ignore: list[Annotated[int, Field(ge=0, le=64)]] = Field(default_factory=list, max_length=64, description="extension counts to sweep")
-    combine: bool = Field(False, description="also sweep every (maximum, extension count) pair")
-    ignore_string: str | None = Field(None, max_length=256, description="extension string (default: the server's)")
-    final_answer_prefix: str | None = Field(None, max_length=256, description="default: the server's")
-    samples: int = Field(1, ge=1, le=1024, description="samples per question (majority vote when > 1)")
-    temperature: float = Field(0.0, ge=0, le=2, description="0: greedy, as s1 reports")
-    seed: int = Field(0, ge=0)
-    concurrency: int = Field(8, ge=1, le=1024, description="requests in flight per benchmark")
-    max_tokens: int | None = Field(None, ge=1, le=1_048_576, description="completion cap (default: the server's)")
-    chat_format: Literal["s1", "think-tags"] | None = None
     parallelism: int = Field(1, ge=1, le=64, description="benchmarks evaluated at the same time")
     max_retries: int = Field(1, ge=0, le=20, description="pod retries per benchmark (Job backoffLimitPerIndex)")
 

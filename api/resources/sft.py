@@ -1,17 +1,26 @@
 """SFTRun: supervised fine-tuning over N nodes with torchrun + FSDP (`thinkube train`).
 
-Defaults are the s1 recipe (the s1 paper's training details): 2 nodes x 8 GPUs, 5 epochs,
-lr 1e-5, global batch 16, block size 32768, 5% warm-up, cosine, AdamW (0.9, 0.95), weight
-decay 1e-4, bf16, FSDP full shard.
+Defaults are the s1 recipe: 2 nodes x 8 GPUs, and `spec.training` is the trainer's own
+`TrainRecipe` (thinkube.api.stages.train) with its defaults.
 """
 from __future__ import annotations
 
-from typing import ClassVar, Literal
-
 from pydantic import Field
 
-from thinkube.api.resources.common import (GPU_RESOURCE, ArtifactURI, CustomResource, JobSpec, Model, ModelURI,
-                                           Names, ObjectName, PrinterColumn, Quantity, Rule, Status, exactly_one)
+from thinkube.api.model import Model, Rule, exactly_one
+from thinkube.api.resources.common import (
+    GPU_RESOURCE,
+    ArtifactURI,
+    CustomResource,
+    JobSpec,
+    ModelURI,
+    Names,
+    ObjectName,
+    PrinterColumn,
+    Quantity,
+    Status,
+)
+from thinkube.api.stages.train import TrainRecipe
 
 
 class DatasetSource(Model):
@@ -21,32 +30,6 @@ class DatasetSource(Model):
     uri: ArtifactURI | None = None
     from_curation_job: ObjectName | None = Field(None, description=(
         "name of a CurationJob; the run waits (condition WaitingForInput) until it has succeeded"))
-
-
-class Training(Model):
-    """Hyper-parameters; the field names are the trainer's own (thinkube.workloads.training.config)."""
-
-    # Facts of the trainer, shown in the resource for the record but not settings it reads.
-    RECIPE_ONLY: ClassVar[frozenset[str]] = frozenset({"lr_scheduler", "fsdp"})
-
-    epochs: int = Field(5, ge=1, le=1000)
-    learning_rate: float = Field(1e-5, gt=0, le=1)
-    global_batch_size: int = Field(16, ge=1, description="sequences per optimizer step, over all processes")
-    micro_batch_size: int = Field(1, ge=1, description="sequences per process per forward pass")
-    block_size: int = Field(32768, ge=128, le=1_048_576, description="maximum sequence length in tokens")
-    warmup_ratio: float = Field(0.05, ge=0, le=1, description="share of steps with linear warm-up")
-    lr_scheduler: Literal["cosine"] = Field("cosine", description="warm-up then cosine decay to 0 (the trainer's only schedule)")
-    adam_beta1: float = Field(0.9, ge=0, lt=1)
-    adam_beta2: float = Field(0.95, ge=0, lt=1)
-    weight_decay: float = Field(1e-4, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
-    precision: Literal["bf16", "fp32", "auto"] = Field("bf16", description="auto: bf16 on GPU, fp32 on CPU")
-    fsdp: Literal["full_shard"] = Field("full_shard", description="FSDP2 fully_shard of every decoder layer (always)")
-    gradient_checkpointing: bool = True
-    chat_format: Literal["s1", "think-tags"] = "s1"
-    save_every: int = Field(0, ge=0, description=(
-        "checkpoint every N optimizer steps, so a gang restart resumes; 0: only the final model"))
-    seed: int = Field(0, ge=0)
 
 
 def _processes(spec: "SFTRunSpec") -> int:
@@ -68,7 +51,7 @@ class SFTRunSpec(JobSpec):
     gpus_per_node: int = Field(8, ge=0, le=64, description="GPUs each pod requests; 0 runs one CPU process per pod")
     gpu_resource: str | None = Field(None, min_length=1, description=(
         f"the extended resource name of a GPU; default: the operator's (the chart's gpu.resourceName, {GPU_RESOURCE})"))
-    training: Training = Field(default_factory=Training)
+    training: TrainRecipe = Field(default_factory=TrainRecipe)
     max_restarts: int = Field(3, ge=0, le=100, description=(
         "whole-gang restarts: when any pod fails, every pod is restarted, at most this many times"))
     master_port: int = Field(29500, ge=1024, le=65535, description="torchrun rendezvous port")

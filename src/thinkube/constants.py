@@ -15,6 +15,7 @@ LABEL_HOSTNAME = "kubernetes.io/hostname"  # well-known node label: one topology
 
 FINALIZER = f"{GROUP}/finalizer"
 ANNOTATION_PROGRESS = f"{GROUP}/last-handled-configuration"
+ANNOTATION_CONFIG_HASH = f"{GROUP}/config-hash"  # on a server's pod template: a new config rolls the pods
 
 # Environment of workload processes.
 ENV_CACHE = "THINKUBE_CACHE"  # models, tokenizers, built binaries; default ~/.cache/thinkube

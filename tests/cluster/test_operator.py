@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.wait import wait_for
 from thinkube.constants import FINALIZER
 from thinkube.operator.kube import Kube
 from thinkube.workloads.serving.process import free_port
-from tests.support.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "thinkube"

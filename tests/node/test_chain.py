@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.node.test_smoke import job
-from thinkube.workloads.demo.tasks import ANSWER_INSTRUCTION
 from tests.support.wait import wait_for
+from thinkube.workloads.demo.tasks import ANSWER_INSTRUCTION
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "thinkube"
 SMALL = ["--pool-size", "200", "--benchmark-size", "24", "--select", "120", "--epochs", "2",

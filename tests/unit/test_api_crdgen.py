@@ -5,8 +5,9 @@ import pytest
 from pydantic import BaseModel, Field
 
 from thinkube.api import crdgen
+from thinkube.api.model import Model
 from thinkube.api.resources import KINDS, SFTRun
-from thinkube.api.resources.common import Model, Quantity
+from thinkube.api.resources.common import Quantity
 from thinkube.api.structural import SchemaError, structural
 
 

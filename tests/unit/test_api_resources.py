@@ -21,7 +21,7 @@ def test_sftrun_defaults_are_the_s1_recipe():
     assert (s.nodes, s.gpus_per_node, s.gpu_resource) == (2, 8, None)  # None: the operator's --gpu-resource
     assert (t.epochs, t.learning_rate, t.global_batch_size, t.block_size, t.warmup_ratio) == (5, 1e-5, 16, 32768, 0.05)
     assert (t.lr_scheduler, t.adam_beta1, t.adam_beta2, t.weight_decay) == ("cosine", 0.9, 0.95, 1e-4)
-    assert (t.precision, t.fsdp, t.micro_batch_size) == ("bf16", "full_shard", 1)
+    assert (t.precision, t.fsdp, t.micro_batch_size, t.gradient_checkpointing) == ("auto", "full_shard", 1, True)
 
 
 def test_server_budget_defaults():
@@ -66,13 +66,6 @@ def test_bad_specs_are_refused_naming_the_field(cls, spec, field):
 def test_cpu_runs_count_one_process_per_node_for_the_batch_rule():
     s = SFTRun.model_validate(cr(SFTRun, {**SFT, "nodes": 2, "gpusPerNode": 0})).spec
     assert s.training.global_batch_size == 16
-
-
-def test_curation_spec_fields_are_the_workload_config_keys():
-    from thinkube.api.resources.curation import CurationJobSpec
-
-    assert CurationJobSpec.CONFIG_KEYS <= set(CurationJobSpec.model_fields)
-    CurationJob.model_validate(cr(CurationJob, CURATE))
 
 
 def test_curation_teacher_defaults_and_wire_names():

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from thinkube.api.resources import SFTRun
-from thinkube.operator.builders import Defaults, settle
-from thinkube.operator.builders import common as c
+from thinkube.operator.kinds import Defaults, settle
+from thinkube.operator.kinds import common as c
 
 
 def run(**spec) -> SFTRun:

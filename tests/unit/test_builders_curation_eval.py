@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import json
 
-from thinkube.operator.builders import Defaults, Resolved
-from thinkube.operator.builders import curation, evaluation
+from thinkube.operator.kinds import Defaults, Resolved, curation, evaluation
 
 D = Defaults(image="img:1")
 
@@ -27,10 +26,12 @@ def test_curation_job_and_config():
     pod = job["spec"]["template"]["spec"]
     assert pod["containers"][0]["command"] == ["thinkube", "curate"]
     assert job["spec"]["backoffLimit"] == 1 and "completionMode" not in job["spec"]
-    assert json.loads(cm["data"]["config.json"]) == {
+    config = json.loads(cm["data"]["config.json"])
+    assert {k: config[k] for k in ("pools", "judge", "target_size", "out", "base_models", "ngram")} == {
         "pools": {"numina": "pvc://pools/numina.parquet"}, "judge": "http://j:8000@J", "target_size": 10,
-        "out": "pvc://out/cj", "column_maps": {}, "decontaminate": {}, "base_models": [], "grade_with_judge": False,
-        "answer_kinds": {}, "seed": 0, "allow_smaller": False, "concurrency": 8, "max_tokens": 1024, "ngram": 8}
+        "out": "pvc://out/cj", "base_models": [], "ngram": 8}
+    assert "teacher" not in config and "max_retries" in config  # the pod's retries are not the calls' retries
+    assert config["max_retries"] == 5
     assert sorted(v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v) == [
         "out", "pools"]
 
@@ -47,14 +48,14 @@ def test_curation_teacher_key_comes_from_its_secret_and_nowhere_else():
     assert config["teacher"] == {
         "endpoint": "https://api.example.com/v1@deepseek-r1", "api_key_env": "THINKUBE_TEACHER_API_KEY",
         "regenerate": True, "max_tokens": 32768, "temperature": 0.0, "concurrency": 8, "tokens_per_minute": 100000,
-        "timeout_s": 900, "grade_with_judge": False}
+        "timeout_seconds": 900, "grade_with_judge": False}
     assert config["teacher_grade_column"] == "grade"
     # Only the Secret's name reaches the pod spec and the config; never a value, never an argument.
     assert "args" not in container and "teacher-key" not in cm["data"]["config.json"]
 
 
 def test_curation_config_is_what_thinkube_curate_reads():
-    from thinkube.workloads.curation.config import CurateConfig, TeacherConfig
+    from thinkube.api.stages.curate import CurateConfig, TeacherConfig
 
     spec = {**CURATE, "baseModels": ["http://b:8000@B"], "teacher": {"endpoint": "big", "gradeWithJudge": True, "maxTotalTokens": 5000000},
             "teacherGradeColumn": "grade"}
@@ -79,7 +80,7 @@ def test_eval_sweep_fans_out_one_index_per_benchmark_with_a_bound():
     assert names.index("JOB_COMPLETION_INDEX") < names.index("THINKUBE_CONFIG")  # $(...) needs it declared first
     assert env[names.index("THINKUBE_CONFIG")]["value"] == "/etc/thinkube/benchmark-$(JOB_COMPLETION_INDEX).json"
     cfg = json.loads(cm["data"]["benchmark-1.json"])
-    assert cfg["benchmark"] == {"math500": "pvc://bench/m.jsonl"} and cfg["limit"] == 5
+    assert cfg["benchmarks"] == {"math500": "pvc://bench/m.jsonl"} and cfg["limit"] == 5 and not cfg["progress"]
     assert (cfg["target"], cfg["out"], cfg["max_thinking_tokens"]) == (
         "http://s.ns.svc:8000", "pvc://out/evs/math500", [512, 1024])
     assert set(cm["data"]) == {"benchmark-0.json", "benchmark-1.json", "benchmark-2.json"}

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from thinkube.operator.builders import Defaults
+from thinkube.operator.kinds import Defaults
 from thinkube.operator.kube import ApiError
 from thinkube.operator.observe import count_indexes
 from thinkube.operator.reconcile import reconcile
@@ -267,3 +267,16 @@ def test_conditions_keep_their_transition_time_and_events_only_on_change():
 def test_status_patch_and_index_counting():
     assert status_patch({"a": 1, "b": 2, "gone": 3}, {"a": 1, "b": 5}) == {"b": 5, "gone": None}
     assert (count_indexes("0-2,5"), count_indexes(""), count_indexes(None)) == (4, 0, 0)
+
+
+def test_every_resource_kind_is_registered_once_with_what_it_offers():
+    from thinkube.api.resources import KINDS as RESOURCES
+    from thinkube.operator.kinds import KINDS
+
+    assert [k.resource for k in KINDS.values()] == list(RESOURCES)
+    assert {name: (k.ready.value, k.primary) for name, k in KINDS.items()} == {
+        "CurationJob": ("Succeeded", "Complete"), "SFTRun": ("Succeeded", "Complete"),
+        "BudgetForcedServer": ("Ready", "Ready"), "EvalSweep": ("Succeeded", "Complete")}
+    status = {"outputUri": "pvc://o/x/", "endpoint": "http://s.ns.svc:8000"}
+    assert [k.offered(status) for k in KINDS.values()] == [
+        "pvc://o/x/selected.jsonl", "pvc://o/x/final", "http://s.ns.svc:8000", "pvc://o/x/"]

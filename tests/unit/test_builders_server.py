@@ -2,49 +2,54 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import pytest
 
-from thinkube.operator.builders import Defaults, Resolved
-from thinkube.operator.builders.server import build
+from thinkube.operator.kinds import Defaults, Resolved
+from thinkube.operator.kinds.server import build
 
 
 def children(**spec):
+    """(ConfigMap, Deployment, Service), and the `thinkube serve` config the ConfigMap holds."""
     body = {"apiVersion": "thinkube.dev/v1alpha1", "kind": "BudgetForcedServer",
             "metadata": {"name": "s", "namespace": "ns", "uid": "u"}, "spec": {"model": {"fromSFTRun": "r"}, **spec}}
-    return build(body, Resolved(input_uri="pvc://out/r/final"), Defaults(image="img:1"))
+    cm, deployment, service = build(body, Resolved(input_uri="pvc://out/r/final"), Defaults(image="img:1"))
+    return deployment, service, json.loads(cm["data"]["config.json"])
 
 
 def container(deployment):
     return deployment["spec"]["template"]["spec"]["containers"][0]
 
 
-def test_deployment_runs_thinkube_serve_with_the_budget_defaults():
-    deployment, _ = children(budget={"maxThinkingTokens": 4096, "numIgnore": 2})
+def test_deployment_runs_thinkube_serve_with_its_config_and_the_budget_defaults():
+    deployment, _, cfg = children(budget={"maxThinkingTokens": 4096, "numIgnore": 2})
     c = container(deployment)
-    assert c["command"] == ["thinkube", "serve"]
-    args = dict(zip(c["args"][::2], c["args"][1::2]))
-    assert args["--model"] == "pvc://out/r/final" and args["--host"] == "0.0.0.0"
-    assert (args["--max-thinking-tokens"], args["--min-thinking-tokens"], args["--num-ignore"]) == ("4096", "0", "2")
-    assert (args["--ignore-string"], args["--final-answer-prefix"]) == ("Wait", "Final Answer:")
+    assert c["command"] == ["thinkube", "serve"] and "args" not in c
+    assert {"name": "THINKUBE_CONFIG", "value": "/etc/thinkube/config.json"} in c["env"]
+    assert {"name": "config", "configMap": {"name": "s"}} in deployment["spec"]["template"]["spec"]["volumes"]
+    assert cfg["model"] == "pvc://out/r/final" and cfg["host"] == "0.0.0.0"
+    assert cfg["budget"] == {"max_thinking_tokens": 4096, "min_thinking_tokens": 0, "num_ignore": 2,
+                             "ignore_string": "Wait", "final_answer_prefix": "Final Answer:"}
     assert c["resources"] == {"limits": {"nvidia.com/gpu": 1}}
 
 
-def test_the_engine_reaches_thinkube_serve():
-    args = container(children(engine="demo-teacher", gpus=0)[0])["args"]
-    assert args[args.index("--engine") + 1] == "demo-teacher"
+def test_a_changed_config_rolls_the_pods():
+    def config_hash(**spec):
+        return children(**spec)[0]["spec"]["template"]["metadata"]["annotations"]["thinkube.dev/config-hash"]
+
+    assert config_hash() == config_hash()
+    assert config_hash() != config_hash(budget={"numIgnore": 1})
 
 
-def test_budget_forcing_mode_reaches_the_server():
-    def mode(**spec):
-        args = container(children(**spec)[0])["args"]
-        return args[args.index("--budget-forcing") + 1]
-
-    assert (mode(), mode(budgetForcing="resubmit")) == ("engine", "resubmit")
+def test_engine_and_budget_forcing_mode_reach_the_server():
+    assert (children()[2]["engine"], children(engine="demo-teacher", gpus=0)[2]["engine"]) == ("auto", "demo-teacher")
+    assert (children()[2]["budget_forcing"], children(budgetForcing="resubmit")[2]["budget_forcing"]) == (
+        "engine", "resubmit")
 
 
-def test_no_cap_means_no_max_flag():
-    assert "--max-thinking-tokens" not in container(children()[0])["args"]
+def test_no_cap_means_no_max():
+    assert "max_thinking_tokens" not in children()[2]["budget"]
 
 
 def test_health_probes_with_a_long_startup_window():
@@ -67,22 +72,24 @@ def test_replicas_unset_or_autoscaled_are_left_to_settle_and_suspend_is_zero():
 
 
 def test_service_selects_the_pods_and_queue_label_reaches_them():
-    deployment, service = children(queueName="q", port=8080)
-    assert service["metadata"]["name"] == "s" and service["spec"]["ports"][0]["port"] == 8080
+    deployment, service, cfg = children(queueName="q", port=8080)
+    assert service["metadata"]["name"] == "s" and service["spec"]["ports"][0]["port"] == 8080 == cfg["port"]
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert deployment["spec"]["template"]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "q"
 
 
-def test_gpus_are_the_tensor_parallel_size_and_reach_vllm():
-    c = container(children(gpus=4)[0])
-    assert c["args"][c["args"].index("--tensor-parallel-size") + 1] == "4"
-    assert c["resources"]["limits"]["nvidia.com/gpu"] == 4
-    assert "--tensor-parallel-size" not in container(children(gpus=1)[0])["args"]
+def test_gpus_are_the_tensor_parallel_size_and_reach_vllm(tmp_path):
+    deployment, _, cfg = children(gpus=4)
+    assert cfg["tensor_parallel_size"] == 4
+    assert container(deployment)["resources"]["limits"]["nvidia.com/gpu"] == 4
+    assert children(gpus=0)[2]["tensor_parallel_size"] == 1
 
     if importlib.util.find_spec("vllm") is None:
         pytest.skip("vLLM is not installed")
     from thinkube.cli import build_parser
-    from thinkube.workloads.serving.cli import build_engine
+    from thinkube.workloads.serving.cli import build_engine, resolve_config
 
-    args = build_parser().parse_args(["serve", "--model", "tiny", "--engine", "vllm", "--tensor-parallel-size", "4"])
-    assert build_engine(args)._args["tensor_parallel_size"] == 4  # what AsyncEngineArgs receives
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**cfg, "model": "tiny", "engine": "vllm"}))
+    args = build_parser().parse_args(["serve", "--config", str(path)])
+    assert build_engine(resolve_config(args))._args["tensor_parallel_size"] == 4  # what AsyncEngineArgs receives

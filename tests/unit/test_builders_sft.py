@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from thinkube.operator.builders import Defaults, Resolved
-from thinkube.operator.builders.sft import build
+from thinkube.operator.kinds import Defaults, Resolved
+from thinkube.operator.kinds.sft import build
 
 DEFAULTS = Defaults(image="img:1")
 
@@ -93,7 +93,7 @@ def test_config_is_the_trainers_own_keys():
     cfg = json.loads(cm["data"]["config.json"])
     assert (cfg["model"], cfg["dataset"], cfg["output"]) == ("pvc://models/base", "pvc://data/cj/selected.jsonl", "pvc://out/r")
     assert (cfg["epochs"], cfg["save_every"], cfg["learning_rate"]) == (3, 10, 1e-5)
-    assert "fsdp" not in cfg and "lr_scheduler" not in cfg
+    assert (cfg["fsdp"], cfg["lr_scheduler"], cfg["precision"]) == ("full_shard", "cosine", "auto")
 
 
 def test_queue_label_and_suspend_left_to_kueue():

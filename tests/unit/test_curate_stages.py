@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from thinkube.api.stages.curate import CurateConfig
 from thinkube.workloads.curation import decontam, select
 from thinkube.workloads.curation.cli import resolve_config
-from thinkube.workloads.curation.config import CurateConfig
 from thinkube.workloads.curation.domains import msc_rubric, parse_code
 from thinkube.workloads.curation.ingest import PoolError
 from thinkube.workloads.curation.pipeline import run
@@ -250,7 +250,8 @@ def test_cli_bad_options_exit_2(tmp_path, capsys, pool):
     from thinkube.cli import main
 
     assert main(["curate", "--pool", f"n={pool['pools']['numina']}", "--out", str(tmp_path / "o")]) == 2
-    assert "--domain-column COL (no calls) or --judge URL@MODEL" in capsys.readouterr().err
+    assert "judge: set judge (URL@MODEL, classifies questions into MSC domains; --judge) or domainColumn" \
+        in capsys.readouterr().err
     assert main(["curate", "--pool", "n=x", "--domain-column", "d", "--base-model", "nourl", "--out", "o"]) == 2
     assert "--base-model 'nourl': use URL@MODEL" in capsys.readouterr().err
     assert main(["curate", "--pool", "n=x", "--domain-column", "d", "--base-model", "http://a@m",

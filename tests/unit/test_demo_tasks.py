@@ -7,15 +7,15 @@ from dataclasses import replace
 
 import pytest
 
-from thinkube.workloads.curation.config import CurateConfig, TeacherConfig
+from thinkube.api.stages.curate import CurateConfig, TeacherConfig
 from thinkube.workloads.curation.pipeline import run as curate
 from thinkube.workloads.demo import data
 from thinkube.workloads.demo.config import DemoConfig
 from thinkube.workloads.demo.pipeline import NGRAM
 from thinkube.workloads.demo.tasks import DOMAINS, SLOTS, Problem, problems
 from thinkube.workloads.evaluation.benchmarks import load_benchmark
-from thinkube.workloads.evaluation.extract import extract_answer
 from thinkube.workloads.formats import load_records, render_training_example
+from thinkube.workloads.grading.extract import extract_answer
 
 SMALL = data.DataSpec(pool_size=300, benchmark_size=40, seed=5)
 

@@ -1,19 +1,21 @@
-"""`thinkube eval` options: command line over config file over defaults, and the config
+"""`thinkube eval` options: command line over config files over defaults, and the config
 files the operator writes for EvalSweep pods (its builder is the other side of this contract)."""
 from __future__ import annotations
 
 import argparse
-import json
 
 import pytest
 
 from thinkube.api.resources import EvalSweep
-from thinkube.operator.builders import Resolved
-from thinkube.operator.builders.evaluation import stage_configs
+from thinkube.api.stages.evaluate import EvalConfig
+from thinkube.api.stages.loader import BadConfig
+from thinkube.operator.kinds import Resolved
+from thinkube.operator.kinds.common import config_file
+from thinkube.operator.kinds.evaluation import stage_configs
 from thinkube.workloads.evaluation.cli import add_arguments, resolve_options
 
 
-def parse(*argv: str) -> argparse.Namespace:
+def parse(*argv: str) -> EvalConfig:
     p = argparse.ArgumentParser()
     add_arguments(p)
     return resolve_options(p.parse_args(argv))
@@ -27,35 +29,39 @@ def test_operator_configs_are_accepted(tmp_path, monkeypatch):
                  "benchmarks": [{"name": "gpqa", "uri": "pvc://bench/gpqa.csv", "limit": 5}]}})
     [(name, cfg)] = stage_configs(sweep, Resolved("http://srv.ns.svc:8000", "pvc://out/s")).items()
     path = tmp_path / name
-    path.write_text(json.dumps(cfg))
+    path.write_text(config_file(cfg))
     monkeypatch.setenv("THINKUBE_CONFIG", str(path))  # how pods pass it
     o = parse()
     assert (o.target, o.model, o.out) == ("http://srv.ns.svc:8000", "m", "pvc://out/s/gpqa")
-    assert o.benchmark == {"gpqa": "pvc://bench/gpqa.csv"} and o.limit == 5
-    assert (o.max_thinking_tokens, o.num_ignore, o.n, o.temperature) == ([512, 1024], [1], 4, 0.6)
-    assert o.chat_format == "think-tags" and o.no_progress is True
+    assert o.benchmarks == {"gpqa": "pvc://bench/gpqa.csv"} and o.limit == 5
+    assert (o.max_thinking_tokens, o.num_ignore, o.samples, o.temperature) == ([512, 1024], [1], 4, 0.6)
+    assert o.chat_format == "think-tags" and o.progress is False
 
 
 def test_command_line_wins_and_lists_parse(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("target: http://a:1\nout: /o\nbenchmarks: [aime24=/a.jsonl]\nmax-thinking-tokens: 64,128\nn: 4\n")
-    o = parse("--config", str(path), "--n", "2", "--benchmark", "math500=/m.jsonl", "--num-ignore", "0,2")
-    assert o.n == 2 and o.max_thinking_tokens == [64, 128] and o.num_ignore == [0, 2]
-    assert o.benchmark == {"aime24": "/a.jsonl", "math500": "/m.jsonl"}
+    path.write_text("target: http://a:1\nout: /o\nbenchmarks: {aime24: /a.jsonl}\nmax-thinking-tokens: 64,128\n"
+                    "samples: 4\n")
+    o = parse("--config", str(path), "--samples", "2", "--benchmark", "math500=/m.jsonl", "--num-ignore", "0,2")
+    assert o.samples == 2 and o.max_thinking_tokens == [64, 128] and o.num_ignore == [0, 2]
+    assert o.benchmarks == {"aime24": "/a.jsonl", "math500": "/m.jsonl"}
     assert (o.temperature, o.concurrency, o.combine) == (0.0, 8, False)  # defaults
+    path.write_text("target: http://a:1\nout: /o\nbenchmarks: [aime24=/a.jsonl]\n")  # the flag's form in a file
+    assert parse("--config", str(path)).benchmarks == {"aime24": "/a.jsonl"}
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--target", "http://a", "--benchmark", "x=y"], "--out is required"),
-    (["--out", "/o", "--target", "http://a"], "at least one --benchmark"),
-    (["--out", "/o", "--target", "http://a", "--benchmark", "x=y", "--judge-url", "http://j"], "needs --judge-model"),
+    (["--target", "http://a", "--benchmark", "x=y"], "out: required: give --out"),
+    (["--out", "/o", "--target", "http://a"], "at least one benchmark: --benchmark NAME=PATH"),
+    (["--out", "/o", "--target", "http://a", "--benchmark", "x=y", "--judge-url", "http://j"], "needs judge_model"),
+    (["--out", "/o", "--target", "a:1", "--benchmark", "x=y"], "target: String should match pattern"),
 ])
 def test_missing_options_are_named(argv, message):
     with pytest.raises(ValueError, match=message):
         parse(*argv)
 
 
-def test_bad_integer_list_is_explained(capsys):
-    with pytest.raises(SystemExit):
-        parse("--max-thinking-tokens", "64,lots")
-    assert "expected comma-separated integers such as 64,128,256, got '64,lots'" in capsys.readouterr().err
+def test_bad_integer_list_is_explained():
+    with pytest.raises(BadConfig, match="max_thinking_tokens: .*expected comma-separated integers such as 64,128,256, "
+                                        "got '64,lots'"):
+        parse("--out", "/o", "--target", "http://a", "--benchmark", "x=y", "--max-thinking-tokens", "64,lots")

@@ -26,13 +26,14 @@ from fastapi.responses import JSONResponse
 
 from thinkube.cli import main
 from thinkube.workloads.evaluation.benchmarks import load_benchmark
-from thinkube.workloads.evaluation.judge import LLMJudge, parse_verdict
 from thinkube.workloads.evaluation.records import record_path
 from thinkube.workloads.evaluation.report import PLOT_PNG, RESULTS_JSON, RESULTS_MD, build_results
 from thinkube.workloads.evaluation.settings import BudgetSetting, budget_grid
 from thinkube.workloads.evaluation.sweep import Sweep, SweepConfig, SweepConflict
-from thinkube.workloads.evaluation.targets import HTTPTarget, TargetError, make_target
+from thinkube.workloads.evaluation.targets import HTTPTarget, make_target
 from thinkube.workloads.formats import S1_FORMAT
+from thinkube.workloads.grading.judge import LLMJudge, parse_verdict
+from thinkube.workloads.llm.reply import LLMError
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "eval"
 
@@ -207,8 +208,8 @@ def test_cli_with_config_file_writes_reports(serve, tmp_path):
     config.write_text(yaml.safe_dump({
         "target": server.url, "out": str(tmp_path / "out"), "max_thinking_tokens": [24, 48], "num_ignore": "1",
         "benchmarks": {"aime24": str(DATA / "aime_layout.jsonl"), "gpqa_diamond": str(DATA / "gpqa_layout.csv")},
-        "n": 3, "concurrency": 2}))
-    assert main(["eval", "--config", str(config), "--n", "1", "--no-progress"]) == 0  # the command line wins
+        "samples": 3, "concurrency": 2}))
+    assert main(["eval", "--config", str(config), "--samples", "1", "--no-progress"]) == 0  # the command line wins
     out = tmp_path / "out"
     results = json.loads((out / RESULTS_JSON).read_text())
     assert set(results["benchmarks"]) == {"aime24", "gpqa_diamond"}
@@ -306,11 +307,11 @@ def test_http_target_retries_transient_errors_and_fails_fast_on_client_errors(se
     assert [g.answer for g in gens] == ["\\boxed{1}"] * 2 and gens[0].thinking_tokens is None
     assert gens[0].finish_reason == "length" and transient.app.state.calls == 4
     rejected = serve(flaky_app(99, 400, "max_thinking_tokens: must be <= 131072"))
-    with pytest.raises(TargetError, match="HTTP 400.*max_thinking_tokens"):
+    with pytest.raises(LLMError, match="HTTP 400.*max_thinking_tokens"):
         asyncio.run(one(rejected.url))
     assert rejected.app.state.calls == 2  # one per sample, none retried
     down = serve(flaky_app(99, 503, "down"))
-    with pytest.raises(TargetError, match="after 3 attempts"):
+    with pytest.raises(LLMError, match="after 3 attempts"):
         asyncio.run(one(down.url, max_retries=2))
 
 

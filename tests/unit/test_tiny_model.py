@@ -6,7 +6,14 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from thinkube.workloads.tiny_model import (
-    ENDOFTEXT, IM_END, IM_START, THINK_TAGS, TinyModelSpec, build_model, build_tokenizer, ensure_tiny_model,
+    ENDOFTEXT,
+    IM_END,
+    IM_START,
+    THINK_TAGS,
+    TinyModelSpec,
+    build_model,
+    build_tokenizer,
+    ensure_tiny_model,
 )
 
 TRICKY = [

@@ -12,7 +12,8 @@ import torch
 from thinkube.cli import build_parser, main
 from thinkube.constants import ENV_CONFIG, EXIT_BAD_CONFIG
 from thinkube.workloads.formats import S1_FORMAT, S1Record, render_training_example
-from thinkube.workloads.training.config import BadConfig, TrainConfig, load_config
+from thinkube.api.stages.loader import BadConfig, load
+from thinkube.api.stages.train import TrainConfig, TrainRecipe
 from thinkube.workloads.training.data import (
     IGNORE,
     GlobalBatches,
@@ -55,28 +56,36 @@ def records(n: int, **kw) -> list[S1Record]:
 
 
 def test_defaults_are_the_s1_recipe():
-    c = TrainConfig()
+    c = TrainRecipe()
     assert (c.epochs, c.global_batch_size, c.micro_batch_size, c.learning_rate) == (5, 16, 1, 1e-5)
     assert (c.warmup_ratio, c.adam_beta1, c.adam_beta2, c.weight_decay) == (0.05, 0.9, 0.95, 1e-4)
     assert (c.block_size, c.packing, c.precision, c.max_grad_norm) == (32768, False, "auto", 1.0)
+    assert c.gradient_checkpointing and c.lr_scheduler == "cosine" and c.fsdp == "full_shard"
 
 
 def test_precedence_flags_over_file_over_defaults(tmp_path, monkeypatch):
     f = tmp_path / "c.yaml"
     f.write_text("dataset: d.jsonl\nepochs: 3\nlearning-rate: 2e-5\npacking: true\n")
     args = build_parser().parse_args(["train", "--config", str(f), "--learning-rate", "3e-5"])
-    flags = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__}
-    cfg = load_config(flags, args.config, environ={})
+    flags = {k: getattr(args, k) for k in TrainConfig.model_fields}
+    cfg = load(TrainConfig, flags, args.config, environ={})
     assert (cfg.epochs, cfg.learning_rate, cfg.packing, cfg.global_batch_size) == (3, 3e-5, True, 16)
-    # The file may come from $THINKUBE_CONFIG (the operator's way); JSON works too.
+    # The file may come from $THINKUBE_CONFIG (the operator's way); JSON and camelCase keys work too.
     j = tmp_path / "c.json"
-    j.write_text(json.dumps({"dataset": "x", "block_size": 512}))
-    cfg = load_config({"epochs": 2}, None, environ={ENV_CONFIG: str(j)})
+    j.write_text(json.dumps({"dataset": "x", "blockSize": 512, "epochs": 4}))
+    cfg = load(TrainConfig, {"epochs": 2}, None, environ={ENV_CONFIG: str(j)})
     assert (cfg.block_size, cfg.epochs, cfg.dataset) == (512, 2, "x")
     assert json.loads(cfg.to_json())["block_size"] == 512
+    # Both files: --config over $THINKUBE_CONFIG, key by key.
+    cfg = load(TrainConfig, {}, str(f), environ={ENV_CONFIG: str(j)})
+    assert (cfg.block_size, cfg.epochs, cfg.learning_rate) == (512, 3, 2e-5)
     with pytest.raises(BadConfig, match="unknown setting"):
         j.write_text(json.dumps({"dataset": "x", "lr": 1}))
-        load_config({}, str(j), environ={})
+        load(TrainConfig, {}, str(j), environ={})
+    with pytest.raises(BadConfig, match="epochs: Input should be greater than or equal to 1"):
+        load(TrainConfig, {"dataset": "x", "epochs": 0}, environ={})
+    with pytest.raises(BadConfig, match="no dataset: give --dataset"):
+        load(TrainConfig, {}, environ={})
 
 
 def test_accumulation_and_divisibility():

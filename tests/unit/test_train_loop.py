@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.unit.test_train_data_config import make_records
 from thinkube.constants import EXIT_RETRIABLE
 from thinkube.workloads.serving.process import free_port
-from tests.unit.test_train_data_config import make_records
 
 STEPS = 6
 TIMEOUT = 240

@@ -1,20 +1,19 @@
 """`thinkube curate`: select an s1K-style dataset from question pools.
 
-Every option can also come from a YAML/JSON file (`--config`, or $THINKUBE_CONFIG in pods)
-keyed by CurateConfig's field names (`pools: {numina: /data/numina.parquet}`,
-`base_models: [http://qwen7b:8000@Qwen2.5-7B-Instruct]`, `teacher: {endpoint: URL@MODEL}`);
-the command line wins.
+Every option can also come from a YAML/JSON file (`--config`, and $THINKUBE_CONFIG in pods)
+keyed by the field names of CurateConfig (thinkube.api.stages.curate): `pools: {numina:
+/data/numina.parquet}`, `base_models: [http://qwen7b:8000@Qwen2.5-7B-Instruct]`, `teacher:
+{endpoint: URL@MODEL}`; the command line wins.
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
-import yaml
-
+from thinkube.api.stages.curate import CurateConfig
+from thinkube.api.stages.loader import load
 from thinkube.constants import ENV_CONFIG, EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED
 
 log = logging.getLogger(__name__)
@@ -23,9 +22,13 @@ log = logging.getLogger(__name__)
 TEACHER_FLAGS = {"teacher": "endpoint", "teacher_api_key_env": "api_key_env", "regenerate_traces": "regenerate",
                  "teacher_max_tokens": "max_tokens", "teacher_temperature": "temperature",
                  "teacher_concurrency": "concurrency", "teacher_rpm": "requests_per_minute",
-                 "teacher_tpm": "tokens_per_minute", "teacher_timeout": "timeout_s",
+                 "teacher_tpm": "tokens_per_minute", "teacher_timeout": "timeout_seconds",
                  "teacher_token_budget": "max_total_tokens",
                  "grade_teacher_with_judge": "grade_with_judge"}
+# --flag (argparse dest) that is the CurateConfig field of the same name
+SCALARS = ("benchmark_question_column", "ngram", "judge", "grade_with_judge", "domain_column", "tokenizer",
+           "target_size", "seed", "allow_smaller", "max_tokens", "concurrency", "max_retries", "out",
+           "teacher_grade_column")
 
 
 def _pairs(entries: list[str], option: str, example: str) -> dict[str, str]:
@@ -61,7 +64,7 @@ def _column_maps(entries: list[str]) -> dict[str, dict[str, str]]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=os.environ.get(ENV_CONFIG), help=f"YAML/JSON options file (default: ${ENV_CONFIG})")
+    p.add_argument("--config", help=f"YAML/JSON options file (over ${ENV_CONFIG}'s); flags override both")
     p.add_argument("--pool", action="append", metavar="NAME=URI", help="question pool (JSONL, Parquet, datasets folder, hf://), repeatable")
     p.add_argument("--column-map", action="append", metavar="NAME:field=col,...", help="map a pool's columns to record fields")
     p.add_argument("--decontaminate", action="append", metavar="[NAME=]URI", help="benchmark file whose questions must not leak, repeatable")
@@ -80,7 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--teacher-concurrency", type=int, help="teacher calls in flight (default 8)")
     t.add_argument("--teacher-rpm", type=float, help="requests per minute at most")
     t.add_argument("--teacher-tpm", type=float, help="tokens per minute at most (prompt and completion)")
-    t.add_argument("--teacher-timeout", type=float, help="seconds per teacher call (default 1800)")
+    t.add_argument("--teacher-timeout", type=int, help="seconds per teacher call (default 1800)")
     t.add_argument("--teacher-token-budget", type=int, help="tokens the run may spend on teacher calls in all; "
                    "rows left then fail, and a rerun with a larger budget goes on")
     t.add_argument("--grade-teacher-with-judge", action="store_true", default=None,
@@ -101,64 +104,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output folder (path or pvc://); rerunning with the same folder resumes")
 
 
-def resolve_config(args: argparse.Namespace):
-    """Command line over config file over CurateConfig defaults."""
-    from thinkube.workloads.curation.config import CurateConfig
-
-    opts: dict = {}
-    if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise ValueError(f"--config {path}: no such file")
-        opts = yaml.safe_load(path.read_text()) or {}  # YAML is a superset of JSON
-        if not isinstance(opts, dict):
-            raise ValueError(f"--config {path}: expected a mapping of option names to values")
-    merged = {
+def resolve_config(args: argparse.Namespace) -> CurateConfig:
+    """Command line over --config file over $THINKUBE_CONFIG file over CurateConfig defaults."""
+    flags = {
         "pools": _pairs(args.pool or [], "--pool", "numina=/data/numina.parquet"),
         "column_maps": _column_maps(args.column_map or []),
         "decontaminate": _benchmarks(args.decontaminate or []),
         "extra_rules": _pairs(args.extra_rule or [], "--extra-rule", r"tables=\\begin\{tabular\}"),
         "answer_kinds": _pairs(args.answer_kind or [], "--answer-kind", "aime=integer"),
+        "base_models": args.base_model,
+        "disable_rules": args.disable_rule,
+        "teacher": {field: getattr(args, flag) for flag, field in TEACHER_FLAGS.items()
+                    if getattr(args, flag) is not None},
+        **{key: getattr(args, key) for key in SCALARS},
     }
-    for key, value in merged.items():
-        if value:
-            opts[key] = {**opts.get(key, {}), **value}
-    scalars = {"benchmark_question_column", "ngram", "judge", "grade_with_judge", "domain_column", "tokenizer",
-               "target_size", "seed", "allow_smaller", "max_tokens", "concurrency", "max_retries", "out",
-               "teacher_grade_column"}
-    for key in scalars:
-        if getattr(args, key, None) is not None:
-            opts[key] = getattr(args, key)
-    teacher = {field: getattr(args, flag) for flag, field in TEACHER_FLAGS.items() if getattr(args, flag, None) is not None}
-    if teacher:
-        opts["teacher"] = {**(opts.get("teacher") or {}), **teacher}
-    if args.base_model:
-        opts["base_models"] = args.base_model
-    if args.disable_rule:
-        opts["disable_rules"] = args.disable_rule
-    if not opts.get("out"):
-        raise ValueError("--out is required: the folder for stage outputs, the dataset and the report")
-    return CurateConfig(**opts)
+    return load(CurateConfig, {k: v for k, v in flags.items() if v not in (None, {}, [])}, args.config)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from thinkube.workloads.curation.pipeline import run as run_pipeline
-    from thinkube.workloads.evaluation.targets import TargetError
+    from thinkube.workloads.llm.reply import LLMError
 
     try:
         cfg = resolve_config(args)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}" for err in e.errors())
-        print(f"thinkube curate: {problems}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
-    except ValueError as e:
+    except ValueError as e:  # BadConfig, or a flag written wrong
         print(f"thinkube curate: {e}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     try:
         data = run_pipeline(cfg)
-    except TargetError as e:
+    except LLMError as e:
         print(f"thinkube curate: {e}\nfinished stages and calls are kept in {cfg.out}; "
               "rerun the same command to resume", file=sys.stderr)
         return EXIT_FAILED

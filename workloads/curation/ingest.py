@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from thinkube.workloads.curation.config import CurateConfig
+from thinkube.api.stages.curate import CurateConfig
 from thinkube.workloads.curation.rows import PROV, StageResult, decide, normalise_question, prov
 from thinkube.workloads.formats import S1Record, load_records
 

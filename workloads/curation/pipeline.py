@@ -16,9 +16,9 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from thinkube.api.stages.curate import SELECTED_JSONL, SELECTED_PARQUET, CurateConfig
 from thinkube.workloads.curation import decontam, difficulty, distill, domains, ingest, quality, report, select, trace
 from thinkube.workloads.curation.cache import CallCache
-from thinkube.workloads.curation.config import CurateConfig
 from thinkube.workloads.curation.rows import StageResult, prov
 from thinkube.workloads.formats import S1Record, save_records
 from thinkube.workloads.uris import local_path, parse_uri
@@ -26,7 +26,6 @@ from thinkube.workloads.uris import local_path, parse_uri
 log = logging.getLogger(__name__)
 
 STAGES_DIR, CACHE_FILE = "stages", "cache/calls.jsonl"
-SELECTED_JSONL, SELECTED_PARQUET = "selected.jsonl", "selected.parquet"
 
 StageFn = Callable[[list[S1Record]], "StageResult | Awaitable[StageResult]"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from thinkube.workloads.curation.config import CurateConfig
+from thinkube.api.stages.curate import CurateConfig
 from thinkube.workloads.curation.distill import DISTILL
 from thinkube.workloads.curation.rows import StageResult, decide, prov, source_label
 from thinkube.workloads.formats import S1Record

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from thinkube.workloads.curation.config import CurateConfig
+from thinkube.api.stages.curate import CurateConfig
 from thinkube.workloads.curation.domains import domain_name
 from thinkube.workloads.curation.rows import prov
 from thinkube.workloads.formats import S1Record

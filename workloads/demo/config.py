@@ -7,9 +7,11 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from thinkube.api.stages.train import TrainRecipe
 from thinkube.workloads.demo.data import DataSpec
 
 STAGES = ("data", "curate", "train", "eval")
+BLOCK_SIZE = 256  # training block: the longest demo example is ~140 tokens
 DATA_FORMAT = 3  # bump when the generated pool changes, so an older demo folder's data is redone
 
 
@@ -49,6 +51,14 @@ class DemoConfig:
     @property
     def micro_batch_size(self) -> int:
         return self.global_batch_size // self.nproc
+
+    def train_recipe(self) -> TrainRecipe:
+        """What the demo trains with, locally and on a cluster: the s1 recipe where these
+        settings leave it. Gradient checkpointing is off: a tiny model's activations are small,
+        and recomputing them only slows the demo."""
+        return TrainRecipe(epochs=self.epochs, learning_rate=self.learning_rate,
+                           global_batch_size=self.global_batch_size, micro_batch_size=self.micro_batch_size,
+                           block_size=BLOCK_SIZE, seed=self.data.seed, gradient_checkpointing=False)
 
     def stage_settings(self, stage: str) -> dict:
         d = asdict(self)

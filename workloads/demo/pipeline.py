@@ -24,8 +24,8 @@ from pathlib import Path
 
 from thinkube.workloads.demo import data
 from thinkube.workloads.demo.config import STAGES, DemoConfig
-from thinkube.workloads.demo.teacher import ENGINE as TEACHER_ENGINE
 from thinkube.workloads.demo.report import train_summary
+from thinkube.workloads.demo.teacher import ENGINE as TEACHER_ENGINE
 from thinkube.workloads.serving.process import ServeProcess, free_port
 from thinkube.workloads.training.progress import METRICS_FILE
 
@@ -40,7 +40,6 @@ POOL_NAME = "synthetic"
 NGRAM = 18
 SERVER_START_S = 600
 CONCURRENCY = 16  # model calls / evaluation requests in flight
-BLOCK_SIZE = 256  # training block: the longest demo example is ~140 tokens
 # Completion cap of a teacher call: the longest trace and attempt are ~60 tokens, so only a
 # looping teacher (a planted unreadable question) reaches it.
 TEACHER_MAX_TOKENS = 96
@@ -106,8 +105,7 @@ def run_data(cfg: DemoConfig, stage: Stage) -> dict:
 
 
 def run_curate(cfg: DemoConfig, stage: Stage, inputs: dict) -> dict:
-    from thinkube.workloads.curation.config import CurateConfig, TeacherConfig
-    from thinkube.workloads.curation.pipeline import SELECTED_JSONL
+    from thinkube.api.stages.curate import SELECTED_JSONL, CurateConfig, TeacherConfig
     from thinkube.workloads.curation.pipeline import run as curate
 
     with _serve("tiny", TEACHER_NAME, TEACHER_ENGINE, cfg, stage.folder / "teacher-server.log") as teacher, \
@@ -124,14 +122,13 @@ def run_curate(cfg: DemoConfig, stage: Stage, inputs: dict) -> dict:
 
 
 def run_train(cfg: DemoConfig, stage: Stage, inputs: dict) -> dict:
-    import yaml
+    from thinkube.api.stages.train import TrainConfig
 
     out = stage.folder / "run"
-    train_cfg = {"model": "tiny", "dataset": inputs["selected"], "output": str(out), "epochs": cfg.epochs,
-                 "learning_rate": cfg.learning_rate, "global_batch_size": cfg.global_batch_size,
-                 "micro_batch_size": cfg.micro_batch_size, "block_size": BLOCK_SIZE, "log_every": 25, "seed": cfg.data.seed}
-    config_path = stage.folder / "train.yaml"
-    config_path.write_text(yaml.safe_dump(train_cfg))
+    train_cfg = TrainConfig(**cfg.train_recipe().model_dump(), model="tiny", dataset=inputs["selected"],
+                            output=str(out), log_every=25)
+    config_path = stage.folder / "train.json"
+    config_path.write_text(train_cfg.to_json())
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={cfg.nproc}",
            f"--master-port={free_port()}", "-m", "thinkube.cli", "train", "--config", str(config_path)]
     # One thread per process: cfg.nproc processes share the machine's cores.

@@ -29,14 +29,14 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
-from thinkube.workloads.training.config import CONFIG_FILE, TrainConfig
+from thinkube.api.stages.train import FINAL_MODEL_DIR, TrainConfig
 from thinkube.workloads.training.distributed import World, barrier
 
 log = logging.getLogger(__name__)
 
 COMPLETE = "COMPLETE"
 STATE_FILE = "trainer_state.json"
-FINAL = "final"
+CONFIG_FILE = "train_config.json"  # the effective config, next to every checkpoint and the final model
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -108,11 +108,11 @@ def save_final(output: Path, model, model_path: str, tokenizer, cfg: TrainConfig
     """Gather the full state dict on rank 0 and write a from_pretrained-loadable folder, in the
     training compute dtype (bf16 on GPU, as s1 ships; fp32 master weights would double the size)."""
     full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    dest = output / FINAL
+    dest = output / FINAL_MODEL_DIR
     if world.is_main:
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        tmp = output / (FINAL + ".tmp")
+        tmp = output / (FINAL_MODEL_DIR + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         # A fresh unsharded copy: save_pretrained on the FSDP-wrapped module would see DTensors.
         config = AutoConfig.from_pretrained(model_path)

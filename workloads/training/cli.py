@@ -12,53 +12,40 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import fields
+from typing import Literal, get_args, get_origin
 
-from thinkube.constants import EXIT_BAD_CONFIG, EXIT_RETRIABLE
-from thinkube.workloads.formats.chat import CHAT_FORMATS
-from thinkube.workloads.training.config import OVERLONG, PRECISIONS, TrainConfig
+from thinkube.api.stages.train import TrainConfig
+from thinkube.constants import ENV_CONFIG, EXIT_BAD_CONFIG, EXIT_RETRIABLE
 
 log = logging.getLogger(__name__)
 
-_HELP = {
-    "model": "'tiny', a folder, pvc://claim/path or hf://org/name[@rev]",
-    "dataset": "s1 records: .jsonl, .parquet, a folder, pvc://claim/path",
-    "output": "folder (path, file:// or pvc://) for checkpoints, metrics.jsonl and final/",
-    "overlong": "examples longer than the block size: truncate, drop or error (always reported)",
-    "max_steps": "cap on optimizer steps (0: epochs decide)",
-    "save_every": "checkpoint every N steps (0: final model only)",
-    "stop_after_steps": "debug: exit 75 after N steps, as a crash would (tests resume)",
-    "metrics_url": "POST each step's metrics as JSON here (best effort, 2 s timeout)",
-}
-_CHOICES = {"overlong": OVERLONG, "chat_format": tuple(CHAT_FORMATS), "precision": PRECISIONS}
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML/JSON file of settings (default: $THINKUBE_CONFIG); flags override it")
-    # One flag per TrainConfig field, all defaulting to None, so load_config can tell which
-    # settings the command line really gave (flags > file > defaults).
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        if f.type == "bool":
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                           help=f"{_HELP.get(f.name, '')} (default {default})".strip())
-            continue
-        kind = {"int": int, "float": float}.get(f.type, str)
-        p.add_argument(flag, type=kind, default=None, choices=_CHOICES.get(f.name),
-                       help=f"{_HELP.get(f.name, '')} (default {default!r})".strip())
+    p.add_argument("--config", help=f"YAML/JSON file of settings (over ${ENV_CONFIG}'s); flags override both")
+    # One flag per TrainConfig field, all defaulting to None, so the loader can tell which
+    # settings the command line really gave.
+    for name, f in TrainConfig.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        text = f"{f.description or ''} (default {f.default!r})".strip()
+        choices = get_args(f.annotation) if get_origin(f.annotation) is Literal else None
+        if f.annotation is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif choices:
+            p.add_argument(flag, choices=choices, default=None, help=text)
+        else:
+            kind = next((t for t in (int, float) if t in (f.annotation, *get_args(f.annotation))), str)
+            p.add_argument(flag, type=kind, default=None, help=text)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
     import torch.distributed as dist
 
-    from thinkube.workloads.training.config import BadConfig, load_config
+    from thinkube.api.stages.loader import BadConfig, load
     from thinkube.workloads.training.loop import SimulatedCrash, train
 
-    flags = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     try:
-        train(load_config(flags, args.config))
+        train(load(TrainConfig, {name: getattr(args, name) for name in TrainConfig.model_fields}, args.config))
     except BadConfig as e:
         print(f"thinkube train: {e}", file=sys.stderr)
         return EXIT_BAD_CONFIG

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
+from thinkube.api.stages.loader import BadConfig
 from thinkube.workloads.formats import S1Record, render_training_example
 from thinkube.workloads.formats.chat import ChatFormat
-from thinkube.workloads.training.config import BadConfig
 
 log = logging.getLogger(__name__)
 

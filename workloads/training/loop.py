@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import torch
 
+from thinkube.api.stages.loader import BadConfig
+from thinkube.api.stages.train import TrainConfig
 from thinkube.workloads.formats import CHAT_FORMATS, load_records
 from thinkube.workloads.models import resolve_model
 from thinkube.workloads.training import checkpoint
-from thinkube.workloads.training.config import BadConfig, TrainConfig
 from thinkube.workloads.training.data import GlobalBatches, as_row, build_examples, collate, pack
 from thinkube.workloads.training.distributed import World, all_sum, init_world, shard_model, shutdown
 from thinkube.workloads.training.progress import Progress

@@ -5,14 +5,28 @@ each builder's output can be checked in unit tests field by field.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from pydantic import BaseModel
+
 from thinkube.api.resources.common import GPU_RESOURCE, JobSpec, WorkloadSpec
-from thinkube.constants import (CONFIG_MOUNT_DIR, DEFAULT_PVC_ROOT, ENV_CONFIG, ENV_HF_HOME, ENV_HF_TOKEN,
-                                ENV_PVC_ROOT, EXIT_BAD_CONFIG, LABEL_KIND, LABEL_KUEUE_QUEUE, LABEL_NAME, LABEL_ROLE,
-                                MODEL_CACHE_DIR)
+from thinkube.constants import (
+    CONFIG_MOUNT_DIR,
+    DEFAULT_PVC_ROOT,
+    ENV_CONFIG,
+    ENV_HF_HOME,
+    ENV_HF_TOKEN,
+    ENV_PVC_ROOT,
+    EXIT_BAD_CONFIG,
+    LABEL_KIND,
+    LABEL_KUEUE_QUEUE,
+    LABEL_NAME,
+    LABEL_ROLE,
+    MODEL_CACHE_DIR,
+)
 
 CONFIG_VOLUME = "config"
 
@@ -155,12 +169,21 @@ def shm_volume(size: int | str | None) -> tuple[dict, dict]:
     return {"name": "dshm", "emptyDir": empty_dir}, {"name": "dshm", "mountPath": "/dev/shm"}
 
 
-def config_map(body: Mapping, name: str, role: str, files: Mapping[str, Any]) -> dict:
+def config_file(config: BaseModel) -> str:
+    """A stage config as the JSON file its command reads (snake_case keys, unset fields left out)."""
+    return json.dumps(config.model_dump(mode="json", exclude_none=True), indent=2, sort_keys=True) + "\n"
+
+
+def config_hash(config: BaseModel) -> str:
+    return hashlib.sha256(config_file(config).encode()).hexdigest()[:16]
+
+
+def config_map(body: Mapping, name: str, role: str, files: Mapping[str, BaseModel]) -> dict:
     """A ConfigMap holding each stage config as a JSON file (the workloads read YAML/JSON)."""
     return {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": metadata(body, name, role),
-        "data": {fname: json.dumps(doc, indent=2, sort_keys=True) + "\n" for fname, doc in files.items()},
+        "data": {fname: config_file(doc) for fname, doc in files.items()},
     }
 
 

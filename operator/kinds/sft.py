@@ -10,10 +10,27 @@ from __future__ import annotations
 from typing import Mapping
 
 from thinkube.api.resources import SFTRun
-from thinkube.constants import (ANNOTATION_JOB_COMPLETION_INDEX, CONFIG_FILE, ENV_MASTER_ADDR, ENV_MASTER_PORT,
-                                ENV_NNODES, ENV_NODE_RANK, ENV_NPROC_PER_NODE, LABEL_ATTEMPT, LABEL_HOSTNAME,
-                                LABEL_KIND, LABEL_NAME)
-from thinkube.operator.builders import common as c
+from thinkube.api.resources.common import Phase
+from thinkube.api.stages.train import FINAL_MODEL_DIR, TrainConfig
+from thinkube.constants import (
+    ANNOTATION_JOB_COMPLETION_INDEX,
+    CONFIG_FILE,
+    ENV_MASTER_ADDR,
+    ENV_MASTER_PORT,
+    ENV_NNODES,
+    ENV_NODE_RANK,
+    ENV_NPROC_PER_NODE,
+    LABEL_ATTEMPT,
+    LABEL_HOSTNAME,
+    LABEL_KIND,
+    LABEL_NAME,
+)
+from thinkube.operator import conditions as cond
+from thinkube.operator import gang
+from thinkube.operator.inputs import Reference, output_inside
+from thinkube.operator.kinds import common as c
+from thinkube.operator.kinds.kind import Kind
+from thinkube.operator.observe import POD_FAILURE_POLICY, Observed, job
 
 ROLE = "train"
 
@@ -30,10 +47,10 @@ def procs_per_node(run: SFTRun) -> int:
     return run.spec.gpus_per_node or 1  # CPU: one process per pod
 
 
-def stage_config(run: SFTRun, resolved: c.Resolved) -> dict:
-    """The `thinkube train` config file: TrainConfig's own keys."""
-    training = run.spec.training.model_dump(exclude=set(run.spec.training.RECIPE_ONLY))
-    return {"model": run.spec.base_model, "dataset": resolved.input_uri, "output": resolved.output_uri, **training}
+def stage_config(run: SFTRun, resolved: c.Resolved) -> TrainConfig:
+    """The `thinkube train` config: the run's recipe, its model, its data and its output."""
+    return TrainConfig(**run.spec.training.model_dump(), model=run.spec.base_model, dataset=resolved.input_uri,
+                       output=resolved.output_uri)
 
 
 def torchrun_command() -> list[str]:
@@ -111,3 +128,26 @@ def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dic
         c.job(body, s, job, ROLE, pod, pod_labels={**c.labels(run.kind, name, ROLE), **attempt},
               completionMode="Indexed", completions=s.nodes, parallelism=s.nodes, backoffLimit=0),
     ]
+
+
+def observe(run: SFTRun, children: dict[str, dict], attempt: int) -> Observed:
+    live = children.get("Job")
+    o = job(run.spec, live)
+    ready = ((live or {}).get("status") or {}).get("ready", 0)
+    progress = {Phase.SUCCEEDED: "done", Phase.RUNNING: f"{ready}/{run.spec.nodes} pods ready"}.get(o.phase)
+    fields = {"restarts": attempt, "jobName": (live or {}).get("metadata", {}).get("name"), "progress": progress}
+    if o.phase == Phase.FAILED and o.reason != POD_FAILURE_POLICY:
+        # The reconciler restarts the gang while restarts are left, so a failure seen here is final.
+        o = Observed(o.phase, "RestartBudgetExhausted", f"attempt {attempt} failed ({o.reason}: {o.message}) "
+                     f"and the spec.maxRestarts={run.spec.max_restarts} restarts are used up")
+    return Observed(o.phase, o.reason, o.message, fields)
+
+
+def reference(run: SFTRun) -> Reference | None:
+    name = run.spec.dataset.from_curation_job
+    return Reference("CurationJob", name, "spec.dataset.fromCurationJob") if name else None
+
+
+KIND = Kind(SFTRun, build, observe, reference, literal=lambda run: run.spec.dataset.uri,
+            offered=output_inside(FINAL_MODEL_DIR), ready=Phase.SUCCEEDED, primary=cond.COMPLETE,
+            next_attempt=gang.next_attempt)

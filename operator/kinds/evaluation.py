@@ -9,8 +9,14 @@ from __future__ import annotations
 from typing import Mapping
 
 from thinkube.api.resources import EvalSweep
+from thinkube.api.resources.common import Phase
+from thinkube.api.stages.evaluate import EvalConfig, EvalSettings
 from thinkube.constants import ANNOTATION_JOB_COMPLETION_INDEX, ENV_JOB_COMPLETION_INDEX
-from thinkube.operator.builders import common as c
+from thinkube.operator import conditions as cond
+from thinkube.operator.inputs import Reference
+from thinkube.operator.kinds import common as c
+from thinkube.operator.kinds.kind import Kind
+from thinkube.operator.observe import Observed, count_indexes, job
 
 ROLE = "eval"
 
@@ -23,19 +29,14 @@ def config_file(index: int | str) -> str:
     return f"benchmark-{index}.json"
 
 
-def stage_configs(sweep: EvalSweep, resolved: c.Resolved) -> dict[str, dict]:
-    """One `thinkube eval` config per benchmark, keyed by file name (the eval CLI's option names)."""
+def stage_configs(sweep: EvalSweep, resolved: c.Resolved) -> dict[str, EvalConfig]:
+    """One `thinkube eval` config per benchmark, keyed by file name."""
     s = sweep.spec
-    shared = {"target": resolved.input_uri, "model": s.target.model, "max_thinking_tokens": s.max_thinking_tokens,
-              "num_ignore": s.num_ignore, "combine": s.combine, "ignore_string": s.ignore_string,
-              "final_answer_prefix": s.final_answer_prefix, "n": s.samples, "temperature": s.temperature,
-              "seed": s.seed, "concurrency": s.concurrency, "max_tokens": s.max_tokens, "chat_format": s.chat_format,
-              "no_progress": True}  # a progress bar only garbles pod logs
-    configs = {}
-    for i, b in enumerate(s.benchmarks):
-        cfg = {**shared, "benchmark": {b.name: b.uri}, "out": f"{resolved.output_uri}/{b.name}", "limit": b.limit}
-        configs[config_file(i)] = {k: v for k, v in cfg.items() if v is not None}
-    return configs
+    settings = s.model_dump(include=set(EvalSettings.model_fields))
+    return {config_file(i): EvalConfig(**settings, target=resolved.input_uri, model=s.target.model,
+                                       benchmarks={b.name: b.uri}, out=f"{resolved.output_uri}/{b.name}",
+                                       limit=b.limit, progress=False)  # a progress bar only garbles pod logs
+            for i, b in enumerate(s.benchmarks)}
 
 
 def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dict]:
@@ -65,3 +66,23 @@ def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dic
               bad_config_action="FailIndex", completionMode="Indexed", completions=n,
               parallelism=min(s.parallelism, n), backoffLimitPerIndex=s.max_retries),
     ]
+
+
+def observe(sweep: EvalSweep, children: dict[str, dict], attempt: int) -> Observed:
+    live = children.get("Job")
+    o = job(sweep.spec, live)
+    status = (live or {}).get("status") or {}
+    n = len(sweep.spec.benchmarks)
+    ok, bad = count_indexes(status.get("completedIndexes")), count_indexes(status.get("failedIndexes"))
+    fields = {"progress": f"{ok + bad}/{n}", "results": {"benchmarks": n, "succeeded": ok, "failed": bad}}
+    return Observed(o.phase, o.reason, o.message, fields)
+
+
+def reference(sweep: EvalSweep) -> Reference | None:
+    name = sweep.spec.target.server_ref
+    return Reference("BudgetForcedServer", name, "spec.target.serverRef") if name else None
+
+
+# The last stage: its results are read by people, not by another kind.
+KIND = Kind(EvalSweep, build, observe, reference, literal=lambda sweep: sweep.spec.target.url,
+            offered=lambda status: status.get("outputUri"), ready=Phase.SUCCEEDED, primary=cond.COMPLETE)
