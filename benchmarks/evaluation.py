@@ -26,10 +26,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from thinkube.workloads.evaluation.benchmarks import Benchmark, BenchmarkItem  # noqa: E402
-from thinkube.workloads.evaluation.grade import grade_many  # noqa: E402
 from thinkube.workloads.evaluation.settings import BudgetSetting  # noqa: E402
 from thinkube.workloads.evaluation.sweep import Sweep, SweepConfig  # noqa: E402
 from thinkube.workloads.evaluation.targets import HTTPTarget  # noqa: E402
+from thinkube.workloads.grading.grade import grade_many  # noqa: E402
 from thinkube.workloads.serving.process import free_port  # noqa: E402
 
 

@@ -9,21 +9,26 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
+from openai.types.chat import ChatCompletion
 
-from thinkube.workloads.curation.distill import failure, histogram, split_reply
-from thinkube.workloads.evaluation.ratelimit import RateLimiter
-from thinkube.workloads.evaluation.targets import retry_after_s
+from thinkube.workloads.curation.distill import REPLY_FORMAT, failure, histogram, split_reply
+from thinkube.workloads.llm.client import retry_after_s
+from thinkube.workloads.llm.ratelimit import RateLimiter
+from thinkube.workloads.llm.reply import parse_reply
 
 
 def _reply(message: dict, finish: str = "stop") -> dict:
-    return {"choices": [{"message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 6}}}
+    """A reply as the SDK builds it (unvalidated), read the way the distill stage reads it."""
+    completion = ChatCompletion.construct(**{
+        "choices": [{"message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 6}}})
+    return split_reply(parse_reply(completion, "x", REPLY_FORMAT))
 
 
 def test_both_reply_styles_give_the_same_trace():
-    a = split_reply(_reply({"content": "Final Answer: 4", "reasoning_content": " think "}), "x")
-    b = split_reply(_reply({"content": "<think> think </think>\nFinal Answer: 4"}), "x")
-    c = split_reply(_reply({"content": "Final Answer: 4", "reasoning": "think"}), "x")
+    a = _reply({"content": "Final Answer: 4", "reasoning_content": " think "})
+    b = _reply({"content": "<think> think </think>\nFinal Answer: 4"})
+    c = _reply({"content": "Final Answer: 4", "reasoning": "think"})
     assert (a["thinking"], a["attempt"]) == (b["thinking"], b["attempt"]) == (c["thinking"], c["attempt"]) == \
         ("think", "Final Answer: 4")
     assert (a["prompt_tokens"], a["completion_tokens"], a["reasoning_tokens"]) == (3, 9, 6)
@@ -44,11 +49,11 @@ def test_histogram_buckets_by_powers_of_two():
 
 
 def test_retry_after_in_seconds_or_as_a_date():
-    assert retry_after_s(httpx.Response(429, headers={"Retry-After": "7"})) == 7
+    assert retry_after_s(httpx.Headers({"Retry-After": "7"})) == 7
     when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
-    assert 25 < retry_after_s(httpx.Response(429, headers={"Retry-After": when})) <= 30
-    assert retry_after_s(httpx.Response(429)) is None
-    assert retry_after_s(httpx.Response(429, headers={"Retry-After": "soon"})) is None
+    assert 25 < retry_after_s(httpx.Headers({"Retry-After": when})) <= 30
+    assert retry_after_s(httpx.Headers()) is None
+    assert retry_after_s(httpx.Headers({"Retry-After": "soon"})) is None
 
 
 def test_limiter_spaces_requests_and_pauses_everyone():

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from thinkube.workloads.evaluation.extract import extract_answer, extract_choice, last_boxed
-from thinkube.workloads.evaluation.grade import grade, grade_many, parse_integer
-from thinkube.workloads.evaluation.timelimit import TimeLimitExceeded, run_with_time_limit
+from thinkube.workloads.grading.extract import extract_answer, extract_choice, last_boxed
+from thinkube.workloads.grading.grade import grade, grade_many, parse_integer
+from thinkube.workloads.grading.timelimit import TimeLimitExceeded, run_with_time_limit
 
 CASES_FILE = Path(__file__).resolve().parents[1] / "data" / "eval" / "grader_cases.jsonl"
 CASES = [json.loads(line) for line in CASES_FILE.read_text().splitlines() if line.strip()]
@@ -125,7 +125,7 @@ def test_time_limit_returns_result_and_leaves_no_pending_alarm():
 
 
 def test_grading_timeout_counts_wrong_not_crash(monkeypatch):
-    import thinkube.workloads.evaluation.grade as g
+    import thinkube.workloads.grading.grade as g
 
     monkeypatch.setattr(g, "_verify", lambda gold, pred: _spin())
     verdict = g.grade("math", "2", r"\boxed{1+1.0000001}", timeout_s=0.2)

@@ -1,6 +1,6 @@
 """Difficulty filter: drop every question that ANY base model solves (s1: Qwen2.5-7B and -32B).
 
-Calls go to OpenAI-compatible endpoints with bounded concurrency and post_json's retries;
+Calls go to OpenAI-compatible endpoints with bounded concurrency and the chat client's retries;
 each finished call is cached (model name, question hash, request settings), so a killed or
 failed run resumes without repeating it. Answers are graded offline by the evaluation
 grader against the reference's extracted answer, or by an optional LLM judge.
@@ -10,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import httpx
-
+from thinkube.api.stages.curate import CurateConfig, Endpoint
 from thinkube.workloads.curation.cache import CallCache, cache_key
-from thinkube.workloads.curation.config import CurateConfig, Endpoint
 from thinkube.workloads.curation.rows import StageResult, decide, prov, question_sha, source_label
-from thinkube.workloads.evaluation.extract import extract_answer
-from thinkube.workloads.evaluation.grade import grade_many, parse_integer
-from thinkube.workloads.evaluation.judge import LLMJudge
-from thinkube.workloads.evaluation.targets import api_base, parse_chat_reply, post_json
 from thinkube.workloads.formats import S1Record
-from thinkube.workloads.progress import RateLog
+from thinkube.workloads.grading.extract import extract_answer
+from thinkube.workloads.grading.grade import grade_many, parse_integer
+from thinkube.workloads.grading.judge import LLMJudge
+from thinkube.workloads.llm.client import ChatClient
+from thinkube.workloads.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -50,39 +48,40 @@ async def _ask_base_models(records: list[S1Record], endpoints: list[Endpoint], c
     settings = {"prompt_version": PROMPT_VERSION, "max_tokens": cfg.max_tokens, "temperature": cfg.temperature,
                 "seed": cfg.seed}
     todo, replies = [], {}
-    for ep in endpoints:
+    for i, ep in enumerate(endpoints):
         for sha, question in {question_sha(r.question): r.question for r in records}.items():
             key = cache_key(kind="base", model=ep.model, question=sha, settings=settings)
             hit = cache.get(key)
             if hit is None:
-                todo.append((ep, sha, question, key))
+                todo.append((i, sha, question, key))
             else:
                 replies[ep.model, sha] = hit
     log.info("difficulty: %d calls cached, %d to make over %d base model(s)", len(replies), len(todo), len(endpoints))
     if not todo:
         return replies
-    semaphore, progress = asyncio.Semaphore(cfg.concurrency), RateLog(log, "difficulty", len(todo))
-    async with httpx.AsyncClient(timeout=cfg.request_timeout_s) as client:
+    semaphore = asyncio.Semaphore(cfg.concurrency)
+    clients = [ChatClient(ep.url, model=ep.model, timeout_s=cfg.request_timeout_s, max_retries=cfg.max_retries,
+                          backoff_s=cfg.backoff_s) for ep in endpoints]
 
-        async def one(ep: Endpoint, sha: str, question: str, key: str) -> None:
-            body = {"model": ep.model, "messages": [{"role": "user", "content": PROMPT.format(question=question)}],
-                    "max_tokens": cfg.max_tokens, "temperature": cfg.temperature, "seed": cfg.seed}
-            async with semaphore:
-                reply = await post_json(client, f"{api_base(ep.url)}/chat/completions", body,
-                                        max_retries=cfg.max_retries, backoff_s=cfg.backoff_s)
-            r = parse_chat_reply(reply, str(ep))
-            value = {"answer": r.content, "reasoning": r.thinking or "", "finish_reason": r.finish_reason}
-            cache.put(key, value)
-            replies[ep.model, sha] = value
-            progress.tick()
+    async def one(client: ChatClient, sha: str, question: str, key: str) -> None:
+        async with semaphore:
+            r = await client.chat([{"role": "user", "content": PROMPT.format(question=question)}],
+                                  max_tokens=cfg.max_tokens, temperature=cfg.temperature, seed=cfg.seed)
+        value = {"answer": r.content, "reasoning": r.thinking or "", "finish_reason": r.finish_reason}
+        cache.put(key, value)
+        replies[client.model, sha] = value
+        progress.tick()
 
-        tasks = [asyncio.ensure_future(one(*job)) for job in todo]
+    with Progress(log, "difficulty", len(todo)) as progress:
+        tasks = [asyncio.ensure_future(one(clients[i], *job)) for i, *job in todo]
         try:
             await asyncio.gather(*tasks)
         finally:  # a failure or a cancel: stop the siblings; what finished is in the cache
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for client in clients:
+                await client.aclose()
     return replies
 
 

@@ -19,31 +19,29 @@ import os
 import re
 from collections import Counter
 
-import httpx
-
+from thinkube.api.stages.curate import CurateConfig, TeacherConfig
 from thinkube.workloads.curation.cache import CallCache, cache_key
-from thinkube.workloads.curation.config import CurateConfig, TeacherConfig
 from thinkube.workloads.curation.difficulty import answer_kind, judge_all, reference_answer
 from thinkube.workloads.curation.rows import StageResult, prov, question_sha
 from thinkube.workloads.curation.select import TEACHER_GRADE_COLUMNS
-from thinkube.workloads.evaluation.grade import grade_many
-from thinkube.workloads.evaluation.ratelimit import RateLimiter
-from thinkube.workloads.evaluation.targets import TargetError, api_base, parse_chat_reply, post_json
 from thinkube.workloads.formats import S1Record
 from thinkube.workloads.formats.chat import THINK_TAGS_FORMAT
-from thinkube.workloads.progress import RateLog
+from thinkube.workloads.grading.grade import grade_many
+from thinkube.workloads.llm.client import ChatClient, api_base
+from thinkube.workloads.llm.ratelimit import RateLimiter
+from thinkube.workloads.llm.reply import ChatReply, LLMError
+from thinkube.workloads.progress import Progress
 
 log = logging.getLogger(__name__)
 
 PROMPT_VERSION = 1  # part of every cache key: bump when the request changes
 GRADE_COLUMN = "teacher_correct"  # where the teacher's grade goes unless teacher_grade_column says otherwise
 DISTILL = "distill"  # provenance key
+REPLY_FORMAT = THINK_TAGS_FORMAT  # R1-style text without a reasoning field is split at its `</think>`
 
 
-def split_reply(reply: dict, where: str) -> dict:
-    """The teacher's thinking, attempt, finish reason and token usage from a chat reply; R1-style
-    text without a reasoning field is split at its `</think>`."""
-    r = parse_chat_reply(reply, where, THINK_TAGS_FORMAT)
+def split_reply(r: ChatReply) -> dict:
+    """The teacher's thinking, attempt, finish reason and token usage, as cached."""
     return {"thinking": (r.thinking or "").strip(), "attempt": r.content.strip(), "finish_reason": r.finish_reason,
             "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
             "reasoning_tokens": r.reasoning_tokens}
@@ -89,29 +87,25 @@ class _Calls:
     def figures(self) -> str:
         return f"tokens in {self.tokens_in:,} out {self.tokens_out:,}, failed {self.failed}"
 
-    async def one(self, client: httpx.AsyncClient, question: str, key: str) -> dict:
+    async def one(self, client: ChatClient, question: str, key: str) -> dict:
         budget = self.teacher.max_total_tokens
         if budget is not None and self.tokens_in + self.tokens_out >= budget:  # calls in flight may overshoot it
             self.failed += 1
             return {"error": f"token budget of {budget:,} spent: raise teacher.max_total_tokens and rerun",
                     "error_kind": "token budget spent"}
-        body = {"model": self.endpoint.model, "messages": [{"role": "user", "content": question}],
-                "max_tokens": self.teacher.max_tokens, "temperature": self.teacher.temperature}
+        estimate = len(question) // 4 + 1  # the prompt's tokens, roughly, for the limiter; the reply says exactly
         try:
-            url = f"{api_base(self.endpoint.url)}/chat/completions"
-            estimate = len(question) // 4 + 1  # the prompt's tokens, roughly; the reply says exactly
-            reply = await post_json(client, url, body,
-                                    max_retries=self.cfg.max_retries, backoff_s=self.cfg.backoff_s,
-                                    limiter=self.limiter, tokens=estimate)
-            value = split_reply(reply, url)
-        except TargetError as e:  # not cached: a stage that runs again (killed, or new settings) asks again
+            reply = await client.chat([{"role": "user", "content": question}], chat_format=REPLY_FORMAT,
+                                      tokens=estimate, max_tokens=self.teacher.max_tokens,
+                                      temperature=self.teacher.temperature)
+            value = split_reply(reply)
+        except LLMError as e:  # not cached: a stage that runs again (killed, or new settings) asks again
             self.failed += 1
             status = re.search(r"HTTP (\d{3})", str(e))
             return {"error": str(e)[:500], "error_kind": f"HTTP {status.group(1)}" if status else "no reply"}
         self.made += 1
         self.tokens_in += value["prompt_tokens"] or 0
         self.tokens_out += value["completion_tokens"] or 0
-        self.limiter.charge((value["prompt_tokens"] or estimate) - estimate + (value["completion_tokens"] or 0))
         self.cache.put(key, value)
         return value
 
@@ -130,19 +124,19 @@ async def _ask(questions: dict[str, str], calls: _Calls) -> dict[str, dict]:
              calls.endpoint)
     if not todo:
         return replies
-    api_key = os.environ.get(calls.teacher.api_key_env)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     semaphore = asyncio.Semaphore(calls.teacher.concurrency)
-    progress = RateLog(log, "distill", len(todo), extra=calls.figures)
-    async with httpx.AsyncClient(timeout=calls.teacher.timeout_s, headers=headers,
-                                 limits=httpx.Limits(max_connections=calls.teacher.concurrency)) as client:
+    client = ChatClient(calls.endpoint.url, model=calls.endpoint.model,
+                        api_key=os.environ.get(calls.teacher.api_key_env), timeout_s=calls.teacher.timeout_seconds,
+                        max_retries=calls.cfg.max_retries, backoff_s=calls.cfg.backoff_s, limiter=calls.limiter)
+    async with client:
+        with Progress(log, "distill", len(todo), figures=calls.figures) as progress:
 
-        async def one(sha: str, question: str, key: str) -> None:
-            async with semaphore:
-                replies[sha] = await calls.one(client, question, key)
-            progress.tick()
+            async def one(sha: str, question: str, key: str) -> None:
+                async with semaphore:
+                    replies[sha] = await calls.one(client, question, key)
+                progress.tick()
 
-        await asyncio.gather(*(one(*job) for job in todo))
+            await asyncio.gather(*(one(*job) for job in todo))
     return replies
 
 

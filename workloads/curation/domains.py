@@ -13,13 +13,11 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-import httpx
-
+from thinkube.api.stages.curate import CurateConfig, Endpoint
 from thinkube.workloads.curation.cache import CallCache, cache_key
-from thinkube.workloads.curation.config import CurateConfig, Endpoint
 from thinkube.workloads.curation.rows import StageResult, decide, prov, question_sha
-from thinkube.workloads.evaluation.targets import TargetError, api_base, post_json
 from thinkube.workloads.formats import S1Record
+from thinkube.workloads.llm.client import ChatClient
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +76,8 @@ async def classify(records: list[S1Record], judge: Endpoint, cfg: CurateConfig, 
     rubric_sha = hashlib.sha256(rubric_text.encode()).hexdigest()[:16]
     semaphore = asyncio.Semaphore(cfg.concurrency)
     calls = 0
-    async with httpx.AsyncClient(timeout=cfg.request_timeout_s) as client:
+    async with ChatClient(judge.url, model=judge.model, timeout_s=cfg.request_timeout_s, max_retries=cfg.max_retries,
+                          backoff_s=cfg.backoff_s) as client:
 
         async def one(question: str) -> dict:
             nonlocal calls
@@ -92,14 +91,8 @@ async def classify(records: list[S1Record], judge: Endpoint, cfg: CurateConfig, 
             replies = []
             for _ in range(cfg.domain_retries + 1):
                 async with semaphore:
-                    reply = await post_json(client, f"{api_base(judge.url)}/chat/completions",
-                                            {"model": judge.model, "messages": messages, "temperature": 0.0,
-                                             "max_tokens": 16}, max_retries=cfg.max_retries, backoff_s=cfg.backoff_s)
+                    text = (await client.chat(messages, temperature=0.0, max_tokens=16)).content
                 calls += 1
-                try:
-                    text = reply["choices"][0]["message"]["content"] or ""
-                except (KeyError, IndexError, TypeError) as e:
-                    raise TargetError(f"judge {judge}: reply without choices[0].message.content: {str(reply)[:300]}") from e
                 replies.append(text)
                 code = parse_code(text, rubric)
                 if code is not None:

@@ -34,7 +34,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thinkube.workloads.evaluation.grade import KINDS, LETTERS
+from thinkube.workloads.grading.grade import KINDS, LETTERS
 from thinkube.workloads.uris import local_path, parse_uri
 
 log = logging.getLogger(__name__)

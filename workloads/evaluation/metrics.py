@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
-from thinkube.workloads.evaluation.grade import normalize_math
+from thinkube.workloads.grading.grade import normalize_math
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

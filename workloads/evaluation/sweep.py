@@ -18,14 +18,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from thinkube.workloads.evaluation.benchmarks import Benchmark, BenchmarkItem
-from thinkube.workloads.evaluation.grade import DEFAULT_TIMEOUT_S, grade
-from thinkube.workloads.evaluation.judge import LLMJudge
 from thinkube.workloads.evaluation.records import RecordFile, record_key, record_path
 from thinkube.workloads.evaluation.settings import BudgetSetting
 from thinkube.workloads.evaluation.targets import Target
+from thinkube.workloads.grading.grade import DEFAULT_TIMEOUT_S, grade
+from thinkube.workloads.grading.judge import LLMJudge
+from thinkube.workloads.progress import Progress
 
 log = logging.getLogger(__name__)
-LOG_EVERY_S = 10.0  # progress line interval when no progress bar is drawn
 
 META_FILE = "sweep.json"
 # Options that change what a record means; a resumed sweep must keep them.
@@ -97,9 +97,7 @@ class Sweep:
         self._stop = False
         self._files: dict[tuple[str, str], RecordFile] = {}
         self._correct = self._graded = 0
-        self._bar = None
-        self._total = self._already = self._graded_before = 0
-        self._started = self._last_log = 0.0
+        self._progress: Progress | None = None
 
     def _plan(self) -> tuple[list[_Job], int]:
         """The jobs still to run and the count already recorded.
@@ -152,14 +150,10 @@ class Sweep:
         job.file.append(record)
         self._graded += 1
         self._correct += verdict.correct
-        if self._bar is not None:
-            self._bar.update(1)
-            self._bar.set_postfix(accuracy=f"{100 * self._correct / self._graded:.1f}%", refresh=False)
-        elif time.monotonic() - self._last_log >= LOG_EVERY_S:  # no bar (logs, pods): a line with the rate
-            self._last_log = time.monotonic()
-            done = self._graded - self._graded_before
-            log.info("sweep: %d/%d samples (%.1f/s), accuracy so far %.1f%%", self._already + done, self._total,
-                     done / max(self._last_log - self._started, 1e-9), 100 * self._correct / self._graded)
+        self._progress.tick()
+
+    def _accuracy(self) -> str:
+        return f"accuracy so far {100 * self._correct / max(self._graded, 1):.1f}%"
 
     async def _worker(self, jobs: Iterator[_Job]) -> None:
         # A shared iterator: each worker takes the next job when it is free.
@@ -173,14 +167,11 @@ class Sweep:
         _check_meta(self.out, self.cfg, self.target)
         jobs, already = self._plan()
         total = already + len(jobs)
-        self._total, self._already, self._graded_before = total, already, self._graded
-        self._started = self._last_log = time.monotonic()
         log.info("sweep: %d samples (%d benchmarks x %d settings x n=%d), %d already recorded, %d to run",
                  total, len(self.benchmarks), len(self.settings), self.cfg.n, already, len(jobs))
-        if self.progress:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, initial=already, unit="sample", dynamic_ncols=True, desc="eval")
+        # progress=False: log lines even on a terminal.
+        self._progress = Progress(log, "sweep", total, done=already, unit="sample", figures=self._accuracy,
+                                  bar=None if self.progress else False)
         before = self._graded
         shared = iter(jobs)
         workers = [asyncio.create_task(self._worker(shared)) for _ in range(min(self.cfg.concurrency, len(jobs)))]
@@ -200,6 +191,5 @@ class Sweep:
         finally:
             for f in self._files.values():
                 f.close()
-            if self._bar is not None:
-                self._bar.close()
+            self._progress.close()
         return self._graded - before

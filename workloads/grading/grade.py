@@ -18,8 +18,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
-from thinkube.workloads.evaluation.extract import FORMATTING, extract_answer, extract_choice
-from thinkube.workloads.evaluation.timelimit import TimeLimitExceeded, run_with_time_limit
+from thinkube.workloads.grading.extract import FORMATTING, extract_answer, extract_choice
+from thinkube.workloads.grading.timelimit import TimeLimitExceeded, run_with_time_limit
 
 KINDS = ("integer", "math", "choice")
 DEFAULT_TIMEOUT_S = 5.0  # per math-verify comparison; the same default math-verify uses

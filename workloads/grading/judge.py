@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import re
 
-import httpx
-
-from thinkube.workloads.evaluation.targets import TargetError, api_base, post_json
+from thinkube.workloads.llm.client import ChatClient
 
 PROMPT = """You are grading an answer to a problem against the reference answer.
 Judge only whether the final answer of the response is equivalent to the reference
@@ -44,23 +42,16 @@ class LLMJudge:
                  max_retries: int = 5):
         if not model:
             raise ValueError("the judge needs a model name: pass --judge-model")
-        self.base, self.model, self.max_retries = api_base(url), model, max_retries
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(timeout=timeout_s, headers=headers)
+        self.client = ChatClient(url, model=model, api_key=api_key, timeout_s=timeout_s, max_retries=max_retries)
 
     def describe(self) -> dict:
-        return {"url": self.base, "model": self.model}
+        return {"url": self.client.base, "model": self.client.model}
 
     async def judge(self, question: str, reference: str, response: str) -> bool | None:
         prompt = PROMPT.format(question=question, reference=reference, response=response[-MAX_RESPONSE_CHARS:])
         # No max_tokens: a reasoning model used as judge needs room before its verdict word.
-        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "temperature": 0.0}
-        reply = await post_json(self._client, f"{self.base}/chat/completions", body, max_retries=self.max_retries)
-        try:
-            content = reply["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError) as e:
-            raise TargetError(f"judge {self.base}: reply without choices[0].message.content: {str(reply)[:300]}") from e
-        return parse_verdict(content)
+        reply = await self.client.chat([{"role": "user", "content": prompt}], temperature=0.0)
+        return parse_verdict(reply.content)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self.client.aclose()
