@@ -6,13 +6,20 @@ tests) run without it; `start(0)` and a missing package both leave every call a 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter, Histogram
 
 log = logging.getLogger(__name__)
 
 
 class Metrics:
     def __init__(self) -> None:
-        self._reconciles = self._errors = self._latency = None
+        # All three are set together by start(), or none is.
+        self._reconciles: Counter | None = None
+        self._errors: Counter | None = None
+        self._latency: Histogram | None = None
 
     def start(self, port: int) -> None:
         if not port:
@@ -32,7 +39,7 @@ class Metrics:
 
     def observe(self, kind: str, result: str, seconds: float) -> None:
         """result: the phase reached, or "error"."""
-        if self._reconciles is None:
+        if self._reconciles is None or self._errors is None or self._latency is None:
             return
         self._reconciles.labels(kind, result).inc()
         self._latency.labels(kind).observe(seconds)

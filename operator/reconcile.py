@@ -62,13 +62,15 @@ def _reconcile(kind: Kind, res: CustomResource, body: Mapping, kube: Kube, defau
     if inp.failed:
         return Report(observe.Observed(Phase.FAILED, inp.failed, inp.message), synced=NOTHING_TO_APPLY)
     if inp.uri is None:
+        assert inp.waiting is not None  # an input with neither a URI nor a failure says why it waits
         phase = Phase.SUSPENDED if res.spec.suspend else Phase.PENDING
         return Report(observe.Observed(phase, inp.waiting, inp.message), synced=NOTHING_TO_APPLY,
                       waiting=(inp.waiting, inp.message))
+    assert isinstance(served, inputs.Served)  # a server not resolved became inp above, and returned
     events: list[Event] = []
     attempt = 0
     if kind.next_attempt is not None:
-        jobs = kube.list("batch/v1", "Job", res.metadata.namespace, {LABEL_KIND: res.kind, LABEL_NAME: res.metadata.name})
+        jobs = kube.list("batch/v1", "Job", _namespace(res), {LABEL_KIND: res.kind, LABEL_NAME: res.metadata.name})
         attempt, restart = kind.next_attempt(res, jobs, old.get("restarts", 0))
         if restart:
             events.append(Event("Warning", "GangRestart", restart))
@@ -86,7 +88,7 @@ def _input(kind: Kind, res: CustomResource, kube: Kube, old: dict, generation: i
     if ref is None:
         return inputs.Input(uri=kind.literal(res))
     source = KINDS[ref.kind]
-    found = inputs.follow(ref, kube.get(API_VERSION, ref.kind, res.metadata.namespace, ref.name), source.offered,
+    found = inputs.follow(ref, kube.get(API_VERSION, ref.kind, _namespace(res), ref.name), source.offered,
                           source.ready)
     if found.uri is None and old.get("inputUri") and old.get("observedGeneration") == generation:
         # Already started from this input: the children were built with it, and the
@@ -105,12 +107,18 @@ def _served(kind: Kind, res: CustomResource, kube: Kube, old: dict,
     for ref in inputs.server_references(kind.endpoints(res)):
         if ref.name in resolved:
             continue
-        referenced = kube.get(API_VERSION, ref.kind, res.metadata.namespace, ref.name)
+        referenced = kube.get(API_VERSION, ref.kind, _namespace(res), ref.name)
         found = as_model_endpoint(inputs.follow(ref, referenced, server.offered, server.ready), referenced)
         if found.uri is None:
             return found
         resolved[ref.name] = found.uri
     return kind.served(res, resolved)
+
+
+def _namespace(res: CustomResource) -> str:
+    # Set by the API server on every object of a namespaced kind, as all of Thinkube's are.
+    assert res.metadata.namespace is not None
+    return res.metadata.namespace
 
 
 def _output_uri(res: CustomResource, defaults: Defaults) -> str | None:

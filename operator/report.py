@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from thinkube.api.resources.common import Phase
 from thinkube.operator import conditions as cond
@@ -63,7 +64,7 @@ def compose(primary: str, old: dict, report: Report, generation: int | None, now
 
 
 def _changed(old: dict, type_: str, synced: Synced) -> bool:
-    prev = next((c for c in old.get("conditions") or [] if c.get("type") == type_), {})
+    prev: dict[str, Any] = next((c for c in old.get("conditions") or [] if c.get("type") == type_), {})
     return (prev.get("reason"), prev.get("message")) != (synced.reason, synced.message)
 
 

@@ -106,7 +106,8 @@ def build_tokenizer(spec: TinyModelSpec = TinyModelSpec()):
     tok.train_from_iterator(_corpus(), trainer=trainer)
     model = json.loads(tok.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
-    qtok = Qwen2Tokenizer(vocab=model["vocab"], merges=merges, chat_template=CHAT_TEMPLATE,
+    # merges go to tokenizers' BPE, which takes (a, b) pairs; transformers annotates them as strings.
+    qtok = Qwen2Tokenizer(vocab=model["vocab"], merges=merges, chat_template=CHAT_TEMPLATE,  # type: ignore[arg-type]
                           eos_token=IM_END, pad_token=ENDOFTEXT, model_max_length=spec.max_position_embeddings)
     qtok.add_special_tokens({"additional_special_tokens": [IM_START, IM_END]})
     qtok.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_TAGS])
@@ -117,7 +118,8 @@ def build_model(tokenizer, spec: TinyModelSpec = TinyModelSpec()):
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
-    config = Qwen2Config(
+    # head_dim is not among Qwen2Config's parameters: it keeps it as an attribute, which Qwen2's attention reads.
+    config = Qwen2Config(  # type: ignore[call-arg]
         # Padded rows are ids no tokenizer text maps to: engines must guard against them.
         vocab_size=-(-len(tokenizer) // spec.vocab_multiple) * spec.vocab_multiple,
         hidden_size=spec.hidden_size,
@@ -131,7 +133,7 @@ def build_model(tokenizer, spec: TinyModelSpec = TinyModelSpec()):
         bos_token_id=None,
         eos_token_id=tokenizer.convert_tokens_to_ids(IM_END),
         pad_token_id=tokenizer.convert_tokens_to_ids(ENDOFTEXT),
-        torch_dtype="float32",
+        dtype="float32",
     )
     torch.manual_seed(spec.seed)
     model = Qwen2ForCausalLM(config)

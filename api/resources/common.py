@@ -58,28 +58,31 @@ class ResourceRequirements(Model):
 class WorkloadSpec(Model):
     """Fields every resource has: scheduling, image, suspension, Kueue queue."""
 
-    suspend: bool = Field(False, description="stop the workload (Jobs suspended, servers scaled to 0) until set back to false")
-    image: str | None = Field(None, min_length=1, description="workload image; default: the operator's --image")
-    resources: ResourceRequirements | None = Field(None, description="container resources (cpu, memory, ...)")
+    suspend: bool = Field(default=False, description=(
+        "stop the workload (Jobs suspended, servers scaled to 0) until set back to false"))
+    image: str | None = Field(default=None, min_length=1, description="workload image; default: the operator's --image")
+    resources: ResourceRequirements | None = Field(default=None, description="container resources (cpu, memory, ...)")
     node_selector: dict[str, str] = Field(default_factory=dict, description="default: the operator's --node-selector")
     tolerations: list[Toleration] = Field(default_factory=list, max_length=32,
                                           description="default: the operator's --toleration")
-    queue_name: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=63, description=(
+    queue_name: str | None = Field(
+        default=None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=63, description=(
         "Kueue LocalQueue: sets the kueue.x-k8s.io/queue-name label; Kueue then decides when the workload starts"))
 
 
 class JobSpec(WorkloadSpec):
     """Fields of the kinds that run to completion and leave a result."""
 
-    rules = (Rule(
+    # Declared again so that the kinds may extend it (`JobSpec.rules + (...)`).
+    rules: ClassVar[tuple[Rule, ...]] = (Rule(
         "!has(self.outputUri) || self.outputUri.startsWith('pvc://') || self.outputUri.startsWith('file://')",
         "outputUri must be pvc://<claim>/<path> or file://<path>: stages write to a mounted volume",
         field_path=".outputUri",
         check=lambda s: s.output_uri is None or s.output_uri.startswith(("pvc://", "file://")),
     ),)
-    output_uri: ArtifactURI | None = Field(None, description=(
+    output_uri: ArtifactURI | None = Field(default=None, description=(
         "where the stage writes its result; default pvc://<operator --artifacts-pvc>/<plural>/<namespace>/<name>"))
-    active_deadline_seconds: int | None = Field(None, ge=1, description="fail the run after this many seconds")
+    active_deadline_seconds: int | None = Field(default=None, ge=1, description="fail the run after this many seconds")
 
 
 # ---------------------------------------------------------------- status
@@ -98,10 +101,10 @@ class Condition(Model):
 
     type: str = Field(max_length=316)
     status: Literal["True", "False", "Unknown"]
-    observed_generation: int | None = Field(None, ge=0)
+    observed_generation: int | None = Field(default=None, ge=0)
     last_transition_time: datetime
     reason: str = Field(max_length=1024)
-    message: str = Field("", max_length=32768)
+    message: str = Field(default="", max_length=32768)
 
 
 class Status(Model):
@@ -109,9 +112,10 @@ class Status(Model):
     conditions: list[Condition] = Field(default_factory=list, max_length=16, json_schema_extra={
         "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
     observed_generation: int | None = None
-    message: str | None = Field(None, description="human-readable summary of the phase")
-    input_uri: str | None = Field(None, description="the dataset, model or endpoint this resource uses, once resolved")
-    output_uri: str | None = Field(None, description="where the result is (set when the stage runs)")
+    message: str | None = Field(default=None, description="human-readable summary of the phase")
+    input_uri: str | None = Field(default=None, description=(
+        "the dataset, model or endpoint this resource uses, once resolved"))
+    output_uri: str | None = Field(default=None, description="where the result is (set when the stage runs)")
 
 
 # ---------------------------------------------------------------- the resource envelope
@@ -153,6 +157,7 @@ class CustomResource(BaseModel):
     # CEL rules on the whole object (crdgen puts them at the schema root), where a transition
     # rule can see the stored status as well as the spec; CEL only, there is no old object here.
     transition_rules: ClassVar[tuple[dict, ...]] = ()
-    api_version: str = Field(API_VERSION, alias="apiVersion")
+    api_version: str = Field(default=API_VERSION, alias="apiVersion")
     kind: str
     metadata: ObjectMeta
+    spec: WorkloadSpec

@@ -23,7 +23,7 @@ class SecretKeyRef(Model):
     """One key of a Secret in the resource's namespace."""
 
     name: ObjectName = Field(description="the Secret's name")
-    key: str = Field("api-key", pattern=r"^[-._a-zA-Z0-9]+$", max_length=253, description=(
+    key: str = Field(default="api-key", pattern=r"^[-._a-zA-Z0-9]+$", max_length=253, description=(
         "the key inside the Secret whose value is used"))
 
 
@@ -40,7 +40,7 @@ class TeacherSpec(TeacherSettings):
     endpoint: EndpointOrServer = Field(description=(
         "URL@MODEL of an OpenAI-compatible API, or the name of a BudgetForcedServer in this namespace serving a large "
         "model (the job waits until it is Ready)"))
-    api_key_secret: SecretKeyRef | None = Field(None, description=(
+    api_key_secret: SecretKeyRef | None = Field(default=None, description=(
         "the Secret key holding the API key of a URL@MODEL endpoint (key defaults to api-key); the pod gets it as "
         "an environment variable, never as an argument, and the operator never reads it"))
 
@@ -58,15 +58,15 @@ class CurationJobSpec(JobSpec, CurateSettings):
         "base models, each URL@MODEL or the name of a BudgetForcedServer in this namespace (the job waits until "
         "it is Ready); questions any of them solves are dropped (s1: Qwen2.5-7B and -32B Instruct); "
         "none: the difficulty filter is skipped"))
-    teacher: TeacherSpec | None = Field(None, description=(
+    teacher: TeacherSpec | None = Field(default=None, description=(
         "distillation: a teacher model writes the reasoning traces; unset: the pools carry their traces"))
-    max_retries: int = Field(1, ge=0, le=20, description="pod retries before the run fails (Job backoffLimit)")
+    max_retries: int = Field(default=1, ge=0, le=20, description="pod retries before the run fails (Job backoffLimit)")
 
 
 class CurationJobStatus(Status):
     base_models: list[str] = Field(default_factory=list, max_length=8, description=(
         "the base models as URL@MODEL, BudgetForcedServer names resolved"))
-    teacher: str | None = Field(None, max_length=2048, description=(
+    teacher: str | None = Field(default=None, max_length=2048, description=(
         "the teacher as URL@MODEL, a BudgetForcedServer name resolved (its API key is never shown)"))
 
 

@@ -15,18 +15,19 @@ from thinkube.api.stages.evaluate import EvalSettings
 
 class Target(Model):
     rules = (exactly_one("spec.target", serverRef="server_ref", url="url"),)
-    server_ref: ObjectName | None = Field(None, description=(
+    server_ref: ObjectName | None = Field(default=None, description=(
         "name of a BudgetForcedServer; the sweep waits (condition WaitingForInput) until it is Ready"))
-    url: str | None = Field(None, pattern=r"^https?://\S+$", max_length=2048,
+    url: str | None = Field(default=None, pattern=r"^https?://\S+$", max_length=2048,
                             description="base URL of any OpenAI-compatible server with budget forcing")
-    model: str | None = Field(None, min_length=1, description="model name to request (default: the server's first)")
+    model: str | None = Field(default=None, min_length=1, description=(
+        "model name to request (default: the server's first)"))
 
 
 class Benchmark(Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=63, description=(
         "aime24, aime25, math500, gpqa_diamond, or any name for a generic file"))
     uri: ArtifactURI = Field(description="the problems (GPQA is gated: supply your own copy)")
-    limit: int | None = Field(None, ge=1, description="evaluate only the first N problems")
+    limit: int | None = Field(default=None, ge=1, description="evaluate only the first N problems")
 
 
 class EvalSweepSpec(JobSpec, EvalSettings):
@@ -35,8 +36,8 @@ class EvalSweepSpec(JobSpec, EvalSettings):
     target: Target
     benchmarks: list[Benchmark] = Field(min_length=1, max_length=64, json_schema_extra={
         "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})
-    parallelism: int = Field(1, ge=1, le=64, description="benchmarks evaluated at the same time")
-    max_retries: int = Field(1, ge=0, le=20, description="pod retries per benchmark (Job backoffLimitPerIndex)")
+    parallelism: int = Field(default=1, ge=1, le=64, description="benchmarks evaluated at the same time")
+    max_retries: int = Field(default=1, ge=0, le=20, description="pod retries per benchmark (Job backoffLimitPerIndex)")
 
 
 class Results(Model):
@@ -46,7 +47,7 @@ class Results(Model):
 
 
 class EvalSweepStatus(Status):
-    progress: str | None = Field(None, description="benchmarks done out of benchmarks")
+    progress: str | None = Field(default=None, description="benchmarks done out of benchmarks")
     results: Results | None = None
 
 

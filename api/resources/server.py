@@ -22,7 +22,7 @@ class ModelSource(Model):
 
     rules = (exactly_one("spec.model", uri="uri", fromSFTRun="from_sft_run"),)
     uri: ModelURI | None = None
-    from_sft_run: ObjectName | None = Field(None, alias="fromSFTRun", description=(
+    from_sft_run: ObjectName | None = Field(default=None, alias="fromSFTRun", description=(
         "name of an SFTRun; the server waits (condition WaitingForInput) until it has succeeded"))
 
 
@@ -30,23 +30,23 @@ class BudgetForcedServerSpec(WorkloadSpec, ServeSettings):
     """The serving settings (thinkube.api.stages.serve), the model and the Deployment's fields."""
 
     model: ModelSource
-    replicas: int | None = Field(None, ge=0, le=1024, description=(
+    replicas: int | None = Field(default=None, ge=0, le=1024, description=(
         "pods; unset: start with 1 and leave the count to whoever scales the Deployment"))
-    autoscaling: bool = Field(False, description=(
+    autoscaling: bool = Field(default=False, description=(
         "an autoscaler owns the Deployment's replicas: the operator never changes them"))
-    gpus: int = Field(1, ge=0, le=64, description="GPUs per pod, also the tensor-parallel size")
-    gpu_resource: str | None = Field(None, min_length=1, description=(
+    gpus: int = Field(default=1, ge=0, le=64, description="GPUs per pod, also the tensor-parallel size")
+    gpu_resource: str | None = Field(default=None, min_length=1, description=(
         f"the extended resource name of a GPU; default: the operator's (the chart's gpu.resourceName, {GPU_RESOURCE})"))
-    startup_timeout_seconds: int = Field(1800, ge=30, le=86_400, description=(
+    startup_timeout_seconds: int = Field(default=1800, ge=30, le=86_400, description=(
         "how long loading the model may take before the pod is restarted (large models take minutes)"))
 
 
 class BudgetForcedServerStatus(Status):
-    endpoint: str | None = Field(None, description="base URL inside the cluster (OpenAI API under /v1)")
+    endpoint: str | None = Field(default=None, description="base URL inside the cluster (OpenAI API under /v1)")
     replicas: int | None = None
     ready_replicas: int | None = None
-    ready: str | None = Field(None, description="ready/desired pods")
-    selector: str | None = Field(None, description="label selector of the pods (scale subresource)")
+    ready: str | None = Field(default=None, description="ready/desired pods")
+    selector: str | None = Field(default=None, description="label selector of the pods (scale subresource)")
 
 
 class BudgetForcedServer(CustomResource):

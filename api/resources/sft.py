@@ -28,7 +28,7 @@ class DatasetSource(Model):
 
     rules = (exactly_one("spec.dataset", uri="uri", fromCurationJob="from_curation_job"),)
     uri: ArtifactURI | None = None
-    from_curation_job: ObjectName | None = Field(None, description=(
+    from_curation_job: ObjectName | None = Field(default=None, description=(
         "name of a CurationJob; the run waits (condition WaitingForInput) until it has succeeded"))
 
 
@@ -47,21 +47,23 @@ class SFTRunSpec(JobSpec):
     ),)
     base_model: ModelURI = Field(description="the model to fine-tune; fixed once the run has a Job")
     dataset: DatasetSource
-    nodes: int = Field(2, ge=1, le=256, description="pods, one per node (Indexed Job completions and parallelism)")
-    gpus_per_node: int = Field(8, ge=0, le=64, description="GPUs each pod requests; 0 runs one CPU process per pod")
-    gpu_resource: str | None = Field(None, min_length=1, description=(
+    nodes: int = Field(default=2, ge=1, le=256, description=(
+        "pods, one per node (Indexed Job completions and parallelism)"))
+    gpus_per_node: int = Field(default=8, ge=0, le=64, description=(
+        "GPUs each pod requests; 0 runs one CPU process per pod"))
+    gpu_resource: str | None = Field(default=None, min_length=1, description=(
         f"the extended resource name of a GPU; default: the operator's (the chart's gpu.resourceName, {GPU_RESOURCE})"))
     training: TrainRecipe = Field(default_factory=TrainRecipe)
-    max_restarts: int = Field(3, ge=0, le=100, description=(
+    max_restarts: int = Field(default=3, ge=0, le=100, description=(
         "whole-gang restarts: when any pod fails, every pod is restarted, at most this many times"))
-    master_port: int = Field(29500, ge=1024, le=65535, description="torchrun rendezvous port")
-    shm_size: Quantity | None = Field(None, description="size limit of the memory-backed /dev/shm")
+    master_port: int = Field(default=29500, ge=1024, le=65535, description="torchrun rendezvous port")
+    shm_size: Quantity | None = Field(default=None, description="size limit of the memory-backed /dev/shm")
 
 
 class SFTRunStatus(Status):
-    progress: str | None = Field(None, description="pods ready out of nodes, or done")
-    restarts: int = Field(0, ge=0, description="whole-gang restarts so far")
-    job_name: str | None = Field(None, description="the Job of the current attempt")
+    progress: str | None = Field(default=None, description="pods ready out of nodes, or done")
+    restarts: int = Field(default=0, ge=0, description="whole-gang restarts so far")
+    job_name: str | None = Field(default=None, description="the Job of the current attempt")
 
 
 class SFTRun(CustomResource):

@@ -24,6 +24,7 @@ def child_name(name: str) -> str:
 def stage_config(cj: CurationJob, resolved: c.Resolved) -> CurateConfig:
     """The `thinkube curate` config: the spec's settings, with server names resolved to URL@MODEL."""
     s = cj.spec
+    assert resolved.output_uri is not None  # the reconciler gives every run an output
     settings = s.model_dump(include=set(CurateSettings.model_fields) - {"teacher"})
     settings["base_models"] = list(resolved.base_models or s.base_models)
     return CurateConfig(**settings, out=resolved.output_uri, teacher=teacher_config(s.teacher, resolved.teacher))

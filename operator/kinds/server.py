@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Any, Mapping
 
 from thinkube.api.resources import BudgetForcedServer
 from thinkube.api.resources.common import Phase
@@ -54,6 +54,7 @@ def probes(server: BudgetForcedServer) -> dict:
 def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dict]:
     server = BudgetForcedServer.model_validate(body)
     s, name = server.spec, server.metadata.name
+    assert resolved.input_uri is not None  # the reconciler builds only once the model is resolved
     labels = c.labels(server.kind, name, ROLE)
     volumes, mounts = c.pvc_volumes([resolved.input_uri])
     cfg_volume, cfg_mount = c.config_volume(name)
@@ -99,7 +100,7 @@ def observe(bfs: BudgetForcedServer, children: dict[str, dict], attempt: int) ->
     fields |= {"replicas": status.get("replicas", 0), "readyReplicas": ready, "ready": f"{ready}/{want}"}
     if bfs.spec.suspend:
         return Observed(Phase.SUSPENDED, "Suspended", "spec.suspend is true: scaled to 0", fields)
-    progressing = next((c for c in status.get("conditions") or [] if c["type"] == "Progressing"), {})
+    progressing: dict[str, Any] = next((c for c in status.get("conditions") or [] if c["type"] == "Progressing"), {})
     if progressing.get("status") == "False":
         return Observed(Phase.FAILED, progressing.get("reason", "ProgressDeadlineExceeded"),
                         progressing.get("message", ""), fields)
@@ -113,10 +114,11 @@ def reference(server: BudgetForcedServer) -> Reference | None:
     return Reference("SFTRun", name, "spec.model.fromSFTRun") if name else None
 
 
-def as_model_endpoint(found: Input, referenced: Mapping) -> Input:
+def as_model_endpoint(found: Input, referenced: Mapping | None) -> Input:
     """A Ready server as the URL@MODEL a CurationJob calls: its endpoint and the model it serves."""
     if found.uri is None:
         return found
+    assert referenced is not None  # found.uri was read from it
     model = referenced["spec"].get("servedModelName") or referenced["status"].get("inputUri")
     return Input(uri=f"{found.uri}@{model}")
 

@@ -49,6 +49,8 @@ def procs_per_node(run: SFTRun) -> int:
 
 def stage_config(run: SFTRun, resolved: c.Resolved) -> TrainConfig:
     """The `thinkube train` config: the run's recipe, its model, its data and its output."""
+    # The reconciler builds only once the dataset is resolved, and gives every run an output.
+    assert resolved.input_uri is not None and resolved.output_uri is not None
     return TrainConfig(**run.spec.training.model_dump(), model=run.spec.base_model, dataset=resolved.input_uri,
                        output=resolved.output_uri)
 

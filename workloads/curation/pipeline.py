@@ -91,7 +91,7 @@ class Pipeline:
                 return _read_rows(kept_path)
         start = time.monotonic()
         result = fn(rows)
-        if asyncio.iscoroutine(result):
+        if not isinstance(result, StageResult):  # an async stage
             result = await result
         seconds = time.monotonic() - start
         for r, reason in result.dropped:
@@ -126,7 +126,8 @@ class Pipeline:
                 ("select", lambda rows: select.select(rows, cfg)),
             ]
             settings = stage_settings(cfg)
-            fingerprint, rows = "", []
+            fingerprint = ""
+            rows: list[S1Record] = []
             for i, (name, fn) in enumerate(plan):
                 fingerprint = hashlib.sha256(json.dumps([fingerprint, name, settings[name]], sort_keys=True).encode()).hexdigest()
                 rows = await self._stage(i, name, fingerprint, rows, fn)
@@ -158,7 +159,9 @@ class Pipeline:
     async def _domains(self, rows: list[S1Record], cache: CallCache) -> StageResult:
         if self.cfg.domain_column:
             return domains.domains_from_column(rows, self.cfg.domain_column)
-        return await domains.classify(rows, self.cfg.judge_endpoint(), self.cfg, cache)
+        judge = self.cfg.judge_endpoint()
+        assert judge is not None  # the config's rules: a judge when there is no domain column
+        return await domains.classify(rows, judge, self.cfg, cache)
 
 
 def run(cfg: CurateConfig) -> dict:

@@ -47,8 +47,13 @@ def build_rules(cfg: CurateConfig) -> dict[str, Rule]:
     for name, pattern in cfg.extra_rules.items():
         if name in rules:
             raise ValueError(f"extra_rules name {name!r} clashes with a built-in rule; pick another name")
-        rules[name] = lambda r, rx=re.compile(pattern): rx.search(r.question) is not None
+        rules[name] = _pattern_rule(pattern)
     return rules
+
+
+def _pattern_rule(pattern: str) -> Rule:
+    rx = re.compile(pattern)
+    return lambda r: rx.search(r.question) is not None
 
 
 def quality_filter(records: list[S1Record], rules: dict[str, Rule]) -> StageResult:

@@ -102,16 +102,17 @@ def _markdown(data: dict) -> str:
 
 
 def write_reports(out: Path, summaries: list[dict], selected: list[S1Record], cfg: CurateConfig) -> dict:
+    domains = per_domain(selected)
     data = {
         "selected": len(selected), "target_size": cfg.target_size, "seed": cfg.seed,
         "trace_counter": cfg.tokenizer or "whitespace words (no --tokenizer)",
         "stages": [{k: v for k, v in s.items() if k != "fingerprint"} for s in summaries],
-        "per_source": per_source(selected), "per_domain": per_domain(selected),
+        "per_source": per_source(selected), "per_domain": domains,
     }
     (out / REPORT_JSON).write_text(json.dumps(data, indent=1))
     (out / REPORT_MD).write_text(_markdown(data))
     if selected:
-        _plot(data["per_domain"], out / DOMAINS_PNG)
+        _plot(domains, out / DOMAINS_PNG)
     distilled = distill_info(summaries)
     if distilled and distilled["trace_tokens"]:
         _plot_traces(distilled["trace_tokens"], distilled["teacher"], out / TRACES_PNG)

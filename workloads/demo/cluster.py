@@ -92,7 +92,7 @@ def demo_resources(cfg: DemoConfig, *, pool_uri: str, benchmark_uri: str, output
         nodes=cfg.nproc, gpus_per_node=0, output_uri=f"{output_prefix}/train",
         training=cfg.train_recipe()))
     serve = BudgetForcedServer(kind="BudgetForcedServer", metadata=meta, spec=BudgetForcedServerSpec(
-        model=ModelSource(from_sft_run=name), engine=cfg.engine, gpus=0, replicas=1,
+        model=ModelSource(fromSFTRun=name), engine=cfg.engine, gpus=0, replicas=1,
         served_model_name=TRAINED_MODEL_NAME, max_model_len=max_len))
     sweep = EvalSweep(kind="EvalSweep", metadata=meta, spec=EvalSweepSpec(
         target=Target(server_ref=name, model=TRAINED_MODEL_NAME),
@@ -294,8 +294,9 @@ def _pod_hint(kube: Kube, namespace: str, kind: str, name: str) -> str:
         return ""  # a hint only: the user may not be allowed to list pods
     hints = []
     for pod in pods:
-        unscheduled = next((c for c in pod.status.conditions or []
-                            if c.type == "PodScheduled" and c.status == "False"), None)
-        why = f": {unscheduled.reason}: {unscheduled.message}" if unscheduled else ""
-        hints.append(f"pod {pod.metadata.name} {pod.status.phase}{why}")
+        assert pod.metadata is not None  # the API server returns every object with its metadata
+        status = volume.pod_status(pod)
+        refused = volume.unscheduled(status)
+        why = f": {refused.reason}: {refused.message}" if refused else ""
+        hints.append(f"pod {pod.metadata.name} {status.phase}{why}")
     return f"; {'; '.join(hints)}" if hints else ""

@@ -7,6 +7,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from thinkube.api.stages.serve import EngineName
 from thinkube.api.stages.train import TrainRecipe
 from thinkube.workloads.demo.data import DataSpec
 
@@ -27,7 +28,7 @@ class DemoConfig:
     learning_rate: float = 6e-3
     global_batch_size: int = 16
     nproc: int = 2  # torchrun processes (gloo on CPU); each takes global_batch_size / nproc per step
-    engine: str = "auto"  # thinkube serve --engine
+    engine: EngineName = "auto"  # thinkube serve --engine
     budgets: tuple[int, ...] = (4, 8, 16, 24, 32, 48)  # max_thinking_tokens swept (a trace line is 4 tokens)
     num_ignore: tuple[int, ...] = (1, 2)  # "Wait" extensions swept
     max_tokens: int = 160  # completion cap per evaluation request

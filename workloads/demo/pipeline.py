@@ -82,6 +82,7 @@ def _run_logged(cmd: list[str], log_path: Path, stage: str, env: dict | None = N
     with log_path.open("w") as f:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env={**os.environ, **(env or {})})
+        assert proc.stdout is not None  # stdout=PIPE
         for line in proc.stdout:
             f.write(line)
             if echo and echo in line:

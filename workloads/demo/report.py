@@ -78,7 +78,7 @@ def extension_verdict(bench: dict) -> dict | None:
         return None
     base = bench["settings"][NO_BUDGET]["accuracy"]
     margins = {k: round(bench["settings"][k]["accuracy"] - base, 1) for k in curve["settings"] if k != NO_BUDGET}
-    best = max(margins, key=margins.get)
+    best = max(margins, key=margins.__getitem__)
     parts = ", ".join(f"{k} {m:+.1f} points" for k, m in margins.items())
     helped = margins[best] > 0
     verdict = (f"extending thinking raised accuracy: {parts} against no extension ({base:.1f}%)" if helped else

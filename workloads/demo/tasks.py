@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from thinkube.workloads.formats import S1Record
@@ -122,12 +122,13 @@ class Problem:
         return self.pool_row(uid).model_copy(update={"thinking": self.trace(), "attempt": self.attempt()})
 
 
-def problems(n: int, seed: int, steps_range: tuple[int, int], exclude: set[str] = frozenset()) -> list[Problem]:
+def problems(n: int, seed: int, steps_range: tuple[int, int], exclude: Collection[str] = frozenset()) -> list[Problem]:
     """`n` distinct problems (by question text) with steps in the range, none in `exclude`."""
     lo, hi = steps_range
     if n > 0.5 * sum(len(DOMAINS) * 10 ** k for k in range(lo, hi + 1)):
         raise ValueError(f"{n} distinct problems do not fit in {lo}..{hi} steps: widen the range")
-    rng, seen, out = random.Random(seed), set(exclude), []
+    rng, seen = random.Random(seed), set(exclude)
+    out: list[Problem] = []
     while len(out) < n:
         p = Problem(rng.choice(DOMAINS), tuple(rng.randrange(10) for _ in range(rng.randint(lo, hi))))
         if p.question not in seen:

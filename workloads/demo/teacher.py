@@ -11,12 +11,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
+from thinkube.api.stages.serve import EngineName
 from thinkube.workloads.demo.tasks import Problem
 from thinkube.workloads.formats.chat import S1_FORMAT
 from thinkube.workloads.serving.engines.base import StepChunk, StepParams
 
-ENGINE = "demo-teacher"
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+ENGINE: EngineName = "demo-teacher"
 USER_TURN, ASSISTANT_TURN = f"{S1_FORMAT.im_start}user\n", f"{S1_FORMAT.im_start}assistant\n"
 LOOP = "Hmm\n"
 CHUNK = 16  # tokens per streamed chunk
@@ -25,7 +30,7 @@ CHUNK = 16  # tokens per streamed chunk
 class SyntheticTeacher:
     def __init__(self, tokenizer_path: str, name: str):
         self.tokenizer_path, self.name = tokenizer_path, name
-        self.tokenizer = None
+        self.tokenizer: PreTrainedTokenizerBase | None = None
         self.max_model_len = 4096
 
     async def start(self) -> None:
@@ -36,13 +41,15 @@ class SyntheticTeacher:
     def _remaining(self, prompt_ids: list[int]) -> Iterator[int]:
         """The rest of the teacher's assistant turn as token ids: the server resubmits the
         context (the turn so far and the delimiter it adds) after each step it handles."""
-        fmt = S1_FORMAT
-        text = self.tokenizer.decode(prompt_ids)
+        fmt, tokenizer = S1_FORMAT, self.tokenizer
+        assert tokenizer is not None  # start() loads it before the server takes requests
+        text = tokenizer.decode(prompt_ids)
+        assert isinstance(text, str)  # one sequence of ids decodes to one string
         head, _, written = text.rpartition(ASSISTANT_TURN)
         problem = Problem.parse(head.rpartition(USER_TURN)[2].split(fmt.im_end)[0])
         thinking, sep, answered = written.removeprefix(fmt.think_start + "\n").partition(fmt.end_of_thinking)
         if problem is None:
-            loop = self.tokenizer.encode(LOOP, add_special_tokens=False)
+            loop = tokenizer.encode(LOOP, add_special_tokens=False)
             return itertools.cycle(loop)
         if sep:  # answering: the attempt, less what is already there
             rest = (problem.attempt() + fmt.im_end).removeprefix(answered.lstrip("\n"))
@@ -50,7 +57,7 @@ class SyntheticTeacher:
             rest = problem.trace() + "\n" + fmt.end_of_thinking + "\n" + problem.attempt() + fmt.im_end
             # Past what is written; where forced text (a "Wait") made it differ, without the gap.
             rest = rest[len(thinking):] if rest.startswith(thinking) else rest[len(thinking):].lstrip()
-        return iter(self.tokenizer.encode(rest, add_special_tokens=False))
+        return iter(tokenizer.encode(rest, add_special_tokens=False))
 
     async def stream(self, prompt_ids: list[int], params: StepParams) -> AsyncIterator[StepChunk]:
         stop, left = set(params.stop_token_ids), params.max_tokens

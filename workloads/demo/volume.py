@@ -38,9 +38,20 @@ def ensure_claim(api: client.ApiClient, namespace: str, claim: str, size: str, a
     except client.ApiException as e:
         if e.status != 404:
             raise
-    core.create_namespaced_persistent_volume_claim(namespace, {
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim},
-        "spec": {"accessModes": [access_mode], "resources": {"requests": {"storage": size}}}})
+    body = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim},
+            "spec": {"accessModes": [access_mode], "resources": {"requests": {"storage": size}}}}
+    # The client's types say V1PersistentVolumeClaim; it sends a dict body as it is.
+    core.create_namespaced_persistent_volume_claim(namespace, body)  # type: ignore[arg-type]
+
+
+def pod_status(pod: client.V1Pod) -> client.V1PodStatus:
+    assert pod.status is not None  # the API server returns every pod with a status (Pending at first)
+    return pod.status
+
+
+def unscheduled(status: client.V1PodStatus) -> client.V1PodCondition | None:
+    """The scheduler's PodScheduled=False condition: why no node takes the pod."""
+    return next((c for c in status.conditions or [] if c.type == "PodScheduled" and c.status == "False"), None)
 
 
 class FileCopyError(RuntimeError):
@@ -55,13 +66,15 @@ class Helper:
         self.name = f"{claim}-files-{uuid.uuid4().hex[:6]}"
 
     def __enter__(self) -> "Helper":
-        self.core.create_namespaced_pod(self.namespace, {
+        body = {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": self.name, "labels": {LABEL_ROLE: "files"}},
             "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
                      "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": self.claim}}],
                      "containers": [{"name": "files", "image": self.image, "command": ["sleep", "3600"],
-                                     "volumeMounts": [{"name": "data", "mountPath": MOUNT}]}]}})
+                                     "volumeMounts": [{"name": "data", "mountPath": MOUNT}]}]}}
+        # The client's types say V1Pod; it sends a dict body as it is.
+        self.core.create_namespaced_pod(self.namespace, body)  # type: ignore[arg-type]
         try:
             self._wait_running()
         except BaseException:
@@ -71,13 +84,12 @@ class Helper:
 
     def _wait_running(self) -> None:
         start = time.monotonic()
-        while (pod := self.core.read_namespaced_pod(self.name, self.namespace)).status.phase != "Running":
+        while (status := pod_status(self.core.read_namespaced_pod(self.name, self.namespace))).phase != "Running":
             waited = time.monotonic() - start
-            unscheduled = next((c for c in pod.status.conditions or []
-                                if c.type == "PodScheduled" and c.status == "False"), None)
-            why = (f"{unscheduled.reason}: {unscheduled.message}" if unscheduled and waited > UNSCHEDULABLE_S
-                   else f"{pod.status.phase} after {waited:.0f} s" if waited > READY_TIMEOUT_S
-                   or pod.status.phase in ("Failed", "Succeeded") else None)
+            refused = unscheduled(status)
+            why = (f"{refused.reason}: {refused.message}" if refused and waited > UNSCHEDULABLE_S
+                   else f"{status.phase} after {waited:.0f} s" if waited > READY_TIMEOUT_S
+                   or status.phase in ("Failed", "Succeeded") else None)
             if why:
                 raise FileCopyError(f"the pod that copies files for claim {self.claim} ({self.name}, image "
                                     f"{self.image}) does not run: {why}; kubectl describe pod {self.name} "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from thinkube.workloads.formats.records import S1Record
 
@@ -83,14 +83,19 @@ def render_training_example(record: S1Record | Mapping[str, Any], fmt: ChatForma
                             index: int | None = None, system_prompt: str | None = None) -> tuple[str, str]:
     """(prompt, completion) for SFT; the answer is the teacher's attempt text, kept as is."""
     get = record.get if isinstance(record, Mapping) else lambda k: getattr(record, k, None)
-    missing = [k for k in ("question", "thinking", "attempt") if not isinstance(get(k), str) or not get(k).strip()]
-    if missing:
+    question, thinking, attempt = get("question"), get("thinking"), get("attempt")
+    if not (_filled(question) and _filled(thinking) and _filled(attempt)):
+        missing = [k for k, v in (("question", question), ("thinking", thinking), ("attempt", attempt))
+                   if not _filled(v)]
         which = (f"record id={get('id')!r}" if get("id") is not None
                  else f"record index {index}" if index is not None else "record")
         raise ValueError(f"{which}: missing {', '.join(missing)}; s1 training needs a question, "
                          "a thinking trace and an attempt")
-    return (render_prompt(get("question"), fmt, system_prompt),
-            render_completion(get("thinking"), get("attempt"), fmt))
+    return render_prompt(question, fmt, system_prompt), render_completion(thinking, attempt, fmt)
+
+
+def _filled(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and bool(value.strip())
 
 
 def split_completion(text: str, fmt: ChatFormat = S1_FORMAT) -> Completion:

@@ -166,7 +166,8 @@ def _to_record(row: Mapping[str, Any], mapping: Mapping[str, str], used: set[str
     if isinstance(extra.get("extra"), Mapping):  # save_records nests extra under "extra"
         extra.update(extra.pop("extra"))
     try:
-        return S1Record(**{f: row.get(col) for f, col in mapping.items()}, extra=extra)
+        # Validated as data: the row's values are whatever the source holds.
+        return S1Record.model_validate({**{f: row.get(col) for f, col in mapping.items()}, "extra": extra})
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
         raise ValueError(f"{source}: row index {index}: {problems}") from e

@@ -87,7 +87,7 @@ def save(output: Path, step: int, model, optimizer, scheduler, cfg: TrainConfig,
 def load(path: Path, model, optimizer, scheduler, world: World) -> dict[str, Any]:
     """Restore in place; returns the trainer state (step, epoch)."""
     model_sd, optim_sd = get_state_dict(model, optimizer)
-    state = {"model": model_sd, "optim": optim_sd}
+    state: dict[str, Any] = {"model": model_sd, "optim": optim_sd}  # DCP's state dict: loaded in place
     dcp.load(state, checkpoint_id=str(path))  # reshards if the world size changed
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
     trainer = json.loads((path / STATE_FILE).read_text())

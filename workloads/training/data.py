@@ -114,7 +114,10 @@ def pack(examples: list[Example], block_size: int) -> list[Row]:
 
 
 def _join(parts: list[Example]) -> Row:
-    ids, labels, pos, seg = [], [], [], []
+    ids: list[int] = []
+    labels: list[int] = []
+    pos: list[int] = []
+    seg: list[int] = []
     for k, ex in enumerate(parts):
         ids += ex.input_ids
         labels += ex.labels

@@ -86,7 +86,9 @@ def shard_model(model: torch.nn.Module, world: World, param_dtype: torch.dtype |
     kwargs = {}
     if param_dtype is not None and world.device.type == "cuda":
         kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
-    for layer in model.model.layers:
+    layers = model.get_submodule("model.layers")
+    assert isinstance(layers, torch.nn.ModuleList)  # where transformers' decoder-only models keep them
+    for layer in layers:
         fully_shard(layer, **kwargs)
     fully_shard(model, **kwargs)
     return model

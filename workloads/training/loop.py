@@ -15,6 +15,7 @@ import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -28,6 +29,9 @@ from thinkube.workloads.training.distributed import World, all_sum, init_world, 
 from thinkube.workloads.training.progress import Progress
 from thinkube.workloads.uris import local_path
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +43,7 @@ class SimulatedCrash(RuntimeError):
 class Prepared:
     model_path: str
     revision: str | None
-    tokenizer: object
+    tokenizer: PreTrainedTokenizerBase
     batches: GlobalBatches
     accumulation: int
 

@@ -37,16 +37,16 @@ class Progress:
                      row["loss"], row["lr"], row["grad_norm"], row["tokens_per_s"],
                      timedelta(seconds=round(eta)))
         if self.url:
-            self._post(row)
+            self._post(self.url, row)
 
-    def _post(self, row: dict) -> None:
+    def _post(self, url: str, row: dict) -> None:
         # Best effort: a dashboard being down must never slow or stop training for long.
-        req = urllib.request.Request(self.url, data=json.dumps(row).encode(), method="POST",
+        req = urllib.request.Request(url, data=json.dumps(row).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=POST_TIMEOUT_S):
                 pass
         except Exception as e:  # noqa: BLE001 - any failure is only worth a warning
             if not self._post_failed:
-                log.warning("metrics POST to %s failed (%s); continuing, further failures not logged", self.url, e)
+                log.warning("metrics POST to %s failed (%s); continuing, further failures not logged", url, e)
             self._post_failed = True
