@@ -27,9 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.patterned_model import patterned_model  # noqa: E402
 from thinkube.workloads.formats.chat import S1_FORMAT, render_generation_prompt  # noqa: E402
-from thinkube.workloads.serving.budget import BudgetForcing, BudgetSettings, Delimiters, Outcome  # noqa: E402
+from thinkube.workloads.serving.budget import BudgetForcing, Delimiters, Outcome  # noqa: E402
 from thinkube.workloads.serving.engines.base import StepParams  # noqa: E402
 from thinkube.workloads.serving.engines.vllm_engine import VLLMEngine  # noqa: E402
+from thinkube.workloads.serving.settings import BudgetSettings  # noqa: E402
 
 
 async def budget_forced(engine, prompts, settings) -> tuple[float, list[Outcome]]:
@@ -37,7 +38,7 @@ async def budget_forced(engine, prompts, settings) -> tuple[float, list[Outcome]
     outcomes = [Outcome() for _ in prompts]
 
     async def one(ids, o):
-        async for _ in ctl.run(ids, settings, o):
+        async for _ in ctl.run(ids, settings, ctl.plan(settings), o):  # as the server does: a plan per request
             pass
 
     t0 = time.perf_counter()
@@ -73,7 +74,7 @@ async def mixed_budgets(engine, prompts: list[list[int]], n: int) -> dict:
     async def one(i: int) -> tuple[float, BudgetSettings, Outcome]:
         s, o = grid[i % len(grid)], Outcome()
         t0 = time.perf_counter()
-        async for _ in ctl.run(prompts[i % len(prompts)], s, o):
+        async for _ in ctl.run(prompts[i % len(prompts)], s, ctl.plan(s), o):
             pass
         return time.perf_counter() - t0, s, o
 

@@ -13,8 +13,9 @@ import pytest
 from tests.support.patterned_model import patterned_model
 from tests.support.servers import ServeProcess
 from thinkube.workloads.formats.chat import S1_FORMAT, render_generation_prompt
-from thinkube.workloads.serving.budget import ANSWER, CLOSE, BudgetForcing, BudgetSettings, Delimiters, Outcome
+from thinkube.workloads.serving.budget import ANSWER, CLOSE, BudgetForcing, Delimiters, Outcome
 from thinkube.workloads.serving.engines.hf import TransformersEngine
+from thinkube.workloads.serving.settings import BudgetSettings
 
 SETTINGS = [
     {},
@@ -36,9 +37,10 @@ def _transformers_reference(model: str) -> dict:
         ids = engine.tokenizer.encode(render_generation_prompt(q), add_special_tokens=False)
         for i, s in enumerate(SETTINGS):
             o, think, ans = Outcome(), [], []
+            settings = BudgetSettings(max_tokens=120, **s)
 
             async def go():
-                async for ev in ctl.run(ids, BudgetSettings(max_tokens=120, **s), o):
+                async for ev in ctl.run(ids, settings, ctl.plan(settings), o):
                     (ans if ev.kind == ANSWER else think if ev.kind != CLOSE else []).extend(ev.token_ids)
 
             asyncio.run(go())

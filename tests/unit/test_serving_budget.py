@@ -10,10 +10,9 @@ import pytest
 
 from tests.support.patterned_model import patterned_model
 from thinkube.workloads.formats.chat import S1_FORMAT, render_generation_prompt
-from thinkube.workloads.serving.budget import (
-    ANSWER, CLOSE, EXTENSION, BudgetForcing, BudgetSettings, Delimiters, Outcome, sanitize,
-)
+from thinkube.workloads.serving.budget import ANSWER, CLOSE, EXTENSION, BudgetForcing, Delimiters, Outcome, sanitize
 from thinkube.workloads.serving.engines.hf import TransformersEngine
+from thinkube.workloads.serving.settings import BudgetSettings
 
 
 def _vllm_engine(in_engine_forcing: bool):
@@ -47,9 +46,10 @@ def run(controller, **kw):
     tok = controller.engine.tokenizer
     prompt = tok.encode(render_generation_prompt("What is question 99?"), add_special_tokens=False)
     outcome, events = Outcome(), []
+    settings = BudgetSettings(**{"max_tokens": 400, **kw})
 
     async def go():
-        async for ev in controller.run(prompt, BudgetSettings(**{"max_tokens": 400, **kw}), outcome):
+        async for ev in controller.run(prompt, settings, controller.plan(settings), outcome):
             events.append(ev)
 
     controller.loop.run_until_complete(go())
@@ -86,7 +86,7 @@ def test_empty_final_answer_prefix_disables_it(controller):
 def test_num_ignore_suppresses_the_end_k_times(controller, k):
     o, events, thinking, _, n = run(controller, num_ignore=k)
     assert o.extensions == k
-    if not controller.in_engine():  # in-engine forcing cannot mark which "Wait" it forced
+    if not controller.in_engine:  # in-engine forcing cannot mark which "Wait" it forced
         assert sum(e.kind == EXTENSION for e in events) == k
     assert thinking.count("Wait") >= k and not o.forced_end
     assert o.thinking_tokens == n  # "Wait" tokens are thinking tokens

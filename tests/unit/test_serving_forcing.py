@@ -6,9 +6,10 @@ import importlib.util
 
 import pytest
 
-from thinkube.workloads.serving.budget import ANSWER, CLOSE, THINKING, BudgetSettings, Outcome, _Splitter
+from thinkube.workloads.serving.budget import ANSWER, CLOSE, THINKING, Outcome, _Splitter
 from thinkube.workloads.serving.forcing import ANSWER as ANSWERING
 from thinkube.workloads.serving.forcing import ForcingPlan, ForcingState
+from thinkube.workloads.serving.settings import BudgetSettings
 
 # Token ids of a toy vocabulary: 1 starts the delimiter, 2 ends the turn, "\n"=3,
 # "answer"=4, "Wait"=5, "Final Answer:"=6 7; the model thinks with 10.. and answers 20 21.
@@ -18,9 +19,9 @@ PREFIX = (6, 7)
 WAIT = (5,)
 
 
-def plan(limit=100, budget=None, **kw) -> ForcingPlan:
+def plan(max_tokens=100, **kw) -> ForcingPlan:
     return ForcingPlan(think_stop=(MARKER, EOT), closing=CLOSING, forced_closing=CLOSING + PREFIX,
-                       ignore=kw.pop("ignore", WAIT), limit=limit, budget=budget, **kw)
+                       ignore_string_ids=kw.pop("ignore_string_ids", WAIT), max_tokens=max_tokens, **kw)
 
 
 def model(out: list[int], phase: str) -> int:
@@ -75,25 +76,25 @@ def test_num_ignore_forces_wait_in_place_of_the_stop(k):
 
 
 def test_budget_is_the_total_and_forces_the_answer_prefix():
-    out, st, _ = simulate(plan(limit=7, budget=7, num_ignore=5))
+    out, st, _ = simulate(plan(max_thinking_tokens=7, num_ignore=5))
     assert st.thinking == 7 and st.forced_end and st.extensions == 1
     assert out[7:7 + len(CLOSING + PREFIX)] == list(CLOSING + PREFIX)
 
 
 def test_extension_is_cut_to_the_room_left_in_the_budget():
     # A two-token ignore string, one token of room when the model tries to end after 4.
-    out, st, _ = simulate(plan(limit=5, budget=5, num_ignore=3, ignore=(5, 8)))
+    out, st, _ = simulate(plan(max_thinking_tokens=5, num_ignore=3, ignore_string_ids=(5, 8)))
     assert out[:5] == [10, 11, 12, 13, 5] and out[5:5 + len(CLOSING + PREFIX)] == list(CLOSING + PREFIX)
     assert st.thinking == 5 and st.forced_end and st.extensions == 1
 
 
 def test_min_thinking_extends_until_reached():
-    _, st, _ = simulate(plan(min_thinking=12))
+    _, st, _ = simulate(plan(min_thinking_tokens=12))
     assert st.thinking >= 12 and st.extensions == 2 and not st.forced_end
 
 
 def test_zero_budget_closes_at_once():
-    out, st, _ = simulate(plan(limit=0, budget=0))
+    out, st, _ = simulate(plan(max_thinking_tokens=0))
     assert out[:6] == list(CLOSING + PREFIX) and st.thinking == 0 and st.forced_end
 
 
@@ -118,11 +119,11 @@ def test_a_decision_whose_token_never_arrived_is_taken_back():
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 1000])
-@pytest.mark.parametrize("kw", [{}, dict(num_ignore=2), dict(limit=7, budget=7, num_ignore=5)])
+@pytest.mark.parametrize("kw", [{}, dict(num_ignore=2), dict(max_thinking_tokens=7, num_ignore=5)])
 def test_splitter_recovers_phases_however_the_stream_is_chunked(chunk, kw):
     p = plan(**kw)
     out, st, _ = simulate(p)
-    settings = BudgetSettings(max_tokens=200, max_thinking_tokens=p.budget, num_ignore=p.num_ignore)
+    settings = BudgetSettings(max_tokens=200, max_thinking_tokens=p.max_thinking_tokens, num_ignore=p.num_ignore)
     o, kinds = split(p, out, chunk, settings)
     assert o.thinking_tokens == st.thinking == len(kinds[THINKING])
     assert kinds[THINKING] == out[:st.thinking]
@@ -132,7 +133,7 @@ def test_splitter_recovers_phases_however_the_stream_is_chunked(chunk, kw):
 
 
 def test_splitter_closes_a_stream_that_ran_out_of_tokens_while_thinking():
-    p = plan(limit=6, num_ignore=5)  # no budget: max_tokens (6) is the limit
+    p = plan(max_tokens=6, num_ignore=5)  # no max_thinking_tokens: max_tokens (6) ends thinking
     out, st, reason = simulate(p, max_tokens=6)
     o, kinds = split(p, out, 2, BudgetSettings(max_tokens=6))
     assert reason == "length" and o.thinking_tokens == 6 and kinds[CLOSE] == list(CLOSING) and not o.forced_end
@@ -140,8 +141,8 @@ def test_splitter_closes_a_stream_that_ran_out_of_tokens_while_thinking():
 
 def test_plan_refuses_an_ignore_string_holding_a_stop_and_round_trips():
     with pytest.raises(ValueError, match="ignore_string"):
-        plan(ignore=(5, MARKER))
-    p = plan(budget=9, limit=9, num_ignore=2, temperature=0.7, seed=3)
+        plan(ignore_string_ids=(5, MARKER))
+    p = plan(max_thinking_tokens=9, min_thinking_tokens=4, num_ignore=2)
     assert ForcingPlan.from_args(p.as_args()) == p
 
 
@@ -159,13 +160,13 @@ def processor():
     tally.close()
 
 
-def _added(index, p: ForcingPlan, tally, slot, output, key="k"):
+def _added(index, p: ForcingPlan, tally, slot, output, key="k", temperature=0.0, seed=None):
     from vllm import SamplingParams
 
     from thinkube.workloads.serving.engines.vllm_forcing import EXTRA_ARGS_KEY
 
     args = {EXTRA_ARGS_KEY: {"plan": p.as_args(), "tally": tally.path, "slot": slot, "key": key}}
-    return index, SamplingParams(extra_args=args), None, output
+    return index, SamplingParams(temperature=temperature, seed=seed, extra_args=args), None, output
 
 
 def _update(added=(), removed=(), moved=(), size=2):
@@ -210,13 +211,13 @@ def test_processor_takes_back_an_extension_whose_token_was_discarded(processor):
 def test_processor_state_follows_moves_and_survives_preemption(processor):
     proc, tally = processor
     out = [10, 11]
-    proc.update_state(_update(added=[_added(0, plan(limit=3, budget=3), tally, tally.acquire(), out)]))
+    proc.update_state(_update(added=[_added(0, plan(max_thinking_tokens=3), tally, tally.acquire(), out)]))
     proc.update_state(_update(moved=[(0, 1, _swap())]))
     assert proc.apply(_logits(2, [12, 12]))[1].argmax() == 12
     out.append(12)  # 3 thinking tokens: the budget is spent
     proc.update_state(_update(removed=[1]))  # preempted ...
     assert proc.apply(_logits(2, [12, 12]))[1].argmax() == 12  # ... and untouched while away
-    proc.update_state(_update(added=[_added(0, plan(limit=3, budget=3), tally, 0, out)]))  # back, same key
+    proc.update_state(_update(added=[_added(0, plan(max_thinking_tokens=3), tally, 0, out)]))  # back, same key
     assert proc.apply(_logits(2, [12, 12]))[0].argmax() == CLOSING[0]  # its count carried over: forced end
 
 
@@ -233,8 +234,8 @@ def test_processor_ends_sampled_thinking_with_the_samplers_odds(processor):
     ends = 0
     for i in range(2000):
         out = [10]
-        proc.update_state(_update(added=[_added(0, plan(num_ignore=10 ** 6, temperature=1.0, seed=i), tally, 0, out,
-                                                key=str(i))], size=1))
+        proc.update_state(_update(added=[_added(0, plan(num_ignore=10 ** 6), tally, 0, out, key=str(i),
+                                                temperature=1.0, seed=i)], size=1))
         x = proc.apply(row.clone().unsqueeze(0))[0]
         if x.argmax() == 5:
             ends += 1

@@ -5,12 +5,13 @@ Semantics, all in tokens of the served tokenizer:
   (the reference code reset the budget per round: fixed here, the budget is the total);
 - when the model tries to end thinking before `min_thinking_tokens`, or while fewer than
   `num_ignore` extensions were used, the end is suppressed and `ignore_string` appended;
-- at the budget the end-of-thinking delimiter is forced, then `final_answer_prefix`;
+- at `max_thinking_tokens` the end-of-thinking delimiter is forced, then `final_answer_prefix`;
 - the answer runs until end of turn or until `max_tokens` completion tokens in total.
-Engines that force budgets themselves (vLLM, see forcing.py) get one request per turn
-and this controller only splits the stream into thinking / closing / answer. For the
-others each step re-submits the whole context (with prefix caching only the new tokens
-are computed).
+The request's ForcingPlan (its budget in token ids) is built once, by `plan`, and shared
+by its choices. Engines that force budgets themselves (engines.base.ForcingEngine, see
+forcing.py) get one request per turn and this controller only splits the stream into
+thinking / closing / answer. For the others each step re-submits the whole context (with
+prefix caching only the new tokens are computed).
 """
 from __future__ import annotations
 
@@ -18,25 +19,13 @@ from dataclasses import dataclass
 from typing import AsyncIterator
 
 from thinkube.workloads.formats.chat import ChatFormat
-from thinkube.workloads.serving.engines.base import Engine, StepParams
+from thinkube.workloads.serving.engines.base import Engine, ForcingEngine, StepParams
 from thinkube.workloads.serving.forcing import ForcingPlan
+from thinkube.workloads.serving.settings import BudgetSettings
 
 # Event kinds: model thinking, an extension the controller appended inside thinking, the
 # closing the controller appended (delimiter [+ answer prefix]), model answer.
 THINKING, EXTENSION, CLOSE, ANSWER = "thinking", "extension", "close", "answer"
-
-
-@dataclass(frozen=True)
-class BudgetSettings:
-    max_tokens: int
-    max_thinking_tokens: int | None = None
-    min_thinking_tokens: int = 0
-    num_ignore: int = 0
-    ignore_string: str = "Wait"
-    final_answer_prefix: str = "Final Answer:"
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +75,7 @@ class Outcome:
     answer_tokens: int = 0
     closing_tokens: int = 0  # the delimiter [+ answer prefix] appended to end thinking
     extensions: int = 0
-    forced_end: bool = False  # the budget, not the model, ended thinking
+    forced_end: bool = False  # max_thinking_tokens, not the model, ended thinking
     answer_prefix: str = ""  # final_answer_prefix, when a forced end added it
     finish_reason: str = "stop"
     dropped_out_of_vocab: int = 0
@@ -107,31 +96,32 @@ class BudgetForcing:
         self.engine = engine
         self.d = delimiters
         self._enc = lambda s: engine.tokenizer.encode(s, add_special_tokens=False)
-
-    def in_engine(self) -> bool:
-        return getattr(self.engine, "forces_budget", False) and self.d.marker_offset is not None
-
-    def run(self, prompt_ids: list[int], s: BudgetSettings, outcome: Outcome) -> AsyncIterator[Event]:
-        """Yield events in order; `outcome` is filled in as the request proceeds."""
-        return (self._run_in_engine if self.in_engine() else self._resubmit)(prompt_ids, s, outcome)
+        # The splitter finds the closing by its marker: a tokenizer that merged the marker
+        # away leaves the resubmitting controller.
+        self.in_engine = (isinstance(engine, ForcingEngine) and engine.forces_budget
+                          and delimiters.marker_offset is not None)
 
     def plan(self, s: BudgetSettings) -> ForcingPlan:
         """The request's budget in token ids. Thinking ends with the delimiter, followed by
-        the answer prefix when the budget forced the end."""
-        budget = s.max_thinking_tokens
+        final_answer_prefix when max_thinking_tokens forced the end. Raises ValueError for
+        an ignore_string that the plan refuses."""
         prefix = tuple(self._enc(s.final_answer_prefix)) if s.final_answer_prefix else ()
         return ForcingPlan(
             think_stop=self.d.think_stop, closing=self.d.end_thinking, forced_closing=self.d.end_thinking + prefix,
-            ignore=tuple(self._enc(s.ignore_string)) if s.ignore_string else (),
-            limit=s.max_tokens if budget is None else min(budget, s.max_tokens), budget=budget,
-            min_thinking=s.min_thinking_tokens, num_ignore=s.num_ignore, temperature=s.temperature,
-            top_p=s.top_p, seed=s.seed)
+            ignore_string_ids=tuple(self._enc(s.ignore_string)) if s.ignore_string else (),
+            max_tokens=s.max_tokens, max_thinking_tokens=s.max_thinking_tokens,
+            min_thinking_tokens=s.min_thinking_tokens, num_ignore=s.num_ignore)
 
-    async def _run_in_engine(self, prompt_ids: list[int], s: BudgetSettings, outcome: Outcome):
-        plan = self.plan(s)
+    def run(self, prompt_ids: list[int], s: BudgetSettings, plan: ForcingPlan,
+            outcome: Outcome) -> AsyncIterator[Event]:
+        """Yield one choice's events in order: `s` is the choice's settings (sampling),
+        `plan` the request's, from plan(). `outcome` is filled in as the choice proceeds."""
+        return (self._run_in_engine if self.in_engine else self._resubmit)(prompt_ids, s, plan, outcome)
+
+    async def _run_in_engine(self, prompt_ids: list[int], s: BudgetSettings, plan: ForcingPlan, outcome: Outcome):
         split = _Splitter(self.d.end_marker, self.d.marker_offset, plan, s, outcome)
-        params = StepParams(max_tokens=s.max_tokens, stop_token_ids=self.d.end_of_turn, temperature=s.temperature,
-                            top_p=s.top_p, seed=s.seed)
+        params = StepParams(max_tokens=plan.max_tokens, stop_token_ids=self.d.end_of_turn,
+                            temperature=s.temperature, top_p=s.top_p, seed=s.seed)
         outcome.steps, outcome.submitted_tokens = 1, len(prompt_ids)
         async for chunk in self.engine.stream_forced(prompt_ids, plan, params):
             for ev in split.feed(self._received(chunk, outcome)):
@@ -142,15 +132,14 @@ class BudgetForcing:
                 for ev in split.finish():
                     yield ev
 
-    async def _resubmit(self, prompt_ids: list[int], s: BudgetSettings, outcome: Outcome):
+    async def _resubmit(self, prompt_ids: list[int], s: BudgetSettings, plan: ForcingPlan, outcome: Outcome):
         context = list(prompt_ids)
-        plan = self.plan(s)
 
         # Thinking phase.
         while True:
-            left = plan.limit - outcome.thinking_tokens
+            left = plan.thinking_room(outcome.thinking_tokens)
             if left <= 0:
-                outcome.forced_end = plan.ended_by_budget(outcome.thinking_tokens)
+                outcome.forced_end = plan.reached_max_thinking(outcome.thinking_tokens)
                 break
             ids, reason = [], None
             async for ids_chunk, reason in self._step(context, left, self.d.think_stop, s, outcome):
@@ -160,7 +149,7 @@ class BudgetForcing:
             context += ids
             outcome.thinking_tokens += len(ids)
             if reason == "length":
-                continue  # the loop head decides: forced end at the budget
+                continue  # the loop head decides: forced end at max_thinking_tokens
             # Any stop (the delimiter or an end of turn) is the model trying to end thinking.
             extension = list(plan.extension(outcome.thinking_tokens, outcome.extensions))
             if extension:
@@ -176,7 +165,7 @@ class BudgetForcing:
         yield Event(CLOSE, closing)
 
         # Answer phase.
-        left = s.max_tokens - outcome.thinking_tokens - len(closing)
+        left = plan.max_tokens - outcome.thinking_tokens - len(closing)
         if left <= 0:
             outcome.finish_reason = "length"
             return
@@ -203,8 +192,8 @@ class BudgetForcing:
 
 
 def _end_thinking(plan: ForcingPlan, s: BudgetSettings, outcome: Outcome) -> list[int]:
-    """The closing for how thinking ended (outcome.forced_end): the delimiter, then the
-    answer prefix when the budget forced the end."""
+    """The closing for how thinking ended (outcome.forced_end): the delimiter, then
+    final_answer_prefix when max_thinking_tokens forced the end."""
     if outcome.forced_end and s.final_answer_prefix:
         outcome.answer_prefix = s.final_answer_prefix
     closing = list(plan.closing_for(outcome.forced_end))
@@ -255,7 +244,7 @@ class _Splitter:
         return events
 
     def _close(self) -> Event:
-        self.o.forced_end = self.plan.ended_by_budget(self.o.thinking_tokens)
+        self.o.forced_end = self.plan.reached_max_thinking(self.o.thinking_tokens)
         return Event(CLOSE, _end_thinking(self.plan, self.s, self.o))
 
     def _emit(self, events: list[Event], kind: str, ids: list[int]) -> None:

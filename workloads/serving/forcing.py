@@ -7,8 +7,8 @@ request and asks this state machine, before every sampling step, what it may sam
   `think_stop`; that token is never sampled: the ignore string (an extension) or the
   closing (end-thinking delimiter [+ final answer prefix]) is forced in its place, one
   token per step, exactly the tokens the resubmitting controller appends;
-- at `limit` thinking tokens the closing is forced, with the answer prefix when the
-  budget (not max_tokens) is what ended thinking;
+- at `max_thinking_tokens` (or `max_tokens`) thinking tokens the closing is forced, with
+  the answer prefix when max_thinking_tokens (not max_tokens) is what ended thinking;
 - the answer is the model's until end of turn or max_tokens (the engine's own stops).
 Pure Python over token ids, so the engine side (engines/vllm_forcing.py) stays thin.
 """
@@ -23,52 +23,54 @@ THINKING, CLOSING, ANSWER = "thinking", "closing", "answer"
 
 @dataclass(frozen=True)
 class ForcingPlan:
-    """Everything the engine needs to force one request's budget (plain values: it travels
-    to the engine process inside the request's sampling parameters)."""
+    """Everything the engine needs to force one request's budget, built once per request
+    (plain values: it travels to the engine process inside the request's sampling
+    parameters). Sampling (temperature, top_p, seed) is not in it: that differs per choice
+    and the engine has it already."""
 
     think_stop: tuple[int, ...]
     closing: tuple[int, ...]  # when the model ends thinking itself
-    forced_closing: tuple[int, ...]  # when the budget ends it: closing + final answer prefix
-    ignore: tuple[int, ...]
-    limit: int  # thinking tokens at which thinking is ended: min(max_thinking_tokens, max_tokens)
-    budget: int | None  # max_thinking_tokens
-    min_thinking: int = 0
+    forced_closing: tuple[int, ...]  # when max_thinking_tokens ends it: closing + final_answer_prefix
+    ignore_string_ids: tuple[int, ...]
+    max_tokens: int  # the whole completion, so thinking too
+    max_thinking_tokens: int | None = None
+    min_thinking_tokens: int = 0
     num_ignore: int = 0
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
 
     def __post_init__(self) -> None:
         if not self.closing or not self.forced_closing:
             raise ValueError("a forcing plan needs a closing (the end-of-thinking delimiter)")
-        if set(self.ignore) & set(self.think_stop):
+        if set(self.ignore_string_ids) & set(self.think_stop):
             raise ValueError("ignore_string must not contain the end-of-thinking delimiter or end of turn")
-        if self.limit < 0 or self.min_thinking < 0 or self.num_ignore < 0:
-            raise ValueError("limit, min_thinking and num_ignore must be >= 0")
+        if min(self.max_tokens, self.max_thinking_tokens or 0, self.min_thinking_tokens, self.num_ignore) < 0:
+            raise ValueError("max_tokens, max_thinking_tokens, min_thinking_tokens and num_ignore must be >= 0")
+
+    def thinking_room(self, thinking: int) -> int:
+        """Thinking tokens still allowed after `thinking`: max_tokens bounds thinking too."""
+        if self.max_thinking_tokens is None:
+            return self.max_tokens - thinking
+        return min(self.max_thinking_tokens, self.max_tokens) - thinking
 
     def extension(self, thinking: int, extensions: int) -> tuple[int, ...]:
         """What replaces the model's attempt to end thinking: the ignore string, cut to the
-        room left in the budget, while more thinking is wanted; () means close instead."""
-        wants_more = thinking < self.min_thinking or extensions < self.num_ignore
-        return self.ignore[:self.limit - thinking] if wants_more and thinking < self.limit else ()
+        room left, while more thinking is wanted; () means close instead."""
+        wants_more = thinking < self.min_thinking_tokens or extensions < self.num_ignore
+        room = self.thinking_room(thinking)
+        return self.ignore_string_ids[:room] if wants_more and room > 0 else ()
 
-    def ended_by_budget(self, thinking: int) -> bool:
+    def reached_max_thinking(self, thinking: int) -> bool:
         """Thinking that stops at `thinking` tokens was ended by max_thinking_tokens."""
-        return self.budget is not None and thinking >= self.budget
+        return self.max_thinking_tokens is not None and thinking >= self.max_thinking_tokens
 
     def closing_for(self, forced: bool) -> tuple[int, ...]:
         return self.forced_closing if forced else self.closing
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature < 1e-5  # vLLM's threshold for greedy sampling
 
     def as_args(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_args(cls, args: dict) -> "ForcingPlan":
-        tuples = ("think_stop", "closing", "forced_closing", "ignore")
+        tuples = ("think_stop", "closing", "forced_closing", "ignore_string_ids")
         return cls(**{k: tuple(v) if k in tuples else v for k, v in args.items()})
 
 
@@ -107,8 +109,8 @@ class ForcingState:
             self.thinking, self.extensions, self.phase, self.forced_end, _ = self._undo
             self.queue.clear()
             self._undo = None
-        if not self.queue and self.phase == THINKING and self.thinking >= self.plan.limit:
-            self._close(forced=self.plan.ended_by_budget(self.thinking))
+        if not self.queue and self.phase == THINKING and self.plan.thinking_room(self.thinking) <= 0:
+            self._close(forced=self.plan.reached_max_thinking(self.thinking))
         return self.queue[0] if self.queue else None
 
     @property

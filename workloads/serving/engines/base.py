@@ -1,9 +1,12 @@
 """The interface every generation engine implements: one streamed generation step over
-token ids. Budget forcing (serving/budget.py) composes steps; engines know nothing of it."""
+token ids. Budget forcing (serving/budget.py) composes steps; engines know nothing of it,
+except those that force budgets themselves (ForcingEngine)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Protocol
+from typing import AsyncIterator, Protocol, runtime_checkable
+
+from thinkube.workloads.serving.forcing import ForcingPlan
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,17 @@ class Engine(Protocol):
 
     def stream(self, prompt_ids: list[int], params: StepParams) -> AsyncIterator[StepChunk]: ...
 
-    # Engines that force budgets themselves set `forces_budget = True` and implement
-    # stream_forced(prompt_ids, plan: ForcingPlan, params) (one request per turn).
-
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ForcingEngine(Engine, Protocol):
+    """An engine that can force budgets itself: one engine request per turn."""
+
+    forces_budget: bool  # whether this instance does (the vLLM engine can be told not to)
+
+    def stream_forced(self, prompt_ids: list[int], plan: ForcingPlan,
+                      params: StepParams) -> AsyncIterator[StepChunk]: ...
 
 
 def strip_stop(token_ids: list[int], stop_ids: tuple[int, ...], finish_reason: str | None) -> list[int]:

@@ -38,7 +38,7 @@ class VLLMEngine:
                  kv_cache_bytes: int | None = None, gpu_memory_utilization: float | None = None, seed: int = 0,
                  tensor_parallel_size: int = 1, in_engine_forcing: bool = True):
         self.model_path, self.name, self.revision = model_path, name, revision
-        self.forces_budget = in_engine_forcing  # BudgetForcing then calls stream_forced
+        self.forces_budget = in_engine_forcing  # engines.base.ForcingEngine: BudgetForcing calls stream_forced
         self._tally = None
         self._args = dict(dtype=dtype, max_model_len=max_model_len, enable_prefix_caching=prefix_caching,
                           kv_cache_memory_bytes=kv_cache_bytes, gpu_memory_utilization=gpu_memory_utilization,

@@ -20,6 +20,8 @@ import tempfile
 from collections import OrderedDict
 
 import torch
+from vllm import SamplingParams
+from vllm.sampling_params import SamplingType
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
 
 from thinkube.workloads.serving.forcing import ForcingPlan, ForcingState
@@ -81,14 +83,17 @@ class _Writer:
 
 
 class _Request:
-    def __init__(self, plan: ForcingPlan, args: dict, output_ids: list[int]):
-        self.state = ForcingState(plan)
+    def __init__(self, params: SamplingParams, args: dict, output_ids: list[int]):
+        self.state = ForcingState(ForcingPlan.from_args(args["plan"]))
         self.output_ids = output_ids  # vLLM's live list of this request's sampled tokens
         self.key = args["key"]
         self.tally = (args["tally"], args["slot"])
         self.reported = 0  # extensions last written to the tally
+        # Sampling as the engine's sampler sees it (it raised a tiny temperature already).
+        self.greedy = params.sampling_type == SamplingType.GREEDY
+        self.temperature, self.top_p = params.temperature, params.top_p
         self.generator = torch.Generator()
-        self.generator.manual_seed(plan.seed if plan.seed is not None else int.from_bytes(os.urandom(8), "little"))
+        self.generator.manual_seed(params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little"))
 
 
 class BudgetForcingLogitsProcessor(LogitsProcessor):
@@ -116,8 +121,7 @@ class BudgetForcingLogitsProcessor(LogitsProcessor):
             args = (params.extra_args or {}).get(EXTRA_ARGS_KEY)
             if args is not None:
                 # A request back from preemption keeps its state (extensions cannot be re-derived).
-                req = self.parked.pop(args["key"], None) or _Request(ForcingPlan.from_args(args["plan"]), args,
-                                                                     output_ids)
+                req = self.parked.pop(args["key"], None) or _Request(params, args, output_ids)
                 req.output_ids = output_ids
                 self.rows[index] = req
         for a, b, direction in batch_update.moved:
@@ -147,7 +151,7 @@ class BudgetForcingLogitsProcessor(LogitsProcessor):
             if tok is not None:
                 forced[row] = tok
             elif st.deciding:
-                (greedy if st.plan.greedy else sampled).append(row)
+                (greedy if req.greedy else sampled).append(row)
         if greedy:
             # Greedy: the model tries to end exactly when its argmax is a stop token. One
             # argmax over the whole batch costs less than gathering the rows first.
@@ -171,11 +175,12 @@ class BudgetForcingLogitsProcessor(LogitsProcessor):
         """Sampling: the model ends with the probability its sampler gives the stop tokens;
         otherwise they are masked, so the thinking token comes from the distribution
         conditioned on not ending: together exactly the resubmitting controller's odds."""
-        plans = [self.rows[r].state.plan for r in rows]
+        reqs = [self.rows[r] for r in rows]
+        plans = [req.state.plan for req in reqs]
         r_idx = [i for i, p in enumerate(plans) for _ in p.think_stop]
         c_idx = [c for p in plans for c in p.think_stop]
-        probs = torch.softmax(logits[rows] / torch.tensor([[p.temperature] for p in plans], device=logits.device), -1)
-        top_p = torch.tensor([[p.top_p] for p in plans], device=logits.device)
+        probs = torch.softmax(logits[rows] / torch.tensor([[q.temperature] for q in reqs], device=logits.device), -1)
+        top_p = torch.tensor([[q.top_p] for q in reqs], device=logits.device)
         if (top_p < 1).any():
             ranked, order = probs.sort(-1, descending=True)
             keep = (ranked.cumsum(-1) - ranked) < top_p  # the nucleus the sampler draws from
@@ -186,8 +191,8 @@ class BudgetForcingLogitsProcessor(LogitsProcessor):
         p_end = (probs * stop).sum(-1).tolist()
         masked_rows, masked_cols = [], []
         for i, (row, p) in enumerate(zip(rows, p_end)):
-            if float(torch.rand((), generator=self.rows[row].generator)) < p:
-                forced[row] = self.rows[row].state.end_attempt()
+            if float(torch.rand((), generator=reqs[i].generator)) < p:
+                forced[row] = reqs[i].state.end_attempt()
             else:
                 masked_rows += [row] * len(plans[i].think_stop)
                 masked_cols += plans[i].think_stop

@@ -1,0 +1,90 @@
+"""Every failure the server reports is an OpenAI error object,
+{"error": {"message", "type", "param", "code"}}: refused requests, invalid bodies, bodies
+over the size limit, and errors in the middle of a stream."""
+from __future__ import annotations
+
+import json
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, param: str | None = None, type_: str = "invalid_request_error"):
+        super().__init__(message)
+        self.status, self.message, self.param, self.type = status, message, param, type_
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.status}}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), self.status)
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, f"request body over {limit} bytes: send a shorter prompt")
+
+
+class BodyLimit:
+    """Refuse bodies over the limit before they are read whole (declared or streamed size)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and int(declared) > self.limit:
+            return await self._reject(send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise too_large(self.limit)
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except ApiError:
+            await self._reject(send)
+
+    async def _reject(self, send):
+        error = too_large(self.limit)
+        await send({"type": "http.response.start", "status": error.status,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": json.dumps(error.body()).encode()})
+
+
+def add_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
+    """Turn what FastAPI and Starlette raise into OpenAI error objects."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, e: ApiError):
+        return e.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError):
+        first = e.errors()[0]
+        if first["type"] == "json_invalid":  # its loc is a byte offset, not a field
+            return ApiError(400, f"the request body is not valid JSON ({first['ctx'].get('error', first['msg'])} "
+                                 f"at byte {first['loc'][-1]})").response()
+        field = ".".join(str(p) for p in first["loc"] if p != "body") or None
+        return ApiError(400, f"{field}: {first['msg']}" if field else first["msg"], field).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, e: StarletteHTTPException):
+        cause = e.__cause__
+        if isinstance(cause, BaseExceptionGroup):  # raised inside the http middleware's task group
+            cause = next(iter(cause.exceptions), cause)
+        if isinstance(cause, ApiError):  # the body limit, hit while FastAPI read a chunked body
+            return too_large(max_body_bytes).response()
+        if isinstance(cause, UnicodeDecodeError):
+            return ApiError(400, "the request body is not UTF-8 JSON").response()
+        return ApiError(e.status_code, str(e.detail),
+                        type_="invalid_request_error" if e.status_code < 500 else "server_error").response()
