@@ -37,8 +37,10 @@ class BudgetForcedServerSpec(WorkloadSpec, ServeSettings):
     gpus: int = Field(default=1, ge=0, le=64, description="GPUs per pod, also the tensor-parallel size")
     gpu_resource: str | None = Field(default=None, min_length=1, description=(
         f"the extended resource name of a GPU; default: the operator's (the chart's gpu.resourceName, {GPU_RESOURCE})"))
-    startup_timeout_seconds: int = Field(default=1800, ge=30, le=86_400, description=(
-        "how long loading the model may take before the pod is restarted (large models take minutes)"))
+    startup_timeout_seconds: int | None = Field(default=None, ge=30, le=86_400, description=(
+        "how long downloading and loading the model may take before the pod is restarted; default: from the size "
+        "in the model's name (hf://Qwen/Qwen2.5-32B-Instruct: 10 minutes plus 1 per billion parameters), else "
+        "30 minutes"))
 
 
 class BudgetForcedServerStatus(Status):

@@ -44,8 +44,9 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in over.items():
         if value is None:
             continue
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
+        if isinstance(value, Mapping):  # nested settings given flag by flag: unset ones are None too
+            below = out.get(key)
+            out[key] = merge(below if isinstance(below, Mapping) else {}, value)
         else:
             out[key] = value
     return out

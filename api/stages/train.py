@@ -44,6 +44,9 @@ class TrainRecipe(Model):
         "auto: bf16 on GPU (the s1 recipe), fp32 on CPU (CPU bf16 matmuls are slow and lossy)"))
     fsdp: Literal["full_shard"] = Field(default="full_shard", description=(
         "FSDP2 fully_shard of every decoder layer (always)"))
+    cpu_offload: bool = Field(default=False, description=(
+        "GPU: keep parameters, gradients and optimizer state in host memory (FSDP2 CPUOffloadPolicy), for models "
+        "larger than the GPUs hold; slower"))
     gradient_checkpointing: bool = Field(default=True, description=(
         "recompute activations in the backward pass (s1 needs it for 32K blocks); off is faster for small models"))
     chat_format: ChatFormatName = "s1"

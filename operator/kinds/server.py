@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Mapping
 
 from thinkube.api.resources import BudgetForcedServer
@@ -17,6 +18,10 @@ from thinkube.operator.observe import Observed
 ROLE = "serve"
 HEALTH = "/health"  # 503 while the model loads, 200 once it can serve (thinkube.workloads.serving.app)
 STARTUP_PERIOD_S = 10
+# The startup budget when the spec sets none: 10 minutes plus 1 per billion parameters the
+# model's name states (Qwen2.5-32B-Instruct: 42 minutes), 30 minutes when it states none.
+PARAMETERS_IN_NAME = re.compile(r"(?i)(?<![0-9.])(\d+(?:\.\d+)?)b(?![a-z])")
+BASE_BUDGET_S, PER_BILLION_S, UNKNOWN_SIZE_BUDGET_S = 600, 60, 1800
 
 
 def endpoint(server: BudgetForcedServer) -> str:
@@ -40,12 +45,23 @@ def replicas(server: BudgetForcedServer) -> int | None:
     return None if s.autoscaling or s.replicas is None else s.replicas
 
 
-def probes(server: BudgetForcedServer) -> dict:
+def startup_budget_s(server: BudgetForcedServer, model_uri: str) -> int:
+    """How long the pod may take to download and load its model: the spec's, else from the size
+    the model's name states (a 32B model's 64 GB take minutes to download and minutes to load)."""
+    if server.spec.startup_timeout_seconds is not None:
+        return server.spec.startup_timeout_seconds
+    size = PARAMETERS_IN_NAME.search(model_uri.rsplit("/", 1)[-1])
+    if size is None:
+        return UNKNOWN_SIZE_BUDGET_S
+    return BASE_BUDGET_S + math.ceil(float(size.group(1)) * PER_BILLION_S)
+
+
+def probes(server: BudgetForcedServer, model_uri: str) -> dict:
     http = {"httpGet": {"path": HEALTH, "port": "http"}}
-    # Loading a 32B model takes minutes: the startup probe holds liveness off until then.
+    # The startup probe holds liveness off until the model has loaded.
     return {
         "startupProbe": {**http, "periodSeconds": STARTUP_PERIOD_S,
-                         "failureThreshold": math.ceil(server.spec.startup_timeout_seconds / STARTUP_PERIOD_S)},
+                         "failureThreshold": math.ceil(startup_budget_s(server, model_uri) / STARTUP_PERIOD_S)},
         "readinessProbe": {**http, "periodSeconds": 5, "failureThreshold": 3},
         "livenessProbe": {**http, "periodSeconds": 10, "failureThreshold": 6, "timeoutSeconds": 5},
     }
@@ -68,7 +84,7 @@ def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dic
         "ports": [{"name": "http", "containerPort": s.port}],
         "resources": c.container_resources(s, s.gpu_resource or defaults.gpu_resource, s.gpus),
         "volumeMounts": [cfg_mount, shm_mount, *mounts, *model_mounts],
-        **probes(server),
+        **probes(server, resolved.input_uri),
     }
     pod_labels = {**labels, **c.kueue_labels(s)}
     deployment_spec = {

@@ -93,3 +93,14 @@ def test_gpus_are_the_tensor_parallel_size_and_reach_vllm(tmp_path):
     path.write_text(json.dumps({**cfg, "model": "tiny", "engine": "vllm"}))
     args = build_parser().parse_args(["serve", "--config", str(path)])
     assert build_engine(resolve_config(args))._args["tensor_parallel_size"] == 4  # what AsyncEngineArgs receives
+
+
+@pytest.mark.parametrize("uri, budget_s", [
+    ("hf://Qwen/Qwen2.5-32B-Instruct", 600 + 32 * 60), ("hf://Qwen/Qwen2.5-0.5B-Instruct@main", 600 + 30),
+    ("pvc://out/r/final", 1800)])
+def test_the_startup_budget_follows_the_model_size_its_name_states(uri, budget_s):
+    body = {"apiVersion": "thinkube.dev/v1alpha1", "kind": "BudgetForcedServer",
+            "metadata": {"name": "s", "namespace": "ns", "uid": "u"}, "spec": {"model": {"uri": uri}}}
+    _, deployment, _ = build(body, Resolved(input_uri=uri), Defaults(image="img:1"))
+    probe = container(deployment)["startupProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] == budget_s

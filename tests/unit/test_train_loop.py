@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,61 @@ def test_crash_then_resume_matches_uninterrupted(data, reference, tmp_path):
     assert not (out / "step-000006.tmp").exists()
     # metrics.jsonl holds steps 1-4 from the first run and 5-6 from the resumed one.
     assert_same_losses(losses(out), losses(reference))
+
+
+def test_resume_on_another_world_size_matches_uninterrupted(data, reference, tmp_path):
+    """Checkpoints are sharded per rank (torch.distributed.checkpoint): 2 ranks write, 1 reads."""
+    out = tmp_path / "reshard"
+    crashed = subprocess.run(torchrun("--nproc_per_node=2", "--master-port", str(free_port()),
+                                      *train_args(data, out, "--save-every", "2", "--stop-after-steps", "4")),
+                             capture_output=True, text=True, timeout=TIMEOUT, env=env())
+    assert crashed.returncode != 0 and (out / "step-000004" / "COMPLETE").is_file(), crashed.stderr[-3000:]
+    assert json.loads((out / "step-000004" / "trainer_state.json").read_text())["world_size"] == 2
+    resumed = run_single(data, out, "--save-every", "2")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "step-000004 (step 4)" in resumed.stderr
+    assert_same_losses(losses(out), losses(reference))
+
+
+@pytest.fixture(scope="module")
+def larger_model(tmp_path_factory) -> tuple[Path, int, int]:
+    """A random Qwen2 of ~100M parameters in fp32 (the tiny model's tokenizer): large enough
+    that its weights, not the imports, decide a process's memory. (folder, bytes, largest tensor bytes)"""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from thinkube.workloads.models import resolve_model
+
+    tiny, _ = resolve_model("tiny")
+    config = AutoConfig.from_pretrained(tiny)
+    config.update({"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 8,
+                   "num_attention_heads": 16, "num_key_value_heads": 4, "head_dim": 64,
+                   "layer_types": ["full_attention"] * 8})
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    folder = tmp_path_factory.mktemp("larger-model")
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny).save_pretrained(folder)
+    sizes = [p.numel() * 4 for p in model.parameters()]
+    return folder, sum(sizes), max(sizes)
+
+
+def test_each_rank_holds_only_its_share_of_the_model(data, larger_model, tmp_path):
+    folder, model_bytes, largest = larger_model
+    out = tmp_path / "memory"
+    p = subprocess.run(torchrun("--nproc_per_node=2", "--master-port", str(free_port()),
+                                *train_args(data, out, "--model", str(folder), "--block-size", "64")[:-2],
+                                "--learning-rate", "1e-4", "--max-steps", "1", "--no-gradient-checkpointing"),
+                       capture_output=True, text=True, timeout=TIMEOUT, env=env())
+    assert p.returncode == 0, p.stderr[-3000:]
+    grown = {int(m[0]): float(m[1]) for m in re.findall(r"rank (\d+): model loaded .*host memory for the model "
+                                                        r"\+(\d+) MiB", p.stderr)}
+    assert sorted(grown) == [0, 1], p.stderr[-3000:]
+    # Its half of the weights, one tensor in flight, and allocator slack: never the whole model,
+    # which is what every rank held when it loaded the model before sharding it.
+    bound = (model_bytes / 2 + largest) / 2**20 + 64
+    assert all(mib < bound < model_bytes / 2**20 for mib in grown.values()), (grown, bound, model_bytes / 2**20)
+    from transformers import AutoModelForCausalLM
+
+    final = AutoModelForCausalLM.from_pretrained(out / "final")  # gathered tensor by tensor, in safetensors shards
+    assert (out / "final" / "model.safetensors.index.json").is_file()
+    assert sum(t.numel() for t in final.parameters()) * 4 == model_bytes

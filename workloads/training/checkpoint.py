@@ -22,15 +22,11 @@ from typing import Any
 
 import torch
 import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_state_dict,
-    set_state_dict,
-)
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from thinkube.api.stages.train import FINAL_MODEL_DIR, TrainConfig
 from thinkube.workloads.training.distributed import World, barrier
+from thinkube.workloads.training.weights import save_weights
 
 log = logging.getLogger(__name__)
 
@@ -105,23 +101,23 @@ def load(path: Path, model, optimizer, scheduler, world: World) -> dict[str, Any
 
 def save_final(output: Path, model, model_path: str, tokenizer, cfg: TrainConfig, world: World,
                dtype: torch.dtype) -> Path:
-    """Gather the full state dict on rank 0 and write a from_pretrained-loadable folder, in the
-    training compute dtype (bf16 on GPU, as s1 ships; fp32 master weights would double the size)."""
-    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    """A from_pretrained-loadable folder in the training compute dtype (bf16 on GPU, as s1 ships;
+    fp32 master weights would double the size), gathered one tensor at a time."""
     dest = output / FINAL_MODEL_DIR
+    tmp = output / (FINAL_MODEL_DIR + ".tmp")
     if world.is_main:
-        from transformers import AutoConfig, AutoModelForCausalLM
-
-        tmp = output / (FINAL_MODEL_DIR + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        # A fresh unsharded copy: save_pretrained on the FSDP-wrapped module would see DTensors.
+        tmp.mkdir(parents=True)
+    barrier(world)
+    save_weights(model, tmp, dtype, world)
+    if world.is_main:
+        from transformers import AutoConfig
+
         config = AutoConfig.from_pretrained(model_path)
-        with torch.device("meta"):
-            plain = AutoModelForCausalLM.from_config(config)
-        plain.load_state_dict({k: v.to(dtype) for k, v in full.items()}, assign=True)
-        plain.tie_weights()  # assign replaced the tied tensors; re-tie so the head shares the embeddings
-        plain.config.dtype = dtype
-        plain.save_pretrained(tmp)
+        config.dtype = dtype
+        config.save_pretrained(tmp)
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / CONFIG_FILE).write_text(cfg.to_json())
         shutil.rmtree(dest, ignore_errors=True)

@@ -77,15 +77,19 @@ def all_sum(value: float, world: World) -> float:
     return float(t.item())
 
 
-def shard_model(model: torch.nn.Module, world: World, param_dtype: torch.dtype | None) -> torch.nn.Module:
+def shard_model(model: torch.nn.Module, world: World, param_dtype: torch.dtype | None, *,
+                cpu_offload: bool = False) -> torch.nn.Module:
     """FSDP2 full shard: each decoder layer is its own unit (its all-gather overlaps the
     previous layer's compute), then the root (embeddings, norm, head). MixedPrecisionPolicy
-    only on GPU: bf16 compute with fp32 gradient reduction, as s1 trains."""
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    only on GPU: bf16 compute with fp32 gradient reduction, as s1 trains. `cpu_offload`
+    (GPU only) keeps parameters, gradients and optimizer state in host memory."""
+    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 
-    kwargs = {}
+    kwargs: dict = {}
     if param_dtype is not None and world.device.type == "cuda":
         kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
+    if cpu_offload and world.device.type == "cuda":
+        kwargs["offload_policy"] = CPUOffloadPolicy()
     layers = model.get_submodule("model.layers")
     assert isinstance(layers, torch.nn.ModuleList)  # where transformers' decoder-only models keep them
     for layer in layers:

@@ -23,9 +23,9 @@ from thinkube.api.stages.loader import BadConfig
 from thinkube.api.stages.train import TrainConfig
 from thinkube.workloads.formats import CHAT_FORMATS, load_records
 from thinkube.workloads.models import resolve_model
-from thinkube.workloads.training import checkpoint
+from thinkube.workloads.training import checkpoint, weights
 from thinkube.workloads.training.data import GlobalBatches, as_row, build_examples, collate, pack
-from thinkube.workloads.training.distributed import World, all_sum, init_world, shard_model, shutdown
+from thinkube.workloads.training.distributed import World, all_sum, init_world, shutdown
 from thinkube.workloads.training.progress import Progress
 from thinkube.workloads.uris import local_path
 
@@ -122,8 +122,6 @@ def train(cfg: TrainConfig) -> dict:
 
 
 def _train(cfg: TrainConfig, prep: Prepared, world: World) -> dict:
-    from transformers import AutoModelForCausalLM
-
     output = local_path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)
     if world.is_main:
@@ -131,13 +129,10 @@ def _train(cfg: TrainConfig, prep: Prepared, world: World) -> dict:
     torch.manual_seed(cfg.seed)
     dtype = compute_dtype(cfg, world.device)
     # fp32 master weights; bf16 compute comes from the FSDP policy (GPU) or autocast.
-    model = AutoModelForCausalLM.from_pretrained(prep.model_path, revision=prep.revision, dtype=torch.float32)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model.to(world.device)
+    model = weights.build_sharded(prep.model_path, prep.revision, world,
+                                  param_dtype=dtype if dtype != torch.float32 else None,
+                                  gradient_checkpointing=cfg.gradient_checkpointing, cpu_offload=cfg.cpu_offload)
     mp_on_fsdp = world.distributed and world.device.type == "cuda"
-    if world.distributed:
-        shard_model(model, world, dtype if dtype != torch.float32 else None)
     autocast = (torch.autocast(world.device.type, dtype=dtype) if dtype != torch.float32 and not mp_on_fsdp
                 else nullcontext())
     model.train()
