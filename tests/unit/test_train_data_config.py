@@ -9,11 +9,11 @@ import sys
 import pytest
 import torch
 
+from thinkube.api.stages.loader import BadConfig, load
+from thinkube.api.stages.train import TrainConfig, TrainRecipe
 from thinkube.cli import build_parser, main
 from thinkube.constants import ENV_CONFIG, EXIT_BAD_CONFIG
 from thinkube.workloads.formats import S1_FORMAT, S1Record, render_training_example
-from thinkube.api.stages.loader import BadConfig, load
-from thinkube.api.stages.train import TrainConfig, TrainRecipe
 from thinkube.workloads.training.data import (
     IGNORE,
     GlobalBatches,
