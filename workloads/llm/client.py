@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 from openai import APIConnectionError, APIError, APIStatusError, APITimeoutError, AsyncOpenAI, omit
+from openai.types.chat import ChatCompletion
 
 from thinkube.workloads.formats import ChatFormat
 from thinkube.workloads.llm.ratelimit import RateLimiter
@@ -64,9 +65,6 @@ class ChatClient:
         self._headers = {} if api_key else {"Authorization": omit}
         self._model_lock = asyncio.Lock()
 
-    def __str__(self) -> str:
-        return f"{self.base}@{self.model}"
-
     def _problem(self, e: APIError) -> str:
         """What went wrong, in the server's words where it gave any."""
         if isinstance(e, APIStatusError):
@@ -98,15 +96,19 @@ class ChatClient:
         schema, such as the budget-forcing ones; `tokens`: the prompt's estimate the limiter
         counts; `chat_format` splits the content of servers that return no reasoning field."""
         url = f"{self.base}/chat/completions"
-        model = await self.model_name()
-        fields = {k: v for k, v in fields.items() if v is not None}
+        body = {"model": await self.model_name(), "messages": messages,
+                **{k: v for k, v in fields.items() if v is not None}}
+        # The SDK's request for custom calls, not chat.completions.create: that one walks every
+        # message through its typed schema first, which doubles the SDK's cost per call (about
+        # 0.6 ms instead of 0.3 against an instant server), and these messages are plain dicts.
+        options = {"headers": self._headers, "extra_json": extra_body or {}}
         for attempt in range(self.max_retries + 1):
             if self.limiter is not None:
                 await self.limiter.acquire(tokens)
             wait = None
             try:
-                completion = await self._sdk.chat.completions.create(
-                    model=model, messages=messages, extra_body=extra_body, extra_headers=self._headers, **fields)
+                completion = await self._sdk.post("/chat/completions", cast_to=ChatCompletion, body=body,
+                                                  options=options)
             except APIStatusError as e:
                 problem = self._problem(e)
                 if e.status_code not in RETRY_STATUS:
