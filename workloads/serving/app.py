@@ -59,11 +59,11 @@ async def _stream(server: Server, gen: Generation, head: dict, chunk: Chunk) -> 
             for i in range(gen.n):
                 o = Outcome()
                 outcomes.append(o)
-                if opening := chunk.opening(i):
-                    yield event(chunk(**head, choices=opening))
+                for body in chunk.opening(head, i):
+                    yield event(body)
                 async for field, delta in server.stream(gen, i, o):
-                    yield event(chunk(**head, choices=[chunk.text(i, field, delta)]))
-                yield event(chunk(**head, choices=[chunk.final(i, o)]))
+                    yield event(chunk.text(head, i, field, delta))
+                yield event(chunk.final(head, i, o))
             if gen.include_usage:
                 yield event(chunk(**head, choices=[], usage=_usage(gen, outcomes)))
             yield b"data: [DONE]\n\n"

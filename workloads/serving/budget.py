@@ -95,11 +95,18 @@ class BudgetForcing:
     def __init__(self, engine: Engine, delimiters: Delimiters):
         self.engine = engine
         self.d = delimiters
-        self._enc = lambda s: engine.tokenizer.encode(s, add_special_tokens=False)
         # The splitter finds the closing by its marker: a tokenizer that merged the marker
         # away leaves the resubmitting controller.
-        self.in_engine = (isinstance(engine, ForcingEngine) and engine.forces_budget
-                          and delimiters.marker_offset is not None)
+        offset = delimiters.marker_offset
+        self._forcing: tuple[ForcingEngine, int] | None = (
+            (engine, offset) if isinstance(engine, ForcingEngine) and engine.forces_budget and offset is not None
+            else None)
+        self.in_engine = self._forcing is not None
+
+    def _enc(self, text: str) -> list[int]:
+        tokenizer = self.engine.tokenizer
+        assert tokenizer is not None  # the server builds this controller once the engine has started
+        return tokenizer.encode(text, add_special_tokens=False)
 
     def plan(self, s: BudgetSettings) -> ForcingPlan:
         """The request's budget in token ids. Thinking ends with the delimiter, followed by
@@ -116,14 +123,17 @@ class BudgetForcing:
             outcome: Outcome) -> AsyncIterator[Event]:
         """Yield one choice's events in order: `s` is the choice's settings (sampling),
         `plan` the request's, from plan(). `outcome` is filled in as the choice proceeds."""
-        return (self._run_in_engine if self.in_engine else self._resubmit)(prompt_ids, s, plan, outcome)
+        if self._forcing is None:
+            return self._resubmit(prompt_ids, s, plan, outcome)
+        return self._run_in_engine(*self._forcing, prompt_ids, s, plan, outcome)
 
-    async def _run_in_engine(self, prompt_ids: list[int], s: BudgetSettings, plan: ForcingPlan, outcome: Outcome):
-        split = _Splitter(self.d.end_marker, self.d.marker_offset, plan, s, outcome)
+    async def _run_in_engine(self, engine: ForcingEngine, marker_offset: int, prompt_ids: list[int],
+                             s: BudgetSettings, plan: ForcingPlan, outcome: Outcome) -> AsyncIterator[Event]:
+        split = _Splitter(self.d.end_marker, marker_offset, plan, s, outcome)
         params = StepParams(max_tokens=plan.max_tokens, stop_token_ids=self.d.end_of_turn,
                             temperature=s.temperature, top_p=s.top_p, seed=s.seed)
         outcome.steps, outcome.submitted_tokens = 1, len(prompt_ids)
-        async for chunk in self.engine.stream_forced(prompt_ids, plan, params):
+        async for chunk in engine.stream_forced(prompt_ids, plan, params):
             for ev in split.feed(self._received(chunk, outcome)):
                 yield ev
             if chunk.finish_reason:
@@ -132,7 +142,8 @@ class BudgetForcing:
                 for ev in split.finish():
                     yield ev
 
-    async def _resubmit(self, prompt_ids: list[int], s: BudgetSettings, plan: ForcingPlan, outcome: Outcome):
+    async def _resubmit(self, prompt_ids: list[int], s: BudgetSettings, plan: ForcingPlan,
+                        outcome: Outcome) -> AsyncIterator[Event]:
         context = list(prompt_ids)
 
         # Thinking phase.

@@ -104,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
                           defaults=cfg.budget.model_dump(exclude_none=True))
     app = create_app(build_engine(cfg), config)
     log.info("serving %s on http://%s:%d", cfg.model, cfg.host, cfg.port)
-    uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="info",
-                                  timeout_graceful_shutdown=cfg.graceful_timeout)).run()
+    uvicorn.Server(uvicorn.Config(
+        app, host=cfg.host, port=cfg.port, log_level="info",
+        timeout_graceful_shutdown=cfg.graceful_timeout,  # type: ignore[arg-type]  # uvicorn says int; asyncio.timeout takes float
+    )).run()
     return 0

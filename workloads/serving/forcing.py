@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 THINKING, CLOSING, ANSWER = "thinking", "closing", "answer"
 
@@ -71,7 +71,9 @@ class ForcingPlan:
     @classmethod
     def from_args(cls, args: dict) -> "ForcingPlan":
         tuples = ("think_stop", "closing", "forced_closing", "ignore_string_ids")
-        return cls(**{k: tuple(v) if k in tuples else v for k, v in args.items()})
+        # Values as they came over the wire (JSON lists where the plan holds tuples).
+        fields: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in args.items()}
+        return cls(**fields)
 
 
 class ForcingState:

@@ -43,11 +43,11 @@ class ServeProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         cmd = [sys.executable, "-m", "thinkube.cli", "serve", "--port", str(self.port), *args]
-        out = log_path.open("w") if log_path else subprocess.PIPE
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, **(env or {})})
-        if log_path:
-            out.close()  # the child holds its own descriptor
+        log_file = log_path.open("w") if log_path else None
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if log_file is None else log_file,
+                                     stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
+        if log_file is not None:
+            log_file.close()  # the child holds its own descriptor
 
     def wait(self, timeout: float = 300) -> ServeProcess:
         wait_healthy(self.url, timeout, self.proc, self.log_path)

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal, Self
 from pydantic import BaseModel, model_serializer
 
 from thinkube.workloads.serving.budget import Outcome
-from thinkube.workloads.serving.server import Result
+from thinkube.workloads.serving.server import DeltaField, Result
 
 
 class WireModel(BaseModel):
@@ -106,21 +106,25 @@ class ChatChunkChoice(Choice):
 
 
 class ChatCompletionChunk(Head):
+    """A streamed body; the class methods build one choice's chunks from the request's head
+    (Head's fields)."""
+
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     choices: list[ChatChunkChoice]
     usage: Usage | None = None  # only on the last chunk, when stream_options.include_usage
 
-    @staticmethod
-    def opening(index: int) -> list[ChatChunkChoice]:
-        return [ChatChunkChoice(index=index, delta=ChatDelta(role="assistant", content=""))]
+    @classmethod
+    def opening(cls, head: dict, index: int) -> list[Self]:
+        return [cls(**head, choices=[ChatChunkChoice(index=index, delta=ChatDelta(role="assistant", content=""))])]
 
-    @staticmethod
-    def text(index: int, field: str, delta: str) -> ChatChunkChoice:
-        return ChatChunkChoice(index=index, delta=ChatDelta(**{field: delta}))
+    @classmethod
+    def text(cls, head: dict, index: int, field: DeltaField, delta: str) -> Self:
+        part = ChatDelta(content=delta) if field == "content" else ChatDelta(reasoning_content=delta)
+        return cls(**head, choices=[ChatChunkChoice(index=index, delta=part)])
 
-    @staticmethod
-    def final(index: int, o: Outcome) -> ChatChunkChoice:
-        return ChatChunkChoice.last(index, o, delta=ChatDelta())
+    @classmethod
+    def final(cls, head: dict, index: int, o: Outcome) -> Self:
+        return cls(**head, choices=[ChatChunkChoice.last(index, o, delta=ChatDelta())])
 
 
 # ----------------------------------------------------------------- /v1/completions
@@ -137,26 +141,34 @@ class CompletionChoice(Choice):
                         reasoning_content=r.reasoning_content, content=r.content)
 
 
-class Completion(Head):
+class _CompletionBody(Head):
     object: Literal["text_completion"] = "text_completion"
     choices: list[CompletionChoice]
+
+
+class Completion(_CompletionBody):
     usage: Usage
 
 
-class CompletionChunk(Completion):
+class CompletionChunk(_CompletionBody):
+    """A streamed body; the class methods build one choice's chunks from the request's head
+    (Head's fields)."""
+
     usage: Usage | None = None  # only on the last chunk, when stream_options.include_usage
 
-    @staticmethod
-    def opening(index: int) -> list[CompletionChoice]:
+    @classmethod
+    def opening(cls, head: dict, index: int) -> list[Self]:
         return []
 
-    @staticmethod
-    def text(index: int, field: str, delta: str) -> CompletionChoice:
-        return CompletionChoice(index=index, text=delta, **{field: delta})
+    @classmethod
+    def text(cls, head: dict, index: int, field: DeltaField, delta: str) -> Self:
+        content, reasoning = (delta, None) if field == "content" else (None, delta)
+        return cls(**head, choices=[CompletionChoice(index=index, text=delta, content=content,
+                                                     reasoning_content=reasoning)])
 
-    @staticmethod
-    def final(index: int, o: Outcome) -> CompletionChoice:
-        return CompletionChoice.last(index, o, text="")
+    @classmethod
+    def final(cls, head: dict, index: int, o: Outcome) -> Self:
+        return cls(**head, choices=[CompletionChoice.last(index, o, text="")])
 
 
 # ----------------------------------------------------------------- /v1/models

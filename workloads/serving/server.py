@@ -6,7 +6,7 @@ import asyncio
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator, NamedTuple
+from typing import AsyncIterator, Literal, NamedTuple
 
 from thinkube.workloads.formats.chat import ChatFormat
 from thinkube.workloads.serving.budget import ANSWER, CLOSE, BudgetForcing, Delimiters, Event, Outcome
@@ -17,6 +17,8 @@ from thinkube.workloads.serving.protocol import BudgetFields
 from thinkube.workloads.serving.settings import BudgetSettings
 
 log = logging.getLogger(__name__)
+
+DeltaField = Literal["reasoning_content", "content"]  # where a streamed text delta goes
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ class Server:
 
     def accept(self, req: BudgetFields, prompt: str) -> Generation:
         """The request as a Generation, or ApiError naming the field at fault."""
-        if not self.ready:
+        forcing = self.forcing
+        if not self.ready or forcing is None:  # load() builds the controller, then the server is ready
             raise ApiError(503, "model is still loading: retry when GET /health returns 200", type_="unavailable")
         if req.model != self.engine.name:
             raise ApiError(400, f"model {req.model!r} is not served here; available: [{self.engine.name!r}]",
@@ -81,7 +84,7 @@ class Server:
         prompt_ids = self.engine.tokenizer.encode(prompt, add_special_tokens=False)
         settings = req.resolve(self.defaults, len(prompt_ids), self.engine.max_model_len)
         try:
-            plan = self.forcing.plan(settings)
+            plan = forcing.plan(settings)
         except ValueError as e:
             raise ApiError(400, f"{e}: choose another ignore_string", "ignore_string") from e
         self.metrics.prompt_tokens.inc(len(prompt_ids))
@@ -113,7 +116,7 @@ class Server:
         self.metrics.observe(outcome)
         return Result(self._decode(thinking).strip(), (outcome.answer_prefix + self._decode(answer)).strip(), outcome)
 
-    async def stream(self, gen: Generation, index: int, outcome: Outcome) -> AsyncIterator[tuple[str, str]]:
+    async def stream(self, gen: Generation, index: int, outcome: Outcome) -> AsyncIterator[tuple[DeltaField, str]]:
         """Yield choice `index` as (field, text delta), field "reasoning_content" or "content"."""
         phase_ids: dict[str, list[int]] = {"reasoning_content": [], "content": []}
         sent: dict[str, str] = {"reasoning_content": "", "content": ""}
@@ -123,7 +126,7 @@ class Server:
                     if outcome.answer_prefix:
                         yield "content", outcome.answer_prefix
                     continue
-                key = "content" if ev.kind == ANSWER else "reasoning_content"
+                key: DeltaField = "content" if ev.kind == ANSWER else "reasoning_content"
                 phase_ids[key] += ev.token_ids
                 text = self._decode(phase_ids[key])
                 if text.endswith("\ufffd"):
@@ -135,6 +138,7 @@ class Server:
 
     def _run(self, gen: Generation, index: int, outcome: Outcome) -> AsyncIterator[Event]:
         """Choice `index`'s events: its own settings (seed), the request's plan."""
+        assert self.forcing is not None  # a Generation comes from accept(), which needs it
         return self.forcing.run(gen.prompt_ids, gen.settings.for_choice(index), gen.plan, outcome)
 
     def _decode(self, ids: list[int]) -> str:

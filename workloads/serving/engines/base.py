@@ -4,9 +4,12 @@ except those that force budgets themselves (ForcingEngine)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, AsyncIterator, Protocol, runtime_checkable
 
 from thinkube.workloads.serving.forcing import ForcingPlan
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class StepChunk:
 
 class Engine(Protocol):
     name: str  # the model name clients ask for
-    tokenizer: object  # a transformers tokenizer
+    tokenizer: PreTrainedTokenizerBase | None  # loaded by start()
     max_model_len: int
 
     async def start(self) -> None: ...

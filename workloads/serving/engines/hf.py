@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
 from thinkube.workloads.serving.engines.base import StepChunk, StepParams
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 class TransformersEngine:
@@ -16,8 +19,8 @@ class TransformersEngine:
         self.model_path, self.name, self.revision, self.dtype = model_path, name, revision, dtype
         self._max_model_len = max_model_len
         self._lock = asyncio.Lock()
-        self.tokenizer = None
-        self.model = None
+        self.tokenizer: PreTrainedTokenizerBase | None = None
+        self.model: PreTrainedModel | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load)
@@ -27,9 +30,9 @@ class TransformersEngine:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, revision=self.revision)
-        self.model = AutoModelForCausalLM.from_pretrained(
+        self.model = model = AutoModelForCausalLM.from_pretrained(
             self.model_path, revision=self.revision, dtype=getattr(torch, self.dtype)).eval()
-        cfg_len = self.model.config.max_position_embeddings
+        cfg_len = model.config.max_position_embeddings
         self.max_model_len = min(self._max_model_len or cfg_len, cfg_len)
 
     async def stream(self, prompt_ids: list[int], params: StepParams) -> AsyncIterator[StepChunk]:
@@ -58,13 +61,15 @@ class TransformersEngine:
         import torch
 
         try:
+            tokenizer, model = self.tokenizer, self.model
+            assert tokenizer is not None and model is not None  # start() loads them before requests come
             gen = None
             if params.temperature > 0:
                 gen = torch.Generator().manual_seed(params.seed if params.seed is not None else torch.seed())
-            vocab = len(self.tokenizer)
+            vocab = len(tokenizer)
             stop = set(params.stop_token_ids)
             with torch.inference_mode():
-                out = self.model(torch.tensor([prompt_ids]), use_cache=True)
+                out = model(torch.tensor([prompt_ids]), use_cache=True)
                 for n in range(params.max_tokens):
                     logits = out.logits[0, -1].float()
                     logits[vocab:] = float("-inf")  # padded embedding rows are not tokens
@@ -76,7 +81,7 @@ class TransformersEngine:
                     emit(StepChunk([tok], "length" if last else None))
                     if last or cancel.is_set():
                         return
-                    out = self.model(torch.tensor([[tok]]), past_key_values=out.past_key_values, use_cache=True)
+                    out = model(torch.tensor([[tok]]), past_key_values=out.past_key_values, use_cache=True)
             emit(StepChunk([], "length"))  # max_tokens == 0
         except BaseException as e:  # surfaced in the request's coroutine, not lost in a thread
             emit(e)

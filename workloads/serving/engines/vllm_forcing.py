@@ -66,7 +66,7 @@ class Tally:
 class _Writer:
     """The engine side of the tallies named by requests: opened once per file."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._maps: dict[str, mmap.mmap | None] = {}
 
     def write(self, path: str, slot: int, value: int) -> None:
@@ -143,7 +143,8 @@ class BudgetForcingLogitsProcessor(LogitsProcessor):
         if not self.rows:
             return logits
         forced: dict[int, int] = {}
-        greedy, sampled = [], []
+        greedy: list[int] = []
+        sampled: list[int] = []
         for row, req in self.rows.items():
             st = req.state
             st.advance(req.output_ids)
@@ -189,7 +190,8 @@ class BudgetForcingLogitsProcessor(LogitsProcessor):
         stop = torch.zeros_like(probs, dtype=torch.bool)
         stop[r_idx, c_idx] = True
         p_end = (probs * stop).sum(-1).tolist()
-        masked_rows, masked_cols = [], []
+        masked_rows: list[int] = []
+        masked_cols: list[int] = []
         for i, (row, p) in enumerate(zip(rows, p_end)):
             if float(torch.rand((), generator=reqs[i].generator)) < p:
                 forced[row] = reqs[i].state.end_attempt()
