@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 
+from thinkube.api.stages.curate import CurateConfig, TeacherConfig  # noqa: E402
 from thinkube.workloads.curation.cache import CallCache  # noqa: E402
-from thinkube.workloads.curation.config import CurateConfig, TeacherConfig  # noqa: E402
 from thinkube.workloads.curation.distill import distill  # noqa: E402
 from thinkube.workloads.curation.ingest import ingest  # noqa: E402
 from thinkube.workloads.demo.tasks import problems  # noqa: E402

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from tests.support.servers import ThreadServer
-from thinkube.workloads.curation.config import CurateConfig, TeacherConfig
+from thinkube.api.stages.curate import CurateConfig, TeacherConfig
 from thinkube.workloads.curation.pipeline import run as curate
 from thinkube.workloads.formats import S1Record, load_records, save_records
 
