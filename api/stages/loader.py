@@ -56,11 +56,12 @@ def problems(error: ValidationError) -> str:
     """Each bad field by its dotted path, with pydantic's reason (and for a missing one, how to give it)."""
     out = []
     for e in error.errors():
-        where = ".".join(map(str, e["loc"])) or "config"
+        where = ".".join(map(str, e["loc"]))
+        message = e["msg"].removeprefix("Value error, ")  # our own checks' messages stand alone
         if e["type"] == "missing" and len(e["loc"]) == 1:
             out.append(f"{where}: required: give --{where.replace('_', '-')} (or `{where}:` in the config file)")
         else:
-            out.append(f"{where}: {e['msg']}")
+            out.append(f"{where}: {message}" if where else message)
     return "; ".join(out)
 
 

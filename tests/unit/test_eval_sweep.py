@@ -227,13 +227,13 @@ def test_cli_errors_name_the_problem(tmp_path, capsys):
                  "--benchmark", f"aime24={tmp_path / 'nope.jsonl'}"]) == 2
     assert "HuggingFaceH4/aime_2024" in capsys.readouterr().err
     assert main(["eval", "--out", str(tmp_path), "--benchmark", "aime24=x.jsonl"]) == 2
-    assert "--target is required" in capsys.readouterr().err
+    assert "thinkube eval: target is required (--target)" in capsys.readouterr().err
     assert main(["eval", "--target", "http://127.0.0.1:9", "--out", str(tmp_path), "--benchmark", "aime24"]) == 2
     assert "use NAME=PATH" in capsys.readouterr().err
     config = tmp_path / "c.yaml"
     config.write_text("temprature: 1\n")
     assert main(["eval", "--config", str(config)]) == 2
-    assert "unknown option 'temprature'" in capsys.readouterr().err
+    assert "unknown setting(s) temprature" in capsys.readouterr().err
 
 
 def canned_judge_app() -> FastAPI:
