@@ -135,3 +135,9 @@ def test_grading_timeout_counts_wrong_not_crash(monkeypatch):
 def test_grade_many_in_processes_matches_single_threaded():
     jobs = [(c["kind"], c["gold"], c["text"], 4) for c in CASES[:30]]
     assert grade_many(jobs, workers=2) == grade_many(jobs, workers=0)
+
+
+def test_a_bare_box_before_a_dollar_sign_is_skipped_not_a_crash():
+    # `\boxed $...$` has no token to take: the box is skipped, an earlier complete one stands.
+    assert extract_answer("\\boxed{7} and then \\boxed $x$") == "7"
+    assert extract_answer("\\boxed 5") == "5"

@@ -309,7 +309,8 @@ def test_http_target_retries_transient_errors_and_fails_fast_on_client_errors(se
     rejected = serve(flaky_app(99, 400, "max_thinking_tokens: must be <= 131072"))
     with pytest.raises(LLMError, match="HTTP 400.*max_thinking_tokens"):
         asyncio.run(one(rejected.url))
-    assert rejected.app.state.calls == 2  # one per sample, none retried
+    # None retried: at most one call per sample (the first refusal cancels a sibling not yet sent).
+    assert 1 <= rejected.app.state.calls <= 2
     down = serve(flaky_app(99, 503, "down"))
     with pytest.raises(LLMError, match="after 3 attempts"):
         asyncio.run(one(down.url, max_retries=2))

@@ -27,9 +27,9 @@ PROMPT_VERSION = 1
 PROMPT = "{question}\n\nPut your final answer within \\boxed{{}}."
 
 
-def reference_answer(solution: str) -> str:
+def reference_answer(solution: str | None) -> str:
     """The final answer of a reference: s1's solutions are often whole worked solutions."""
-    return extract_answer(solution) or solution.strip()
+    return extract_answer(solution or "") or (solution or "").strip()
 
 
 def answer_kind(record: S1Record, cfg: CurateConfig) -> str:
@@ -39,7 +39,7 @@ def answer_kind(record: S1Record, cfg: CurateConfig) -> str:
         return configured
     # An AIME-like row whose reference is not an integer is graded as math rather than failing the run.
     aime = "aime" in source_label(record).lower()
-    return "integer" if aime and parse_integer(reference_answer(record.solution or "")) is not None else "math"
+    return "integer" if aime and parse_integer(reference_answer(record.solution)) is not None else "math"
 
 
 async def _ask_base_models(records: list[S1Record], endpoints: list[Endpoint], cfg: CurateConfig,
@@ -47,7 +47,8 @@ async def _ask_base_models(records: list[S1Record], endpoints: list[Endpoint], c
     """(model, question sha) -> the cached or new reply {answer, reasoning, finish_reason}."""
     settings = {"prompt_version": PROMPT_VERSION, "max_tokens": cfg.max_tokens, "temperature": cfg.temperature,
                 "seed": cfg.seed}
-    todo, replies = [], {}
+    todo: list[tuple[int, str, str, str]] = []
+    replies: dict[tuple[str, str], dict] = {}
     for i, ep in enumerate(endpoints):
         for sha, question in {question_sha(r.question): r.question for r in records}.items():
             key = cache_key(kind="base", model=ep.model, question=sha, settings=settings)
@@ -63,17 +64,18 @@ async def _ask_base_models(records: list[S1Record], endpoints: list[Endpoint], c
     clients = [ChatClient(ep.url, model=ep.model, timeout_s=cfg.request_timeout_s, max_retries=cfg.max_retries,
                           backoff_s=cfg.backoff_s) for ep in endpoints]
 
-    async def one(client: ChatClient, sha: str, question: str, key: str) -> None:
+    async def one(i: int, sha: str, question: str, key: str) -> None:
+        client = clients[i]
         async with semaphore:
             r = await client.chat([{"role": "user", "content": PROMPT.format(question=question)}],
                                   max_tokens=cfg.max_tokens, temperature=cfg.temperature, seed=cfg.seed)
         value = {"answer": r.content, "reasoning": r.thinking or "", "finish_reason": r.finish_reason}
         cache.put(key, value)
-        replies[client.model, sha] = value
+        replies[endpoints[i].model, sha] = value
         progress.tick()
 
     with Progress(log, "difficulty", len(todo)) as progress:
-        tasks = [asyncio.ensure_future(one(clients[i], *job)) for i, *job in todo]
+        tasks = [asyncio.ensure_future(one(*job)) for job in todo]
         try:
             await asyncio.gather(*tasks)
         finally:  # a failure or a cancel: stop the siblings; what finished is in the cache
@@ -88,7 +90,7 @@ async def _ask_base_models(records: list[S1Record], endpoints: list[Endpoint], c
 async def judge_all(jobs: list[tuple[str, str, str, str]], judge: Endpoint, cfg: CurateConfig,
                      cache: CallCache) -> dict[str, bool | None]:
     """cache key -> the judge's verdict, for (key, question, reference, answer) jobs."""
-    verdicts = {key: cache.get(key)["verdict"] for key, *_ in jobs if cache.get(key) is not None}
+    verdicts = {key: hit["verdict"] for key, *_ in jobs if (hit := cache.get(key)) is not None}
     pending = [job for job in jobs if job[0] not in verdicts]
     semaphore = asyncio.Semaphore(cfg.concurrency)
     llm = LLMJudge(judge.url, judge.model, timeout_s=cfg.request_timeout_s, max_retries=cfg.max_retries)

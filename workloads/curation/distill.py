@@ -71,9 +71,8 @@ def histogram(lengths: list[int]) -> dict[str, int]:
 class _Calls:
     """The teacher calls of one stage run, with their running totals."""
 
-    def __init__(self, cfg: CurateConfig, cache: CallCache):
-        self.cfg, self.teacher, self.cache = cfg, cfg.teacher, cache
-        teacher = cfg.teacher
+    def __init__(self, cfg: CurateConfig, teacher: TeacherConfig, cache: CallCache):
+        self.cfg, self.teacher, self.cache = cfg, teacher, cache
         self.endpoint = teacher.parsed()
         self.settings = {"prompt_version": PROMPT_VERSION, "max_tokens": teacher.max_tokens,
                          "temperature": teacher.temperature}
@@ -112,7 +111,8 @@ class _Calls:
 
 async def _ask(questions: dict[str, str], calls: _Calls) -> dict[str, dict]:
     """question sha -> the cached or new reply (or {"error": ...})."""
-    replies, todo = {}, []
+    replies: dict[str, dict] = {}
+    todo: list[tuple[str, str, str]] = []
     for sha, question in questions.items():
         key = calls.key(question)
         hit = calls.cache.get(key)
@@ -144,16 +144,16 @@ async def _grade(rows: list[S1Record], cfg: CurateConfig, cache: CallCache) -> C
     """The teacher's attempt against the reference, into the grade column selection reads;
     returns the count of each grade (correct, wrong, ungraded)."""
     column = cfg.teacher_grade_column or GRADE_COLUMN
-    graded = [r for r in rows if r.solution and r.solution.strip()]
-    verdicts = grade_many([(answer_kind(r, cfg), reference_answer(r.solution), r.attempt, 4) for r in graded],
+    graded = [(r, reference_answer(r.solution), r.attempt or "") for r in rows if r.solution and r.solution.strip()]
+    verdicts = grade_many([(answer_kind(r, cfg), reference, attempt, 4) for r, reference, attempt in graded],
                           workers=cfg.grade_workers)
-    correct = {prov(r)["uid"]: v.correct for r, v in zip(graded, verdicts)}
-    judge = cfg.judge_endpoint() if cfg.teacher.grade_with_judge else None
+    correct: dict[str, bool | None] = {prov(r)["uid"]: v.correct for (r, _, _), v in zip(graded, verdicts)}
+    judge = cfg.judge_endpoint() if cfg.teacher is not None and cfg.teacher.grade_with_judge else None
     if judge is not None:
-        jobs = [(cache_key(kind="judge", model=judge.model, question=question_sha(r.question), answer=r.attempt),
-                 r.question, reference_answer(r.solution), r.attempt) for r in graded]
+        jobs = [(cache_key(kind="judge", model=judge.model, question=question_sha(r.question), answer=attempt),
+                 r.question, reference, attempt) for r, reference, attempt in graded]
         verdict_of = await judge_all(jobs, judge, cfg, cache)
-        for r, job in zip(graded, jobs):
+        for (r, _, _), job in zip(graded, jobs):
             if verdict_of[job[0]] is not None:  # no verdict word: the offline grade stands
                 correct[prov(r)["uid"]] = verdict_of[job[0]]
     for r in rows:
@@ -166,11 +166,14 @@ async def _grade(rows: list[S1Record], cfg: CurateConfig, cache: CallCache) -> C
 
 async def distill(records: list[S1Record], cfg: CurateConfig, cache: CallCache) -> StageResult:
     teacher = cfg.teacher
-    calls = _Calls(cfg, cache)
+    assert teacher is not None, "the pipeline runs distillation only with a teacher"
+    calls = _Calls(cfg, teacher, cache)
     asked = [r for r in records if needs_trace(r, teacher)]
     asked_ids = {id(r) for r in asked}
     replies = await _ask({question_sha(r.question): r.question for r in asked}, calls)
-    traced, failures, lengths = [], Counter(), []
+    traced: list[S1Record] = []
+    failures: Counter[str] = Counter()
+    lengths: list[int] = []
     for r in records:
         if id(r) not in asked_ids:
             prov(r)[DISTILL] = {"from": "pool"}

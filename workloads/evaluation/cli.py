@@ -71,9 +71,12 @@ async def _sweep(o: EvalConfig, out: Path) -> None:
                            final_answer_prefix=o.final_answer_prefix)
     cfg = SweepConfig(n=o.samples, temperature=o.temperature, seed=o.seed, concurrency=o.concurrency,
                       max_tokens=o.max_tokens, grade_timeout_s=o.grade_timeout)
+    assert o.target is not None  # EvalConfig requires it unless report_only, which never sweeps
     target = make_target(o.target, model=o.model, api_key=os.environ.get(API_KEY_ENV),
-                         chat_format=CHAT_FORMATS.get(o.chat_format))
-    judge = LLMJudge(o.judge_url, o.judge_model, api_key=os.environ.get(API_KEY_ENV)) if o.judge_url else None
+                         chat_format=CHAT_FORMATS[o.chat_format] if o.chat_format else None)
+    # EvalConfig requires judge_model with judge_url.
+    judge = (LLMJudge(o.judge_url, o.judge_model, api_key=os.environ.get(API_KEY_ENV))
+             if o.judge_url and o.judge_model else None)
     try:
         await Sweep(target, benchmarks, settings, cfg, out, judge=judge, progress=o.progress).run()
     finally:

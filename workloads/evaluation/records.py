@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TextIO
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ def record_key(record: dict) -> tuple[str, int]:
 class RecordFile:
     def __init__(self, path: Path):
         self.path = path
-        self._handle = None
+        self._handle: TextIO | None = None
 
     def load(self) -> list[dict]:
         """Every complete record; repairs a torn tail left by a crash."""

@@ -9,6 +9,7 @@ finish and be recorded, then re-raises, so no answer already paid for is request
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -132,11 +133,11 @@ class Sweep:
         [gen] = await self.target.generate(messages, job.setting, n=1, temperature=cfg.temperature, seed=seed,
                                            max_tokens=cfg.max_tokens)
         latency = time.monotonic() - started
-        args = (job.item.kind, job.item.answer, gen.answer)
-        options = {"n_choices": len(job.item.choices) or 4, "timeout_s": cfg.grade_timeout_s}
+        grade_it = functools.partial(grade, job.item.kind, job.item.answer, gen.answer,
+                                     n_choices=len(job.item.choices) or 4, timeout_s=cfg.grade_timeout_s)
         # Symbolic (math) grading can take milliseconds to seconds of CPU: off the event loop,
         # so requests keep flowing. Integer and letter checks are microseconds: inline.
-        verdict = await asyncio.to_thread(grade, *args, **options) if job.item.kind == "math" else grade(*args, **options)
+        verdict = await asyncio.to_thread(grade_it) if job.item.kind == "math" else grade_it()
         record = {
             "benchmark": job.benchmark, "setting": job.setting.key, "budget": job.setting.request_fields(),
             "item_id": job.item.id, "sample": job.sample, "seed": seed, "kind": job.item.kind,
@@ -150,6 +151,7 @@ class Sweep:
         job.file.append(record)
         self._graded += 1
         self._correct += verdict.correct
+        assert self._progress is not None  # run() makes it before any job starts
         self._progress.tick()
 
     def _accuracy(self) -> str:
@@ -186,8 +188,8 @@ class Sweep:
                 self._stop = True  # one worker failed: the others finish their current job
                 await asyncio.wait(workers)
                 for w in workers:
-                    if w.exception() is not None:
-                        raise w.exception()
+                    if (error := w.exception()) is not None:
+                        raise error
         finally:
             for f in self._files.values():
                 f.close()

@@ -65,6 +65,9 @@ def _boxes(text: str) -> list[str]:
             i = end + 1
         elif m.end() < j < len(text):  # `\boxed 5`: one token up to whitespace or `$`
             token = _BARE_BOX_TOKEN.match(text, j)
+            if token is None:  # `\boxed $`: nothing to take
+                i = j + 1
+                continue
             found.append(token.group(0))
             i = token.end()
         else:

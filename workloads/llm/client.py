@@ -14,9 +14,13 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
 from openai import APIConnectionError, APIError, APIStatusError, APITimeoutError, AsyncOpenAI, omit
 from openai.types.chat import ChatCompletion
+
+if TYPE_CHECKING:
+    from openai._types import RequestOptions  # the SDK's own type for post()'s options
 
 from thinkube.workloads.formats import ChatFormat
 from thinkube.workloads.llm.ratelimit import RateLimiter
@@ -101,7 +105,7 @@ class ChatClient:
         # The SDK's request for custom calls, not chat.completions.create: that one walks every
         # message through its typed schema first, which doubles the SDK's cost per call (about
         # 0.6 ms instead of 0.3 against an instant server), and these messages are plain dicts.
-        options = {"headers": self._headers, "extra_json": extra_body or {}}
+        options: RequestOptions = {"headers": self._headers, "extra_json": extra_body or {}}
         for attempt in range(self.max_retries + 1):
             if self.limiter is not None:
                 await self.limiter.acquire(tokens)
