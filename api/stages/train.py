@@ -64,7 +64,6 @@ class TrainConfig(TrainRecipe):
     output: str = Field(default="output", min_length=1, description=(
         "folder (path, file:// or pvc://) for checkpoints, metrics.jsonl and final/"))
     max_steps: int = Field(default=0, ge=0, description="cap on optimizer steps (0: epochs decide)")
-    log_every: int = Field(default=1, ge=1)
     metrics_url: str | None = Field(default=None, description=(
         "POST each step's metrics as JSON here (best effort, 2 s timeout)"))
     stop_after_steps: int = Field(default=0, ge=0, description=(

@@ -1,4 +1,4 @@
-"""Progress: metrics.jsonl rows, the best-effort POST, and a log line with ETA."""
+"""Training progress: metrics.jsonl rows, the best-effort POST, and what the progress helper shows."""
 from __future__ import annotations
 
 import json
@@ -26,20 +26,24 @@ def test_rows_are_written_and_posted(tmp_path, caplog):
     server = HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        p = Progress(tmp_path, total_steps=4, start_step=0, log_every=1,
+        p = Progress(tmp_path, total_steps=4, start_step=0,
                      url=f"http://127.0.0.1:{server.server_port}/metrics")
         with caplog.at_level(logging.INFO):
-            p.step(ROW)
+            for step in range(1, 5):
+                p.step({**ROW, "step": step})
     finally:
         server.shutdown()
-    row = json.loads((tmp_path / METRICS_FILE).read_text())
-    assert row["tokens_per_s"] == 2000 and row["total_steps"] == 4 and "eta_s" in row
-    assert got == [row]
-    assert "step 1/4 loss 2.5000 lr 1.000e-05" in caplog.text and "tokens/s 2000 eta" in caplog.text
+    rows = [json.loads(line) for line in (tmp_path / METRICS_FILE).read_text().splitlines()]
+    assert rows[0]["tokens_per_s"] == 2000 and rows[0]["total_steps"] == 4 and "eta_s" in rows[0]
+    assert got == rows and [r["step"] for r in rows] == [1, 2, 3, 4]
+    # Shown through the progress helper: a line at most every 10 s and at the last step, not one per step.
+    assert "train: 2/4 steps" not in caplog.text
+    assert "train: 4/4 steps" in caplog.text and "loss 2.5000 lr 1.000e-05" in caplog.text
+    assert "tokens/s 2000 eta 0:00:00" in caplog.text
 
 
 def test_post_failure_is_one_warning_not_an_error(tmp_path, caplog):
-    p = Progress(tmp_path, total_steps=4, start_step=0, log_every=1, url="http://127.0.0.1:9/unreachable")
+    p = Progress(tmp_path, total_steps=4, start_step=0, url="http://127.0.0.1:9/unreachable")
     with caplog.at_level(logging.WARNING):
         p.step(ROW)
         p.step({**ROW, "step": 2})

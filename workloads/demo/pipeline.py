@@ -127,7 +127,7 @@ def run_train(cfg: DemoConfig, stage: Stage, inputs: dict) -> dict:
 
     out = stage.folder / "run"
     train_cfg = TrainConfig(**cfg.train_recipe().model_dump(), model="tiny", dataset=inputs["selected"],
-                            output=str(out), log_every=25)
+                            output=str(out))
     config_path = stage.folder / "train.json"
     config_path.write_text(train_cfg.to_json())
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={cfg.nproc}",

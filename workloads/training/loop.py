@@ -149,7 +149,7 @@ def _train(cfg: TrainConfig, prep: Prepared, world: World) -> dict:
     # transformers derives the sequence boundaries from the restarting position_ids.
     block_diagonal = cfg.packing and not str(model.config._attn_implementation).startswith("flash")
     pad_id = prep.tokenizer.pad_token_id if prep.tokenizer.pad_token_id is not None else prep.tokenizer.eos_token_id
-    progress = Progress(output, steps, start, cfg.log_every, cfg.metrics_url) if world.is_main else None
+    progress = Progress(output, steps, start, cfg.metrics_url) if world.is_main else None
     row: dict = {}
     for step in range(start, steps):
         t0 = time.perf_counter()
@@ -183,5 +183,7 @@ def _train(cfg: TrainConfig, prep: Prepared, world: World) -> dict:
                              "step_in_epoch": done % batches.steps_per_epoch})
         if cfg.stop_after_steps and done == cfg.stop_after_steps and done < steps:
             raise SimulatedCrash(f"stop_after_steps={cfg.stop_after_steps}: stopping as if crashed")
+    if progress:
+        progress.close()
     checkpoint.save_final(output, model, prep.model_path, prep.tokenizer, cfg, world, dtype)
     return row

@@ -1,4 +1,4 @@
-"""Per-step progress: a log line, metrics.jsonl in the output folder, and an optional POST."""
+"""Per-step progress: metrics.jsonl in the output folder, what the progress helper shows, and an optional POST."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,8 @@ import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
+from thinkube.workloads import progress as shared
+
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
@@ -15,13 +17,21 @@ POST_TIMEOUT_S = 2.0
 
 
 class Progress:
-    """Only rank 0 makes one: the loss it reports is already summed over all ranks."""
+    """Only rank 0 makes one: the loss it reports is already summed over all ranks. What it
+    shows goes through the one progress helper (a bar on a terminal, else rate log lines)."""
 
-    def __init__(self, output: Path, total_steps: int, start_step: int, log_every: int, url: str | None):
+    def __init__(self, output: Path, total_steps: int, start_step: int, url: str | None):
         self.path = output / METRICS_FILE
-        self.total, self.start, self.log_every, self.url = total_steps, start_step, log_every, url
+        self.total, self.start, self.url = total_steps, start_step, url
         self.t0 = time.perf_counter()
         self._post_failed = False
+        self._last: dict = {}
+        self.shown = shared.Progress(log, "train", total_steps, done=start_step, unit="step", figures=self._figures)
+
+    def _figures(self) -> str:
+        r = self._last
+        return (f"loss {r['loss']:.4f} lr {r['lr']:.3e} grad_norm {r['grad_norm']:.3f} tokens/s "
+                f"{r['tokens_per_s']:.0f} eta {timedelta(seconds=round(r['eta_s']))}")
 
     def step(self, row: dict) -> None:
         """row: step (1-based), loss, lr, grad_norm, tokens, step_seconds, epoch."""
@@ -32,12 +42,13 @@ class Progress:
                "eta_s": eta, "total_steps": self.total, "time": time.time()}
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        if row["step"] % self.log_every == 0 or row["step"] == self.total:
-            log.info("step %d/%d loss %.4f lr %.3e grad_norm %.3f tokens/s %.0f eta %s", row["step"], self.total,
-                     row["loss"], row["lr"], row["grad_norm"], row["tokens_per_s"],
-                     timedelta(seconds=round(eta)))
+        self._last = row
+        self.shown.tick()
         if self.url:
             self._post(self.url, row)
+
+    def close(self) -> None:
+        self.shown.close()
 
     def _post(self, url: str, row: dict) -> None:
         # Best effort: a dashboard being down must never slow or stop training for long.
