@@ -3,6 +3,7 @@
 The chart's charts/thinkube/crds/*.yaml are this module's output and nothing else; a unit
 test runs `--check` so a model change without regenerated CRDs fails CI.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,11 +33,15 @@ def _name_rules(max_length: int) -> list[dict]:
     # Children are named after the resource (Services need an RFC 1035 label, Job pods a
     # hostname <= 63 characters), so names that would break them are refused up front.
     return [
-        {"rule": "self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-         "message": "metadata.name must start with a letter and contain only lowercase letters, digits and '-' "
-                    "(child Services are named after it)"},
-        {"rule": f"size(self) <= {max_length}",
-         "message": f"metadata.name must be at most {max_length} characters (child object names derive from it)"},
+        {
+            "rule": "self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+            "message": "metadata.name must start with a letter and contain only lowercase letters, digits and '-' "
+            "(child Services are named after it)",
+        },
+        {
+            "rule": f"size(self) <= {max_length}",
+            "message": f"metadata.name must be at most {max_length} characters (child object names derive from it)",
+        },
     ]
 
 
@@ -50,29 +55,46 @@ def crd(resource: type[CustomResource]) -> dict:
         "subresources": {"status": {}},
         "additionalPrinterColumns": [
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-            *({"name": c.name, "type": c.type, "jsonPath": c.json_path, **({"priority": c.priority} if c.priority else {}),
-               **({"description": c.description} if c.description else {})} for c in n.columns),
+            *(
+                {
+                    "name": c.name,
+                    "type": c.type,
+                    "jsonPath": c.json_path,
+                    **({"priority": c.priority} if c.priority else {}),
+                    **({"description": c.description} if c.description else {}),
+                }
+                for c in n.columns
+            ),
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ],
-        "schema": {"openAPIV3Schema": {
-            "type": "object",
-            "description": resource.__doc__.strip(),
-            "required": ["spec"],
-            "properties": {
-                "apiVersion": {"type": "string"},
-                "kind": {"type": "string"},
-                # The only part of metadata a CRD may constrain.
-                "metadata": {"type": "object", "properties": {"name": {
-                    "type": "string", "x-kubernetes-validations": _name_rules(n.max_name_length)}}},
-                "spec": _model_schema(resource, "spec"),
-                "status": _model_schema(resource, "status"),
-            },
-            **({"x-kubernetes-validations": list(resource.transition_rules)} if resource.transition_rules else {}),
-        }},
+        "schema": {
+            "openAPIV3Schema": {
+                "type": "object",
+                "description": resource.__doc__.strip(),
+                "required": ["spec"],
+                "properties": {
+                    "apiVersion": {"type": "string"},
+                    "kind": {"type": "string"},
+                    # The only part of metadata a CRD may constrain.
+                    "metadata": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string", "x-kubernetes-validations": _name_rules(n.max_name_length)}
+                        },
+                    },
+                    "spec": _model_schema(resource, "spec"),
+                    "status": _model_schema(resource, "status"),
+                },
+                **({"x-kubernetes-validations": list(resource.transition_rules)} if resource.transition_rules else {}),
+            }
+        },
     }
     if n.scale:
-        version["subresources"]["scale"] = {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
-                                            "labelSelectorPath": ".status.selector"}
+        version["subresources"]["scale"] = {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -80,8 +102,14 @@ def crd(resource: type[CustomResource]) -> dict:
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
-            "names": {"kind": n.kind, "listKind": f"{n.kind}List", "plural": n.plural, "singular": n.kind.lower(),
-                      "shortNames": [n.short], "categories": [CATEGORY]},
+            "names": {
+                "kind": n.kind,
+                "listKind": f"{n.kind}List",
+                "plural": n.plural,
+                "singular": n.kind.lower(),
+                "shortNames": [n.short],
+                "categories": [CATEGORY],
+            },
             "versions": [version],
         },
     }
@@ -108,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.check:
         wrong = check(a.out)
         if wrong:
-            print(f"CRDs in {a.out} are out of date: {', '.join(wrong)}; run `python -m thinkube.api.crdgen`",
-                  file=sys.stderr)
+            print(
+                f"CRDs in {a.out} are out of date: {', '.join(wrong)}; run `python -m thinkube.api.crdgen`",
+                file=sys.stderr,
+            )
             return 1
         return 0
     a.out.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ turns them into the CRDs' OpenAPI schemas. A cross-field check is therefore writ
 a `Rule` that carries both its CEL text (for the API server) and the same check in Python
 (for pydantic).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,8 +45,13 @@ def _schema_extra(schema: dict, cls: type) -> None:
 class Model(BaseModel):
     """camelCase on the wire (as Kubernetes), snake_case in Python; unknown fields rejected."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
-                              use_enum_values=True, json_schema_extra=_schema_extra)
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=True,
+        json_schema_extra=_schema_extra,
+    )
     rules: ClassVar[tuple[Rule, ...]] = ()
 
     @model_validator(mode="after")
@@ -63,5 +69,8 @@ class Model(BaseModel):
 def exactly_one(where: str, **fields: str) -> Rule:
     """Rule: set exactly one of two alternative fields, given as wire name=python name."""
     (a, attr_a), (b, attr_b) = fields.items()
-    return Rule(f"has(self.{a}) != has(self.{b})", f"set exactly one of {where}.{a} or {where}.{b}",
-                check=lambda m: (getattr(m, attr_a) is None) != (getattr(m, attr_b) is None))
+    return Rule(
+        f"has(self.{a}) != has(self.{b})",
+        f"set exactly one of {where}.{a} or {where}.{b}",
+        check=lambda m: (getattr(m, attr_a) is None) != (getattr(m, attr_b) is None),
+    )

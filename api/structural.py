@@ -15,16 +15,35 @@ int-or-string), no `$ref`, no `anyOf` with null, no `additionalProperties` next 
 Any other keyword fails loudly with its path, so a new pydantic feature can't slip an
 invalid schema into a CRD.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 # Keywords a structural schema may carry (apiextensions.k8s.io/v1 JSONSchemaProps subset we use).
 PASSTHROUGH = {
-    "type", "description", "format", "default", "enum", "pattern", "minimum", "maximum",
-    "minLength", "maxLength", "minItems", "maxItems", "uniqueItems", "multipleOf", "minProperties",
-    "maxProperties", "required", "x-kubernetes-validations", "x-kubernetes-list-type",
-    "x-kubernetes-list-map-keys", "x-kubernetes-map-type", "x-kubernetes-preserve-unknown-fields",
+    "type",
+    "description",
+    "format",
+    "default",
+    "enum",
+    "pattern",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "multipleOf",
+    "minProperties",
+    "maxProperties",
+    "required",
+    "x-kubernetes-validations",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-map-type",
+    "x-kubernetes-preserve-unknown-fields",
 }
 DROPPED = {"title", "examples"}
 INT_OR_STRING = "x-kubernetes-int-or-string"
@@ -60,8 +79,9 @@ def _node(node: dict, defs: dict, path: str) -> dict:
             continue
         if key == "properties":
             required = set(node.get("required", ()))
-            out["properties"] = {name: _property(sub, defs, f"{path}.{name}", name in required)
-                                 for name, sub in value.items()}
+            out["properties"] = {
+                name: _property(sub, defs, f"{path}.{name}", name in required) for name, sub in value.items()
+            }
         elif key == "items":
             out["items"] = _node(value, defs, f"{path}[]")
         elif key == "additionalProperties":
@@ -78,10 +98,14 @@ def _node(node: dict, defs: dict, path: str) -> dict:
         elif key in PASSTHROUGH:
             out[key] = value
         else:
-            raise SchemaError(f"{path or '<root>'}: JSON Schema keyword {key!r} has no structural equivalent; "
-                              f"add it to api/structural.py or change the model")
+            raise SchemaError(
+                f"{path or '<root>'}: JSON Schema keyword {key!r} has no structural equivalent; "
+                f"add it to api/structural.py or change the model"
+            )
     if "type" not in out:
-        raise SchemaError(f"{path or '<root>'}: no type after conversion ({sorted(node)}); give the field a concrete type")
+        raise SchemaError(
+            f"{path or '<root>'}: no type after conversion ({sorted(node)}); give the field a concrete type"
+        )
     if out.get("default") is None:
         out.pop("default", None)
     return {k: out[k] for k in sorted(out, key=_key_order)}
@@ -91,8 +115,13 @@ def _property(raw: dict, defs: dict, path: str, required: bool) -> dict:
     prop = _node(raw, defs, path)
     # pydantic writes `default` for every plain default (None included) but none for a
     # default_factory: an object field without one is built from its own fields' defaults.
-    if (not required and "default" not in raw and prop.get("type") == "object" and "properties" in prop
-            and not prop.get("required")):
+    if (
+        not required
+        and "default" not in raw
+        and prop.get("type") == "object"
+        and "properties" in prop
+        and not prop.get("required")
+    ):
         prop["default"] = {}
     return prop
 
@@ -108,8 +137,9 @@ def _resolve(node: dict, defs: dict, path: str) -> dict:
         elif "anyOf" in node and not node.get(INT_OR_STRING):
             branches = [b for b in node["anyOf"] if b != {"type": "null"}]
             if len(branches) != 1:
-                raise SchemaError(f"{path or '<root>'}: unions are not structural; use one type "
-                                  f"(or the Quantity int-or-string type)")
+                raise SchemaError(
+                    f"{path or '<root>'}: unions are not structural; use one type (or the Quantity int-or-string type)"
+                )
             rest = {k: v for k, v in node.items() if k != "anyOf"}
             node = {**branches[0], **rest}
         else:

@@ -8,6 +8,7 @@ prints `kubectl apply` -> first pod Running -> Job complete, and the ratio of th
 resource's total to the host run (the baseline): what the platform adds (API, operator,
 scheduling, pod start, image, network storage, DNS rendezvous).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,6 @@ CLAIM = "bench"
 SELECT = 120
 
 
-
-
 class Cluster:
     def __init__(self, hack):
         self.started = not hack.status_quiet()  # stopped again afterwards only then
@@ -37,8 +36,13 @@ class Cluster:
         self.kubectl_bin, self.helm_bin, self.image = hack.tool("kubectl"), hack.tool("helm"), hack.image_ref()
 
     def kubectl(self, *args: str, input: str | None = None) -> str:
-        return subprocess.run([self.kubectl_bin, "--kubeconfig", self.kubeconfig, *args], input=input,
-                              capture_output=True, text=True, check=True).stdout
+        return subprocess.run(
+            [self.kubectl_bin, "--kubeconfig", self.kubeconfig, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
 
     def json(self, *args: str) -> dict:
         return json.loads(self.kubectl(*args, "-o", "json"))
@@ -89,50 +93,131 @@ def main() -> int:
     ns = f"bench-{uuid.uuid4().hex[:6]}"
     k.kubectl("create", "namespace", ns)
     repository, tag = k.image.rsplit(":", 1)
-    subprocess.run([k.helm_bin, "--kubeconfig", k.kubeconfig, "install", "tk", str(REPO / "charts" / "thinkube"),
-                    "-n", ns, "--wait", "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-                    "--set", "image.pullPolicy=Never", "--set", f"operator.watchNamespaces={{{ns}}}",
-                    "--set", "operator.resyncSeconds=2"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            k.helm_bin,
+            "--kubeconfig",
+            k.kubeconfig,
+            "install",
+            "tk",
+            str(REPO / "charts" / "thinkube"),
+            "-n",
+            ns,
+            "--wait",
+            "--set",
+            f"image.repository={repository}",
+            "--set",
+            f"image.tag={tag}",
+            "--set",
+            "image.pullPolicy=Never",
+            "--set",
+            f"operator.watchNamespaces={{{ns}}}",
+            "--set",
+            "operator.resyncSeconds=2",
+        ],
+        check=True,
+        capture_output=True,
+    )
     work = Path(tempfile.mkdtemp(prefix="thinkube-bench-"))
     try:
         written = data.write(DataSpec(pool_size=200, benchmark_size=24), work / "data")
-        demo_cluster.upload(demo_cluster.connect(k.kubeconfig), ns, CLAIM, k.image, [written.pool], "data",
-                            size="2Gi", access_mode="ReadWriteOnce")
-        curate = {"pools": {"synthetic": "POOL"}, "domain_column": "domain", "tokenizer": "tiny",
-                  "target_size": SELECT, "answer_kinds": {"synthetic": "integer"}, "seed": 0}
-        train = {"model": "tiny", "epochs": a.epochs, "global_batch_size": 8, "block_size": 256,
-                 "precision": "auto", "gradient_checkpointing": False, "seed": 0}
+        demo_cluster.upload(
+            demo_cluster.connect(k.kubeconfig),
+            ns,
+            CLAIM,
+            k.image,
+            [written.pool],
+            "data",
+            size="2Gi",
+            access_mode="ReadWriteOnce",
+        )
+        curate = {
+            "pools": {"synthetic": "POOL"},
+            "domain_column": "domain",
+            "tokenizer": "tiny",
+            "target_size": SELECT,
+            "answer_kinds": {"synthetic": "integer"},
+            "seed": 0,
+        }
+        train = {
+            "model": "tiny",
+            "epochs": a.epochs,
+            "global_batch_size": 8,
+            "block_size": 256,
+            "precision": "auto",
+            "gradient_checkpointing": False,
+            "seed": 0,
+        }
 
         print(f"{'':<44} {'first pod':>10} {'total':>10} {'ratio':>9}")
         host_curate = work / "curate.json"
-        host_curate.write_text(json.dumps({**curate, "pools": {"synthetic": str(written.pool)},
-                                           "out": str(work / "curate")}))
+        host_curate.write_text(
+            json.dumps({**curate, "pools": {"synthetic": str(written.pool)}, "out": str(work / "curate")})
+        )
         base = timed_host([sys.executable, "-m", "thinkube.cli", "curate", "--config", str(host_curate)])
         row("curate on the host (baseline)", None, base, None)
-        spec = {**{_camel(key): v for key, v in curate.items()}, "pools": {"synthetic": f"pvc://{CLAIM}/data/pool.jsonl"},
-                "outputUri": f"pvc://{CLAIM}/curate"}
-        first, total = timed_resource(k, ns, {"apiVersion": "thinkube.dev/v1alpha1", "kind": "CurationJob",
-                                              "metadata": {"name": "cj"}, "spec": spec}, pods=1)
+        spec = {
+            **{_camel(key): v for key, v in curate.items()},
+            "pools": {"synthetic": f"pvc://{CLAIM}/data/pool.jsonl"},
+            "outputUri": f"pvc://{CLAIM}/curate",
+        }
+        first, total = timed_resource(
+            k,
+            ns,
+            {"apiVersion": "thinkube.dev/v1alpha1", "kind": "CurationJob", "metadata": {"name": "cj"}, "spec": spec},
+            pods=1,
+        )
         row("CurationJob: apply -> pod Running -> Complete", first, total, base)
 
         host_train = work / "train.json"
-        host_train.write_text(json.dumps({**train, "dataset": str(work / "curate" / "selected.jsonl"),
-                                          "output": str(work / "train")}))
-        base = timed_host([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "-m", "thinkube.cli",
-                           "train", "--config", str(host_train)], env={"OMP_NUM_THREADS": "1"})
+        host_train.write_text(
+            json.dumps({**train, "dataset": str(work / "curate" / "selected.jsonl"), "output": str(work / "train")})
+        )
+        base = timed_host(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nproc-per-node=2",
+                "-m",
+                "thinkube.cli",
+                "train",
+                "--config",
+                str(host_train),
+            ],
+            env={"OMP_NUM_THREADS": "1"},
+        )
         row("torchrun, 2 processes on the host (baseline)", None, base, None)
         training = {_camel(key): v for key, v in train.items() if key != "model"}
-        first, total = timed_resource(k, ns, {
-            "apiVersion": "thinkube.dev/v1alpha1", "kind": "SFTRun", "metadata": {"name": "sft"},
-            "spec": {"baseModel": "tiny", "dataset": {"fromCurationJob": "cj"}, "nodes": 2, "gpusPerNode": 0,
-                     "outputUri": f"pvc://{CLAIM}/sft", "training": training}}, pods=2)
+        first, total = timed_resource(
+            k,
+            ns,
+            {
+                "apiVersion": "thinkube.dev/v1alpha1",
+                "kind": "SFTRun",
+                "metadata": {"name": "sft"},
+                "spec": {
+                    "baseModel": "tiny",
+                    "dataset": {"fromCurationJob": "cj"},
+                    "nodes": 2,
+                    "gpusPerNode": 0,
+                    "outputUri": f"pvc://{CLAIM}/sft",
+                    "training": training,
+                },
+            },
+            pods=2,
+        )
         row("SFTRun 2 pods: apply -> pods Running -> Complete", first, total, base)
     finally:
-        subprocess.run([k.kubectl_bin, "--kubeconfig", k.kubeconfig, "delete", "thinkube", "--all", "-n", ns,
-                        "--timeout=60s"], capture_output=True)
+        subprocess.run(
+            [k.kubectl_bin, "--kubeconfig", k.kubeconfig, "delete", "thinkube", "--all", "-n", ns, "--timeout=60s"],
+            capture_output=True,
+        )
         subprocess.run([k.helm_bin, "--kubeconfig", k.kubeconfig, "uninstall", "tk", "-n", ns], capture_output=True)
-        subprocess.run([k.kubectl_bin, "--kubeconfig", k.kubeconfig, "delete", "namespace", ns, "--wait=false"],
-                       capture_output=True)
+        subprocess.run(
+            [k.kubectl_bin, "--kubeconfig", k.kubeconfig, "delete", "namespace", ns, "--wait=false"],
+            capture_output=True,
+        )
         if k.started:
             load("cluster").down(quiet=True)
     return 0

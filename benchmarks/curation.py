@@ -9,6 +9,7 @@ difficulty stage is skipped, as no model is called.
    measured in the same run (a ratio near 1 means linear).
 3. The whole pipeline through `Pipeline` (stage files written, reports, chart).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,13 @@ from thinkube.workloads.curation.pipeline import Pipeline  # noqa: E402
 WORDS = [f"w{i}" for i in range(5000)] + ["find", "the", "sum", "of", "prime", "integer", "triangle", "area"]
 DOMAINS = ["05", "11", "12", "15", "26", "28", "33", "34", "51", "52", "60", "62", "68", "81", "97"]
 # Roughly s1's mix: auto-included AIME and GPQA rows are ~2% of the pool.
-SOURCES = {"qfq/openaimath/Algebra": 0.20, "AI-MO/NuminaMath-CoT/olympiads": 0.52, "qq8933/AIME_1983_2024": 0.015,
-           "Idavidrein/gpqa": 0.006, "OlympicArena": 0.259}
+SOURCES = {
+    "qfq/openaimath/Algebra": 0.20,
+    "AI-MO/NuminaMath-CoT/olympiads": 0.52,
+    "qq8933/AIME_1983_2024": 0.015,
+    "Idavidrein/gpqa": 0.006,
+    "OlympicArena": 0.259,
+}
 
 
 def sentence(rng: random.Random, n: int) -> str:
@@ -50,10 +56,18 @@ def make_pool(n: int, bench: list[str], seed: int = 0) -> list[dict]:
             q = "Variant: " + rng.choice(bench)  # leaked benchmark question
         elif roll < 0.05:
             q = rng.choice(["[asy]draw(unitcircle);[/asy] ", "![Image](a.png) ", "p12. ", "**Case 3** "]) + q
-        rows.append({"id": f"r{i}", "question": q, "solution": f"\\boxed{{{rng.randint(0, 999)}}}",
-                     "thinking": None if rng.random() < 0.08 else sentence(rng, rng.randint(20, 400)),
-                     "attempt": "Answer: 1", "source_type": rng.choices(list(SOURCES), weights=list(SOURCES.values()))[0], "msc": rng.choice(DOMAINS),
-                     "grade": rng.choice(["Yes", "No"])})
+        rows.append(
+            {
+                "id": f"r{i}",
+                "question": q,
+                "solution": f"\\boxed{{{rng.randint(0, 999)}}}",
+                "thinking": None if rng.random() < 0.08 else sentence(rng, rng.randint(20, 400)),
+                "attempt": "Answer: 1",
+                "source_type": rng.choices(list(SOURCES), weights=list(SOURCES.values()))[0],
+                "msc": rng.choice(DOMAINS),
+                "grade": rng.choice(["Yes", "No"]),
+            }
+        )
     return rows
 
 
@@ -83,8 +97,16 @@ def stage_pass(cfg: CurateConfig, trace_memory: bool) -> list[tuple[str, int, in
     steps = [
         ("ingest", lambda _: ingest.ingest(cfg)),
         ("dedupe", ingest.dedupe),
-        ("decontaminate", lambda rs: decontam.decontaminate(rs, decontam.build_index(
-            {n: decontam.benchmark_questions(n, u, None) for n, u in cfg.decontaminate.items()}, cfg.ngram), cfg.ngram)),
+        (
+            "decontaminate",
+            lambda rs: decontam.decontaminate(
+                rs,
+                decontam.build_index(
+                    {n: decontam.benchmark_questions(n, u, None) for n, u in cfg.decontaminate.items()}, cfg.ngram
+                ),
+                cfg.ngram,
+            ),
+        ),
         ("quality", lambda rs: quality.quality_filter(rs, quality.build_rules(cfg))),
         ("trace", lambda rs: trace.measure_traces(rs, cfg.tokenizer)),
         ("domains", lambda rs: domains.domains_from_column(rs, cfg.domain_column)),
@@ -109,8 +131,13 @@ def main() -> int:
         write_jsonl([{"problem": q} for q in bench], tmp / "bench.jsonl")
         pool_rows = make_pool(args.rows, bench)
         write_jsonl(pool_rows, tmp / "pool.jsonl")
-        cfg = CurateConfig(out=str(tmp / "run"), pools={"synthetic": str(tmp / "pool.jsonl")},
-                           decontaminate={"bench": str(tmp / "bench.jsonl")}, domain_column="msc", target_size=1000)
+        cfg = CurateConfig(
+            out=str(tmp / "run"),
+            pools={"synthetic": str(tmp / "pool.jsonl")},
+            decontaminate={"bench": str(tmp / "bench.jsonl")},
+            domain_column="msc",
+            target_size=1000,
+        )
 
         print(f"## Stages on a {args.rows:,}-row synthetic pool ({args.bench} benchmark questions)\n")
         timed = stage_pass(cfg, trace_memory=False)
@@ -136,8 +163,10 @@ def main() -> int:
         start = time.perf_counter()
         data = asyncio.run(Pipeline(cfg).run())
         total = time.perf_counter() - start
-        print(f"{data['selected']} rows selected from {args.rows:,} in {total:.1f} s; per stage: "
-              + ", ".join(f"{s['stage']} {s['seconds']:.2f} s" for s in data["stages"]))
+        print(
+            f"{data['selected']} rows selected from {args.rows:,} in {total:.1f} s; per stage: "
+            + ", ".join(f"{s['stage']} {s['seconds']:.2f} s" for s in data["stages"])
+        )
     return 0
 
 

@@ -9,6 +9,7 @@
    sweep's own overhead, not generation time.
 Ratios are printed against the baseline measured in the same run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,10 @@ def math_answers(count: int, seed: int = 0) -> list[tuple[str, str, str, int]]:
         right = rng.random() < 0.5
         style = i % 7
         if style == 0:
-            gold, pred = rf"\frac{{{a}}}{{{b}}}", rf"\dfrac{{{a * c}}}{{{b * c}}}" if right else rf"\frac{{{a + 1}}}{{{b}}}"
+            gold, pred = (
+                rf"\frac{{{a}}}{{{b}}}",
+                rf"\dfrac{{{a * c}}}{{{b * c}}}" if right else rf"\frac{{{a + 1}}}{{{b}}}",
+            )
         elif style == 1:
             gold, pred = rf"{c}\sqrt{{{b}}}", rf"\sqrt{{{c * c * b}}}" if right else rf"\sqrt{{{c * b}}}"
         elif style == 2:
@@ -87,9 +91,15 @@ def bench_grading(count: int, workers: int, rounds: int) -> dict:
         assert pooled == single, "process pool and single-threaded verdicts differ"
         single_s.append(t_single)
         pool_s.append(t_pool)
-    return {"answers": count, "workers": workers, "rounds": rounds, "correct": sum(c for _, c in single),
-            "single_items_per_s": count / min(single_s), "pool_items_per_s": count / min(pool_s),
-            "speedup": min(single_s) / min(pool_s)}
+    return {
+        "answers": count,
+        "workers": workers,
+        "rounds": rounds,
+        "correct": sum(c for _, c in single),
+        "single_items_per_s": count / min(single_s),
+        "pool_items_per_s": count / min(pool_s),
+        "speedup": min(single_s) / min(pool_s),
+    }
 
 
 def _instant_server(port: int) -> None:
@@ -98,10 +108,19 @@ def _instant_server(port: int) -> None:
     from fastapi import FastAPI
 
     app = FastAPI()
-    reply = {"id": "x", "object": "chat.completion", "model": "instant",
-             "choices": [{"index": 0, "finish_reason": "stop",
-                          "message": {"role": "assistant", "content": "\\boxed{42}", "reasoning_content": "ok"}}],
-             "usage": {"prompt_tokens": 8, "completion_tokens": 6, "completion_tokens_details": {"reasoning_tokens": 1}}}
+    reply = {
+        "id": "x",
+        "object": "chat.completion",
+        "model": "instant",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "\\boxed{42}", "reasoning_content": "ok"},
+            }
+        ],
+        "usage": {"prompt_tokens": 8, "completion_tokens": 6, "completion_tokens_details": {"reasoning_tokens": 1}},
+    }
 
     @app.post("/v1/chat/completions")
     async def chat(body: dict):
@@ -128,6 +147,7 @@ async def _raw(url: str, bodies: list[dict], concurrency: int) -> float:
 
     queue = iter(bodies)
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=None)) as client:
+
         async def worker():
             for body in queue:
                 r = await client.post(f"{url}/v1/chat/completions", json=body)
@@ -158,8 +178,17 @@ def bench_sweep(requests: int, concurrency: int, rounds: int) -> dict:
     items = tuple(BenchmarkItem(f"q{i}", f"Compute {i} + 42.", "42", "integer") for i in range(requests))
     bench = Benchmark("synthetic", "generated", items)
     setting = BudgetSetting(max_thinking_tokens=256)
-    bodies = [{"model": "instant", "messages": [{"role": "user", "content": it.prompt}], "temperature": 0.0,
-               "n": 1, "seed": i, **setting.request_fields()} for i, it in enumerate(items)]
+    bodies = [
+        {
+            "model": "instant",
+            "messages": [{"role": "user", "content": it.prompt}],
+            "temperature": 0.0,
+            "n": 1,
+            "seed": i,
+            **setting.request_fields(),
+        }
+        for i, it in enumerate(items)
+    ]
     raw_s, sweep_s = [], []
     try:
         asyncio.run(_wait_up(url))
@@ -174,9 +203,15 @@ def bench_sweep(requests: int, concurrency: int, rounds: int) -> dict:
         server.terminate()
         server.join(5)
     t_raw, t_sweep = statistics.median(raw_s), statistics.median(sweep_s)
-    return {"requests": requests, "concurrency": concurrency, "rounds": rounds, "raw_req_per_s": requests / t_raw,
-            "sweep_req_per_s": requests / t_sweep, "throughput_ratio": t_raw / t_sweep,
-            "overhead_ms_per_request": 1000 * (t_sweep - t_raw) / requests}
+    return {
+        "requests": requests,
+        "concurrency": concurrency,
+        "rounds": rounds,
+        "raw_req_per_s": requests / t_raw,
+        "sweep_req_per_s": requests / t_sweep,
+        "throughput_ratio": t_raw / t_sweep,
+        "overhead_ms_per_request": 1000 * (t_sweep - t_raw) / requests,
+    }
 
 
 def main() -> None:
@@ -189,13 +224,17 @@ def main() -> None:
     p.add_argument("--sweep-rounds", type=int, default=5)
     args = p.parse_args()
     g = bench_grading(args.answers, args.workers, args.grading_rounds)
-    print(f"grading {g['answers']} MATH-style answers ({g['correct']} correct): "
-          f"single-threaded {g['single_items_per_s']:.0f} items/s, process pool x{g['workers']} "
-          f"{g['pool_items_per_s']:.0f} items/s (pool start-up included) -> {g['speedup']:.2f}x")
+    print(
+        f"grading {g['answers']} MATH-style answers ({g['correct']} correct): "
+        f"single-threaded {g['single_items_per_s']:.0f} items/s, process pool x{g['workers']} "
+        f"{g['pool_items_per_s']:.0f} items/s (pool start-up included) -> {g['speedup']:.2f}x"
+    )
     s = bench_sweep(args.requests, args.concurrency, args.sweep_rounds)
-    print(f"sweep overhead, {s['requests']} requests at concurrency {s['concurrency']} to an instant server: "
-          f"raw {s['raw_req_per_s']:.0f} req/s, sweep {s['sweep_req_per_s']:.0f} req/s -> ratio "
-          f"{s['throughput_ratio']:.2f} ({s['overhead_ms_per_request']:.2f} ms per request)")
+    print(
+        f"sweep overhead, {s['requests']} requests at concurrency {s['concurrency']} to an instant server: "
+        f"raw {s['raw_req_per_s']:.0f} req/s, sweep {s['sweep_req_per_s']:.0f} req/s -> ratio "
+        f"{s['throughput_ratio']:.2f} ({s['overhead_ms_per_request']:.2f} ms per request)"
+    )
     print(json.dumps({"grading": g, "sweep": s}, indent=2))
 
 

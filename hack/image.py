@@ -9,6 +9,7 @@ and `import` loads one into a local node's containerd.
 
 Standard library only: this runs before the project is installed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,7 @@ SUITE = "bookworm"
 # What the Dockerfile needs from a base (it installs what a base lacks).
 BASE_PACKAGES = ("python3", "python3-venv", "python3-dev", "g++", "ca-certificates", "libnuma1")
 # Tagged by its package list, so a changed list makes a new base.
-LOCAL_BASE = (f"thinkube.local/debian-python:{SUITE}-"
-              f"{hashlib.sha256(' '.join(BASE_PACKAGES).encode()).hexdigest()[:8]}")
+LOCAL_BASE = f"thinkube.local/debian-python:{SUITE}-{hashlib.sha256(' '.join(BASE_PACKAGES).encode()).hexdigest()[:8]}"
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")  # what update-ca-certificates reads
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 GPU_BASE = "nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04"
@@ -53,6 +53,7 @@ def run(*cmd: str, **kw) -> subprocess.CompletedProcess:
 
 
 # ---------------------------------------------------------------- builder
+
 
 def builder() -> str:
     """docker when a daemon answers, else buildah (installed from Debian's packages if needed)."""
@@ -76,11 +77,17 @@ def apt_install(packages: dict[str, str]) -> None:
     if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise SystemExit(f"missing {', '.join(missing)}: install them (Debian/Ubuntu: apt-get install {' '.join(missing)})")
+        raise SystemExit(
+            f"missing {', '.join(missing)}: install them (Debian/Ubuntu: apt-get install {' '.join(missing)})"
+        )
     log(f"installing {', '.join(missing)} from Debian's packages")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-                      env=env, capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env, capture_output=True
+        ).returncode
+        != 0
+    ):
         run("apt-get", "update", "-q", env=env, capture_output=True)
         run("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing, env=env, capture_output=True)
 
@@ -91,6 +98,7 @@ def has_image(tool: str, ref: str) -> bool:
 
 
 # ---------------------------------------------------------------- local base (debootstrap)
+
 
 def base(tool: str | None = None) -> str:
     """A Debian base with Python 3.11 and venv, made with debootstrap from Debian's packages."""
@@ -105,8 +113,15 @@ def base(tool: str | None = None) -> str:
         shutil.rmtree(rootfs, ignore_errors=True)
         rootfs.parent.mkdir(parents=True, exist_ok=True)
         log(f"debootstrap {SUITE} from {DEBIAN_MIRROR} (~100 s)")
-        run("debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
-            SUITE, str(rootfs), DEBIAN_MIRROR, capture_output=True)
+        run(
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(BASE_PACKAGES)}",
+            SUITE,
+            str(rootfs),
+            DEBIAN_MIRROR,
+            capture_output=True,
+        )
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for p in (rootfs / junk).glob("*"):
                 if p.is_file():
@@ -132,17 +147,18 @@ def base(tool: str | None = None) -> str:
 
 # ---------------------------------------------------------------- context and content tag
 
+
 def _allowlist() -> list[str]:
     """The paths .dockerignore lets into the build: docker, buildah and the hash see the same tree."""
-    return [line[1:].rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines()
-            if line.startswith("!")]
+    return [line[1:].rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")]
 
 
 def context_files() -> list[str]:
     listed = run("git", "ls-files", "-co", "--exclude-standard", cwd=REPO, capture_output=True, text=True).stdout
     allowed = _allowlist()
-    return sorted(f for f in listed.splitlines()
-                  if any(f == a or f.startswith(a + "/") for a in allowed) and (REPO / f).is_file())
+    return sorted(
+        f for f in listed.splitlines() if any(f == a or f.startswith(a + "/") for a in allowed) and (REPO / f).is_file()
+    )
 
 
 def stage(ca_certs: Path | None, wheels: Path | None) -> Path:
@@ -171,6 +187,7 @@ def content_tag(ctx: Path, build_args: dict[str, str], variant: str) -> str:
 
 # ---------------------------------------------------------------- build
 
+
 def _folder(value: str, auto: Path | None) -> Path | None:
     return auto if value == "auto" else None if value == "none" else Path(value)
 
@@ -184,8 +201,13 @@ def default_ca_certs() -> Path | None:
     return HOST_CA_DIR if list(HOST_CA_DIR.glob("*.crt")) else None
 
 
-def build(variant: str = "cpu", base_image: str = "local", ca_certs: str = "auto", wheels: str = "auto",
-          tool: str | None = None) -> str:
+def build(
+    variant: str = "cpu",
+    base_image: str = "local",
+    ca_certs: str = "auto",
+    wheels: str = "auto",
+    tool: str | None = None,
+) -> str:
     """Build (or find already built) the image for this tree; returns its reference.
 
     ca_certs and wheels are folders, or 'auto' (the host's extra CA certificates; ../shared's
@@ -219,8 +241,22 @@ def build(variant: str = "cpu", base_image: str = "local", ca_certs: str = "auto
             run("docker", "build", "-f", str(ctx / DOCKERFILE), *args, "-t", ref, str(ctx))
         else:
             pull = ["--pull-never"] if base_image.startswith("thinkube.local/") else []
-            run("buildah", "bud", "--format", "docker", "--isolation", "chroot", "--layers", *pull, "-f", str(ctx / DOCKERFILE),
-                *args, "-t", ref, str(ctx))
+            run(
+                "buildah",
+                "bud",
+                "--format",
+                "docker",
+                "--isolation",
+                "chroot",
+                "--layers",
+                *pull,
+                "-f",
+                str(ctx / DOCKERFILE),
+                *args,
+                "-t",
+                ref,
+                str(ctx),
+            )
         log(f"built {ref} in {time.time() - t0:.0f}s, {size_mb(tool, ref):.0f} MB")
         prune(tool, ref)
         return ref
@@ -232,22 +268,35 @@ def prune(tool: str, keep: str) -> None:
     """Drop this variant's earlier builds (each is GBs) and dangling layers; `keep`'s layers stay cached."""
     variant = keep.rsplit(":", 1)[1].split("-")[0]
     if tool == "docker":
-        listed = run("docker", "images", "--format", "{{.Repository}}:{{.Tag}}", REPOSITORY,
-                     capture_output=True, text=True).stdout.split()
+        listed = run(
+            "docker", "images", "--format", "{{.Repository}}:{{.Tag}}", REPOSITORY, capture_output=True, text=True
+        ).stdout.split()
     else:
-        listed = run("buildah", "images", "--format", "{{.Name}}:{{.Tag}}", "--filter", f"reference={REPOSITORY}",
-                     capture_output=True, text=True).stdout.split()
+        listed = run(
+            "buildah",
+            "images",
+            "--format",
+            "{{.Name}}:{{.Tag}}",
+            "--filter",
+            f"reference={REPOSITORY}",
+            capture_output=True,
+            text=True,
+        ).stdout.split()
     old = [r for r in listed if r != keep and r.startswith(f"{REPOSITORY}:{variant}-")]
     if old:
         subprocess.run([tool, "rmi", *old], capture_output=True)
-        subprocess.run([tool, "image", "prune", "-f"] if tool == "docker" else ["buildah", "rmi", "--prune"],
-                       capture_output=True)
+        subprocess.run(
+            [tool, "image", "prune", "-f"] if tool == "docker" else ["buildah", "rmi", "--prune"], capture_output=True
+        )
         log(f"removed {len(old)} earlier build(s)")
 
 
 def size_mb(tool: str, ref: str) -> float:
-    cmd = ["docker", "image", "inspect", "-f", "{{.Size}}", ref] if tool == "docker" else \
-        ["buildah", "images", "--format", "{{.Size}}", "--noheading", ref]
+    cmd = (
+        ["docker", "image", "inspect", "-f", "{{.Size}}", ref]
+        if tool == "docker"
+        else ["buildah", "images", "--format", "{{.Size}}", "--noheading", ref]
+    )
     out = run(*cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
     return _parse_size(out) / 1e6
 
@@ -271,6 +320,7 @@ def _revision() -> str:
 
 
 # ---------------------------------------------------------------- import into a node
+
 
 def save(tool: str, ref: str, dest: Path) -> None:
     dest.unlink(missing_ok=True)
@@ -299,6 +349,7 @@ def import_image(ref: str, containerd_address: str, tool: str | None = None) -> 
 
 
 # ---------------------------------------------------------------- lint and lock
+
 
 def lint() -> int:
     """hadolint over the Dockerfile (both variants share it)."""
@@ -349,7 +400,8 @@ def lock() -> None:
     (REPO / "images" / "requirements-cpu.txt").write_text(head + "\n".join(cpu) + "\n")
     gpu = [GPU_VLLM] + [p for p in cpu if not GPU_LOCK_EXCLUDE.match(p.lower())]
     (REPO / "images" / "requirements-gpu.txt").write_text(
-        head + "# GPU: vLLM chooses torch, transformers and the CUDA libraries.\n" + "\n".join(gpu) + "\n")
+        head + "# GPU: vLLM chooses torch, transformers and the CUDA libraries.\n" + "\n".join(gpu) + "\n"
+    )
     log(f"pinned {len(cpu)} packages (CPU) and {len(gpu)} (GPU)")
 
 
@@ -358,12 +410,19 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build the image (prints its reference)")
     b.add_argument("--variant", choices=["cpu", "gpu"], default="cpu")
-    b.add_argument("--base", default="local",
-                   help="base image; 'local' (default) makes a Debian base with debootstrap for cpu")
-    b.add_argument("--ca-certs", default="auto",
-                   help=f"folder of extra CA certificates (*.crt) to trust; 'auto': {HOST_CA_DIR} when it has any; 'none'")
-    b.add_argument("--wheels", default="auto",
-                   help="folder of wheels offered before the index; 'auto': ../shared/wheels' CPU torch; 'none'")
+    b.add_argument(
+        "--base", default="local", help="base image; 'local' (default) makes a Debian base with debootstrap for cpu"
+    )
+    b.add_argument(
+        "--ca-certs",
+        default="auto",
+        help=f"folder of extra CA certificates (*.crt) to trust; 'auto': {HOST_CA_DIR} when it has any; 'none'",
+    )
+    b.add_argument(
+        "--wheels",
+        default="auto",
+        help="folder of wheels offered before the index; 'auto': ../shared/wheels' CPU torch; 'none'",
+    )
     b.add_argument("--import-to", metavar="CONTAINERD_SOCKET", help="also import it into this containerd")
     sub.add_parser("base", help="make the local debootstrap base image")
     sub.add_parser("lint", help="hadolint the Dockerfile")

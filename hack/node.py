@@ -6,6 +6,7 @@ k8s.io/kubernetes module as the control plane; CoreDNS from the Go module proxy;
 sandbox image is compiled from the module's own pause.c. Settings this kind of VM needs
 (cgroup v1, no CAP_SYS_RESOURCE) are explained where they are set.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,9 +21,13 @@ import time
 from pathlib import Path
 
 # Debian package -> a file it installs (hack/image.py's apt_install checks presence by it).
-PACKAGES = {"containerd": "/usr/bin/containerd", "runc": "/usr/sbin/runc",
-            "containernetworking-plugins": "/usr/lib/cni/bridge", "iptables": "/usr/sbin/iptables",
-            "conntrack": "/usr/sbin/conntrack"}
+PACKAGES = {
+    "containerd": "/usr/bin/containerd",
+    "runc": "/usr/sbin/runc",
+    "containernetworking-plugins": "/usr/lib/cni/bridge",
+    "iptables": "/usr/sbin/iptables",
+    "conntrack": "/usr/sbin/conntrack",
+}
 COREDNS_VERSION = os.environ.get("THINKUBE_COREDNS_VERSION", "v1.15.0")
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 POD_CIDR = "10.244.0.0/24"
@@ -66,6 +71,7 @@ def preflight() -> None:
 
 # ---------------------------------------------------------------- binaries
 
+
 def build_coredns(cache: Path) -> Path:
     out = cache / "coredns" / COREDNS_VERSION / "coredns"
     if out.exists():
@@ -74,8 +80,11 @@ def build_coredns(cache: Path) -> Path:
     env = dict(os.environ, CGO_ENABLED="0", GOBIN=str(out.parent / "partial"))
     t0 = time.time()
     print(f"[node] building CoreDNS {COREDNS_VERSION} (cold: ~6 min on 2 cores)", flush=True)
-    subprocess.run(["go", "install", "-trimpath", "-ldflags", "-s -w", f"github.com/coredns/coredns@{COREDNS_VERSION}"],
-                   env=env, check=True)
+    subprocess.run(
+        ["go", "install", "-trimpath", "-ldflags", "-s -w", f"github.com/coredns/coredns@{COREDNS_VERSION}"],
+        env=env,
+        check=True,
+    )
     (out.parent / "partial" / "coredns").rename(out)
     print(f"[node] CoreDNS built in {time.time() - t0:.0f}s", flush=True)
     return out
@@ -100,14 +109,18 @@ def pause_tar(cache: Path, k8s_version: str) -> Path:
             tar.addfile(info, f)
     layer_bytes = layer.getvalue()
     diff_id = hashlib.sha256(layer_bytes).hexdigest()
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Entrypoint": ["/pause"], "User": "65535:65535"},
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
-    }).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Entrypoint": ["/pause"], "User": "65535:65535"},
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
+        }
+    ).encode()
     config_name = hashlib.sha256(config).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": [PAUSE_IMAGE],
-                            "Layers": [f"{diff_id}/layer.tar"]}]).encode()
+    manifest = json.dumps(
+        [{"Config": config_name, "RepoTags": [PAUSE_IMAGE], "Layers": [f"{diff_id}/layer.tar"]}]
+    ).encode()
     tmp = out.with_suffix(".partial")
     with tarfile.open(tmp, "w") as tar:
         for name, data in ((f"{diff_id}/layer.tar", layer_bytes), (config_name, config), ("manifest.json", manifest)):
@@ -119,6 +132,7 @@ def pause_tar(cache: Path, k8s_version: str) -> Path:
 
 
 # ---------------------------------------------------------------- configuration files
+
 
 def containerd_config(state: Path) -> Path:
     path = state / "containerd.toml"
@@ -147,35 +161,58 @@ state = "{CONTAINERD_STATE}"
 
 def write_cni_config() -> None:
     CNI_CONF.parent.mkdir(parents=True, exist_ok=True)
-    CNI_CONF.write_text(json.dumps({
-        "cniVersion": "1.0.0", "name": CNI_NETWORK,
-        "plugins": [
-            {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": True, "hairpinMode": True,
-             "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_CIDR}]], "routes": [{"dst": "0.0.0.0/0"}]}},
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-            # Accepts pod traffic in FORWARD even where a Docker daemon once set the policy to DROP.
-            {"type": "firewall"},
-        ],
-    }, indent=2))
+    CNI_CONF.write_text(
+        json.dumps(
+            {
+                "cniVersion": "1.0.0",
+                "name": CNI_NETWORK,
+                "plugins": [
+                    {
+                        "type": "bridge",
+                        "bridge": "cni0",
+                        "isGateway": True,
+                        "ipMasq": True,
+                        "hairpinMode": True,
+                        "ipam": {
+                            "type": "host-local",
+                            "ranges": [[{"subnet": POD_CIDR}]],
+                            "routes": [{"dst": "0.0.0.0/0"}],
+                        },
+                    },
+                    {"type": "portmap", "capabilities": {"portMappings": True}},
+                    # Accepts pod traffic in FORWARD even where a Docker daemon once set the policy to DROP.
+                    {"type": "firewall"},
+                ],
+            },
+            indent=2,
+        )
+    )
 
 
 def kubelet_config(state: Path, pki: Path) -> Path:
     path = state / "kubelet.yaml"
     cfg = {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
         # Only the API server (its kubelet client certificate) and authorized users reach the kubelet.
-        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
-                           "x509": {"clientCAFile": str(pki / "ca.crt")}},
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": str(pki / "ca.crt")},
+        },
         "authorization": {"mode": "Webhook"},
-        "tlsCertFile": str(pki / "kubelet-serving.crt"), "tlsPrivateKeyFile": str(pki / "kubelet-serving.key"),
+        "tlsCertFile": str(pki / "kubelet-serving.crt"),
+        "tlsPrivateKeyFile": str(pki / "kubelet-serving.key"),
         "containerRuntimeEndpoint": f"unix://{CONTAINERD_SOCKET}",
         "cgroupDriver": "cgroupfs",  # no systemd here
         "failCgroupV1": False,  # the VM is cgroup v1; 1.36 refuses it unless told
         "failSwapOn": False,
         "oomScoreAdj": 0,  # no CAP_SYS_RESOURCE for a negative value
-        "clusterDNS": [DNS_IP], "clusterDomain": "cluster.local",
+        "clusterDNS": [DNS_IP],
+        "clusterDomain": "cluster.local",
         # Images exist only locally (no registry): never garbage-collect them.
-        "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
         "evictionHard": {"memory.available": "200Mi", "nodefs.available": "2%", "imagefs.available": "2%"},
         "serializeImagePulls": False,
         "maxPods": 60,
@@ -186,12 +223,20 @@ def kubelet_config(state: Path, pki: Path) -> Path:
 
 def kube_proxy_config(state: Path, kubeconfig: Path) -> Path:
     path = state / "kube-proxy.yaml"
-    path.write_text(json.dumps({
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
-        "mode": "iptables", "clusterCIDR": CLUSTER_CIDR, "hostnameOverride": node_name(),
-        "clientConnection": {"kubeconfig": str(kubeconfig)},
-        "conntrack": {"maxPerCore": 0},  # leave the host's conntrack table size alone
-    }, indent=2))
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+                "kind": "KubeProxyConfiguration",
+                "mode": "iptables",
+                "clusterCIDR": CLUSTER_CIDR,
+                "hostnameOverride": node_name(),
+                "clientConnection": {"kubeconfig": str(kubeconfig)},
+                "conntrack": {"maxPerCore": 0},  # leave the host's conntrack table size alone
+            },
+            indent=2,
+        )
+    )
     return path
 
 
@@ -215,48 +260,89 @@ def corefile(state: Path, kubeconfig: Path, ip: str) -> Path:
 def cluster_objects(ip: str) -> list[dict]:
     """What the node needs in the API: DNS Service and endpoints, storage class, RBAC for its parts."""
     return [
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
-         "spec": {"clusterIP": DNS_IP, "ports": [
-             {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": DNS_PORT},
-             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": DNS_PORT}]}},
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
+            "spec": {
+                "clusterIP": DNS_IP,
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": DNS_PORT},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": DNS_PORT},
+                ],
+            },
+        },
         # CoreDNS runs on the host, so the Service has no selector and these endpoints instead.
-        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-         "metadata": {"name": "kube-dns-host", "namespace": "kube-system",
-                      "labels": {"kubernetes.io/service-name": "kube-dns",
-                                 "endpointslice.kubernetes.io/managed-by": "thinkube.dev-hack"}},
-         "addressType": "IPv4", "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}],
-         "ports": [{"name": "dns", "port": DNS_PORT, "protocol": "UDP"},
-                   {"name": "dns-tcp", "port": DNS_PORT, "protocol": "TCP"}]},
-        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-         "metadata": {"name": STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-         "provisioner": "thinkube.dev/hostpath", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"},
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "kube-dns-host",
+                "namespace": "kube-system",
+                "labels": {
+                    "kubernetes.io/service-name": "kube-dns",
+                    "endpointslice.kubernetes.io/managed-by": "thinkube.dev-hack",
+                },
+            },
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}],
+            "ports": [
+                {"name": "dns", "port": DNS_PORT, "protocol": "UDP"},
+                {"name": "dns-tcp", "port": DNS_PORT, "protocol": "TCP"},
+            ],
+        },
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "thinkube.dev/hostpath",
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "Immediate",
+        },
         # The API server's kubelet client: logs, exec, port-forward, metrics on the kubelet.
         _binding("kube-apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:kubelet-api-admin"),
-        *_user_role("coredns", "system:coredns", [
-            {"apiGroups": [""], "resources": ["services", "pods", "namespaces"], "verbs": ["list", "watch"]},
-            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]}]),
-        *_user_role("provisioner", "thinkube:provisioner", [
-            {"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["list", "watch", "create", "delete"]},
-            {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["list", "watch"]}]),
+        *_user_role(
+            "coredns",
+            "system:coredns",
+            [
+                {"apiGroups": [""], "resources": ["services", "pods", "namespaces"], "verbs": ["list", "watch"]},
+                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
+            ],
+        ),
+        *_user_role(
+            "provisioner",
+            "thinkube:provisioner",
+            [
+                {"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["list", "watch", "create", "delete"]},
+                {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["list", "watch"]},
+            ],
+        ),
     ]
 
 
 def _binding(name: str, user: str, role: str) -> dict:
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": f"thinkube:{name}"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]}
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"thinkube:{name}"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }
 
 
 def _user_role(name: str, user: str, rules: list[dict]) -> list[dict]:
     """A ClusterRole of just these rules, bound to one certificate's user."""
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": f"thinkube:{name}"}, "rules": rules}
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": f"thinkube:{name}"},
+        "rules": rules,
+    }
     return [role, _binding(name, user, f"thinkube:{name}")]
 
 
 # ---------------------------------------------------------------- teardown
+
 
 def ctr(*args: str) -> list[str]:
     return ["ctr", "--address", str(CONTAINERD_SOCKET), "--connect-timeout", "5s", "-n", "k8s.io", *args]

@@ -6,6 +6,7 @@ to it; released volumes are deleted with their folder. Folders are world-writabl
 workload pods run as arbitrary non-root users and hostPath volumes ignore fsGroup.
 Standard library and kubectl only.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,28 +22,44 @@ ANNOTATION = "pv.kubernetes.io/provisioned-by"
 
 def main(kubectl: str, kubeconfig: str, root: Path, storage_class: str) -> None:
     def k(*args: str, input: str | None = None) -> str:
-        return subprocess.run([kubectl, "--kubeconfig", kubeconfig, *args], input=input, capture_output=True,
-                              text=True, check=True, timeout=30).stdout
+        return subprocess.run(
+            [kubectl, "--kubeconfig", kubeconfig, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
 
     root.mkdir(parents=True, exist_ok=True)
     while True:
         try:
             for pvc in json.loads(k("get", "pvc", "-A", "-o", "json"))["items"]:
                 spec, meta = pvc["spec"], pvc["metadata"]
-                if (spec.get("storageClassName") != storage_class or spec.get("volumeName")
-                        or pvc.get("status", {}).get("phase") != "Pending" or meta.get("deletionTimestamp")):
+                if (
+                    spec.get("storageClassName") != storage_class
+                    or spec.get("volumeName")
+                    or pvc.get("status", {}).get("phase") != "Pending"
+                    or meta.get("deletionTimestamp")
+                ):
                     continue
                 name = f"pvc-{meta['uid']}"
                 folder = root / name
                 folder.mkdir(exist_ok=True)
                 folder.chmod(0o777)
-                pv = {"apiVersion": "v1", "kind": "PersistentVolume",
-                      "metadata": {"name": name, "annotations": {ANNOTATION: PROVISIONER}},
-                      "spec": {"capacity": {"storage": spec["resources"]["requests"]["storage"]},
-                               "accessModes": spec["accessModes"], "storageClassName": storage_class,
-                               "persistentVolumeReclaimPolicy": "Delete",
-                               "hostPath": {"path": str(folder), "type": "Directory"},
-                               "claimRef": {"namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"]}}}
+                pv = {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolume",
+                    "metadata": {"name": name, "annotations": {ANNOTATION: PROVISIONER}},
+                    "spec": {
+                        "capacity": {"storage": spec["resources"]["requests"]["storage"]},
+                        "accessModes": spec["accessModes"],
+                        "storageClassName": storage_class,
+                        "persistentVolumeReclaimPolicy": "Delete",
+                        "hostPath": {"path": str(folder), "type": "Directory"},
+                        "claimRef": {"namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"]},
+                    },
+                }
                 k("create", "-f", "-", input=json.dumps(pv))
                 print(f"provisioned {name} for {meta['namespace']}/{meta['name']}", flush=True)
             for pv in json.loads(k("get", "pv", "-o", "json"))["items"]:

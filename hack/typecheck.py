@@ -5,6 +5,7 @@ package-dir in pyproject.toml), a layout mypy cannot follow from the source tree
 the package out as it is installed, with symbolic links in a temporary folder, and checks it
 there with the settings in pyproject.toml.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,16 @@ def main() -> int:
         for name in SUBPACKAGES:
             (package / name).symlink_to(ROOT / name)
         env = {**os.environ, "MYPYPATH": tmp}
-        cmd = [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"), "-p", "thinkube",
-               *sys.argv[1:]]
+        cmd = [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "-p",
+            "thinkube",
+            *sys.argv[1:],
+        ]
         # Run from the temporary folder so that mypy's paths name the package's modules; its
         # messages are rewritten to the repository's own paths.
         out = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)

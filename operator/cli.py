@@ -1,4 +1,5 @@
 """`thinkube operator`: run the kopf operator for the four Thinkube resources."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,11 @@ def _toleration(text: str) -> dict:
     if not sep or not taint:
         raise argparse.ArgumentTypeError(f"{text!r}: expected KEY[=VALUE]:EFFECT, e.g. nvidia.com/gpu:NoSchedule")
     key, has_value, value = taint.partition("=")
-    return ({"key": key, "operator": "Equal", "value": value, "effect": effect} if has_value
-            else {"key": key, "operator": "Exists", "effect": effect})
+    return (
+        {"key": key, "operator": "Equal", "value": value, "effect": effect}
+        if has_value
+        else {"key": key, "operator": "Exists", "effect": effect}
+    )
 
 
 def _secret_key(text: str) -> tuple[str, str]:
@@ -36,31 +40,82 @@ def _secret_key(text: str) -> tuple[str, str]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     where = p.add_mutually_exclusive_group()
-    where.add_argument("-n", "--namespace", action="append", default=[], metavar="NS",
-                       help="watch this namespace (repeatable; globs such as 'team-*' allowed)")
+    where.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch this namespace (repeatable; globs such as 'team-*' allowed)",
+    )
     where.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (the default)")
-    p.add_argument("--image", default=DEFAULT_IMAGE, help=f"workload image when a resource sets none (default {DEFAULT_IMAGE})")
-    p.add_argument("--artifacts-pvc", metavar="CLAIM",
-                   help="PVC for outputs that set no spec.outputUri (pvc://CLAIM/<plural>/<namespace>/<name>)")
-    p.add_argument("--node-selector", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
-                   help="default nodeSelector of workload pods (repeatable)")
-    p.add_argument("--toleration", action="append", default=[], type=_toleration, metavar="KEY[=VALUE]:EFFECT",
-                   help="default toleration of workload pods (repeatable)")
-    p.add_argument("--gpu-resource", default=GPU_RESOURCE,
-                   help=f"extended resource a GPU is, where a resource names none (default {GPU_RESOURCE})")
-    p.add_argument("--gpu-node-selector", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
-                   help="nodeSelector added to pods that request GPUs (repeatable)")
-    p.add_argument("--gpu-toleration", action="append", default=[], type=_toleration, metavar="KEY[=VALUE]:EFFECT",
-                   help="toleration added to pods that request GPUs (repeatable)")
+    p.add_argument(
+        "--image", default=DEFAULT_IMAGE, help=f"workload image when a resource sets none (default {DEFAULT_IMAGE})"
+    )
+    p.add_argument(
+        "--artifacts-pvc",
+        metavar="CLAIM",
+        help="PVC for outputs that set no spec.outputUri (pvc://CLAIM/<plural>/<namespace>/<name>)",
+    )
+    p.add_argument(
+        "--node-selector",
+        action="append",
+        default=[],
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="default nodeSelector of workload pods (repeatable)",
+    )
+    p.add_argument(
+        "--toleration",
+        action="append",
+        default=[],
+        type=_toleration,
+        metavar="KEY[=VALUE]:EFFECT",
+        help="default toleration of workload pods (repeatable)",
+    )
+    p.add_argument(
+        "--gpu-resource",
+        default=GPU_RESOURCE,
+        help=f"extended resource a GPU is, where a resource names none (default {GPU_RESOURCE})",
+    )
+    p.add_argument(
+        "--gpu-node-selector",
+        action="append",
+        default=[],
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="nodeSelector added to pods that request GPUs (repeatable)",
+    )
+    p.add_argument(
+        "--gpu-toleration",
+        action="append",
+        default=[],
+        type=_toleration,
+        metavar="KEY[=VALUE]:EFFECT",
+        help="toleration added to pods that request GPUs (repeatable)",
+    )
     p.add_argument("--gpu-runtime-class", metavar="NAME", help="runtimeClassName of pods that request GPUs")
-    p.add_argument("--model-cache-pvc", metavar="CLAIM",
-                   help="PVC that server and training pods share for hf:// downloads (mounted as HF_HOME)")
-    p.add_argument("--hf-token-secret", type=_secret_key, metavar="NAME[:KEY]",
-                   help="Secret with a Hugging Face token (HF_TOKEN in model pods); KEY defaults to 'token'")
-    p.add_argument("--resync-seconds", type=float, default=30.0,
-                   help="re-converge every resource this often: recreate deleted children, refresh status (default 30)")
+    p.add_argument(
+        "--model-cache-pvc",
+        metavar="CLAIM",
+        help="PVC that server and training pods share for hf:// downloads (mounted as HF_HOME)",
+    )
+    p.add_argument(
+        "--hf-token-secret",
+        type=_secret_key,
+        metavar="NAME[:KEY]",
+        help="Secret with a Hugging Face token (HF_TOKEN in model pods); KEY defaults to 'token'",
+    )
+    p.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=30.0,
+        help="re-converge every resource this often: recreate deleted children, refresh status (default 30)",
+    )
     p.add_argument("--watch-timeout-seconds", type=int, default=300, help="server-side watch timeout (default 300)")
-    p.add_argument("--health-port", type=int, default=8080, help="liveness endpoint :PORT/healthz; 0: off (default 8080)")
+    p.add_argument(
+        "--health-port", type=int, default=8080, help="liveness endpoint :PORT/healthz; 0: off (default 8080)"
+    )
     p.add_argument("--metrics-port", type=int, default=9090, help="Prometheus :PORT/metrics; 0: off (default 9090)")
 
 
@@ -77,11 +132,18 @@ def run(args: argparse.Namespace) -> int:
         # One INFO line per timer tick per object, one per liveness probe: noise unless -v.
         for name in ("kopf.objects", "aiohttp.access"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    defaults = Defaults(image=args.image, artifacts_pvc=args.artifacts_pvc, node_selector=dict(args.node_selector),
-                        tolerations=tuple(args.toleration), gpu_resource=args.gpu_resource,
-                        gpu_node_selector=dict(args.gpu_node_selector), gpu_tolerations=tuple(args.gpu_toleration),
-                        gpu_runtime_class=args.gpu_runtime_class, model_cache_pvc=args.model_cache_pvc,
-                        hf_token_secret=args.hf_token_secret)
+    defaults = Defaults(
+        image=args.image,
+        artifacts_pvc=args.artifacts_pvc,
+        node_selector=dict(args.node_selector),
+        tolerations=tuple(args.toleration),
+        gpu_resource=args.gpu_resource,
+        gpu_node_selector=dict(args.gpu_node_selector),
+        gpu_tolerations=tuple(args.gpu_toleration),
+        gpu_runtime_class=args.gpu_runtime_class,
+        model_cache_pvc=args.model_cache_pvc,
+        hf_token_secret=args.hf_token_secret,
+    )
     op = Operator(Kube(connect()), defaults, Metrics(), args.resync_seconds)
     registry = kopf.OperatorRegistry()
     register(registry, op)
@@ -89,7 +151,12 @@ def run(args: argparse.Namespace) -> int:
     configure(settings, args.watch_timeout_seconds)
     op.metrics.start(args.metrics_port)
     log.info("watching %s; workload image %s", ", ".join(args.namespace) or "all namespaces", args.image)
-    kopf.run(registry=registry, settings=settings, standalone=True,
-             namespaces=args.namespace, clusterwide=args.all_namespaces or not args.namespace,
-             liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None)
+    kopf.run(
+        registry=registry,
+        settings=settings,
+        standalone=True,
+        namespaces=args.namespace,
+        clusterwide=args.all_namespaces or not args.namespace,
+        liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None,
+    )
     return 0

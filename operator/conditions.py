@@ -1,4 +1,5 @@
 """Kubernetes Conditions (metav1.Condition) as plain dicts, kept stable across reconciles."""
+
 from __future__ import annotations
 
 from typing import Iterable, Mapping
@@ -10,8 +11,14 @@ COMPLETE, READY, FAILED, WAITING, SYNCED = "Complete", "Ready", "Failed", "Waiti
 
 
 def condition(type_: str, status: bool, reason: str, message: str, generation: int | None, now: str) -> dict:
-    return {"type": type_, "status": "True" if status else "False", "reason": reason, "message": message,
-            "observedGeneration": generation, "lastTransitionTime": now}
+    return {
+        "type": type_,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "lastTransitionTime": now,
+    }
 
 
 def merge(old: Iterable[Mapping], new: Iterable[dict]) -> list[dict]:

@@ -3,6 +3,7 @@
 Attempts are numbered Jobs (label thinkube.dev/attempt). The current attempt is the highest
 one seen, on the Jobs or in status.restarts (so deleting a Job does not reset the count).
 """
+
 from __future__ import annotations
 
 from typing import Iterable
@@ -24,6 +25,8 @@ def next_attempt(run: SFTRun, jobs: Iterable[dict], recorded: int) -> tuple[int,
     failed = true_conditions(live).get("Failed") if live else None
     # A bad config (podFailurePolicy) fails every attempt the same way: never restart it.
     if failed and failed.get("reason") != POD_FAILURE_POLICY and attempt < run.spec.max_restarts:
-        return attempt + 1, (f"attempt {attempt} failed ({failed.get('reason')}): restarting all "
-                             f"{run.spec.nodes} pods as attempt {attempt + 1} of at most {run.spec.max_restarts + 1}")
+        return attempt + 1, (
+            f"attempt {attempt} failed ({failed.get('reason')}): restarting all "
+            f"{run.spec.nodes} pods as attempt {attempt + 1} of at most {run.spec.max_restarts + 1}"
+        )
     return attempt, None

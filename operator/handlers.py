@@ -5,6 +5,7 @@ Each reconcile re-reads the object and patches its status itself, under a per-ob
 kopf runs change handlers and timers concurrently, and the body kopf hands over can be
 older than a status patch a moment ago.
 """
+
 from __future__ import annotations
 
 import logging
@@ -60,10 +61,18 @@ class Operator:
     def deleting(self, body: kopf.Body) -> None:
         """Only says so: the children carry owner references, so the garbage collector deletes them."""
         meta = body["metadata"]
-        log.info("%s %s/%s is being deleted; the garbage collector deletes its children", body["kind"],
-                 meta["namespace"], meta["name"])
-        kopf.event(body, type="Normal", reason="Deleting",
-                   message="its children go with it (owner references, garbage collection)")
+        log.info(
+            "%s %s/%s is being deleted; the garbage collector deletes its children",
+            body["kind"],
+            meta["namespace"],
+            meta["name"],
+        )
+        kopf.event(
+            body,
+            type="Normal",
+            reason="Deleting",
+            message="its children go with it (owner references, garbage collection)",
+        )
 
 
 def configure(settings: kopf.OperatorSettings, server_timeout_s: int) -> None:
@@ -97,11 +106,11 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
         kopf.on.update(*what, registry=registry, id="update")(handler)
         kopf.on.resume(*what, registry=registry, id="resume")(handler)
         # The first tick one period late: creation (and resume) is already being reconciled.
-        kopf.timer(*what, registry=registry, id="resync", interval=op.resync_seconds,
-                   initial_delay=op.resync_seconds)(handler)
+        kopf.timer(*what, registry=registry, id="resync", interval=op.resync_seconds, initial_delay=op.resync_seconds)(
+            handler
+        )
         # optional: no finalizer of its own; errors ignored: a failure must not hold the deletion up.
-        kopf.on.delete(*what, registry=registry, id="delete", optional=True,
-                       errors=kopf.ErrorsMode.IGNORED)(deleting)
+        kopf.on.delete(*what, registry=registry, id="delete", optional=True, errors=kopf.ErrorsMode.IGNORED)(deleting)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs):

@@ -4,6 +4,7 @@ CurationJob -> SFTRun (dataset) -> BudgetForcedServer (model) -> EvalSweep (targ
 reference is followed only inside the resource's namespace. Pure functions: the reconciler
 fetches the referenced object and hands it in, with what its kind offers (thinkube.operator.kinds).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -45,26 +46,33 @@ def server_references(endpoints: list[tuple[str, str]]) -> list[Reference]:
     return [Reference("BudgetForcedServer", value, field) for field, value in endpoints if "://" not in value]
 
 
-def follow(ref: Reference, referenced: Mapping | None, offered: Callable[[Mapping], str | None],
-           ready: Phase) -> Input:
+def follow(ref: Reference, referenced: Mapping | None, offered: Callable[[Mapping], str | None], ready: Phase) -> Input:
     """What a referenced object offers (`offered` of its status) once it is in phase `ready`."""
     if referenced is None:
-        return Input(waiting="ReferenceNotFound",
-                     message=f"{ref.describe()} does not exist in this namespace yet; create it or fix the name")
+        return Input(
+            waiting="ReferenceNotFound",
+            message=f"{ref.describe()} does not exist in this namespace yet; create it or fix the name",
+        )
     status = referenced.get("status") or {}
     phase = status.get("phase")
     if phase == Phase.FAILED.value:
-        return Input(failed="InputFailed", message=f"{ref.describe()} failed: {status.get('message', 'see its conditions')}")
+        return Input(
+            failed="InputFailed", message=f"{ref.describe()} failed: {status.get('message', 'see its conditions')}"
+        )
     uri = offered(status)
     if phase != ready.value or not uri:
-        return Input(waiting="InputNotReady",
-                     message=f"waiting for {ref.describe()} to be {ready.value} (now {phase or 'Pending'})")
+        return Input(
+            waiting="InputNotReady",
+            message=f"waiting for {ref.describe()} to be {ready.value} (now {phase or 'Pending'})",
+        )
     return Input(uri=uri)
 
 
 def output_inside(name: str) -> Callable[[Mapping], str | None]:
     """`offered` of a run-to-completion kind: `name` inside its status.outputUri."""
+
     def offered(status: Mapping) -> str | None:
         out = status.get("outputUri")
         return f"{out.rstrip('/')}/{name}" if out else None
+
     return offered

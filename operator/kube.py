@@ -4,6 +4,7 @@ Raw REST through the official client's ApiClient (auth, TLS, kubeconfig) rather 
 typed APIs or DynamicClient: children are built as dicts, and typed models or API
 discovery would only add conversions and start-up requests.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,11 +50,22 @@ class Kube:
     def __init__(self, api: client.ApiClient, field_manager: str = FIELD_MANAGER, timeout_s: float = 30):
         self.api, self.field_manager, self.timeout_s = api, field_manager, timeout_s
 
-    def _call(self, method: str, url: str, body: Mapping | None = None, query: list[tuple[str, str]] | None = None,
-              content_type: str = "application/json") -> dict:
-        req = self.api.param_serialize(method, url, query_params=query or [], body=body,
-                                       header_params={"Accept": "application/json", "Content-Type": content_type},
-                                       auth_settings=["BearerToken"])
+    def _call(
+        self,
+        method: str,
+        url: str,
+        body: Mapping | None = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> dict:
+        req = self.api.param_serialize(
+            method,
+            url,
+            query_params=query or [],
+            body=body,
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            auth_settings=["BearerToken"],
+        )
         resp = self.api.call_api(*req, _request_timeout=self.timeout_s)
         data = json.loads(resp.read() or b"{}")
         if not 200 <= resp.status <= 299:
@@ -75,10 +87,19 @@ class Kube:
     def apply(self, obj: Mapping) -> dict:
         """Server-side apply, forcing our field manager's ownership of the fields we set."""
         url = path(obj["apiVersion"], obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
-        return self._call("PATCH", url, body=obj, content_type="application/apply-patch+yaml",
-                          query=[("fieldManager", self.field_manager), ("force", "true")])
+        return self._call(
+            "PATCH",
+            url,
+            body=obj,
+            content_type="application/apply-patch+yaml",
+            query=[("fieldManager", self.field_manager), ("force", "true")],
+        )
 
     def patch_status(self, api_version: str, kind: str, namespace: str, name: str, patch: Mapping) -> dict:
         """JSON merge patch of the status subresource (None values delete keys)."""
-        return self._call("PATCH", path(api_version, kind, namespace, name) + "/status", body={"status": patch},
-                          content_type="application/merge-patch+json")
+        return self._call(
+            "PATCH",
+            path(api_version, kind, namespace, name) + "/status",
+            body={"status": patch},
+            content_type="application/merge-patch+json",
+        )

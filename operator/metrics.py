@@ -3,6 +3,7 @@
 prometheus_client is imported only when metrics are switched on, so the operator (and its
 tests) run without it; `start(0)` and a missing package both leave every call a no-op.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,10 +30,12 @@ class Metrics:
         except ImportError:
             log.warning("metrics off: prometheus_client is not installed (pip install 'thinkube[k8s]')")
             return
-        self._reconciles = prom.Counter("thinkube_operator_reconciles", "reconciles, by kind and result",
-                                        ["kind", "result"])
-        self._errors = prom.Counter("thinkube_operator_reconcile_errors", "reconciles that raised (retried), by kind",
-                                    ["kind"])
+        self._reconciles = prom.Counter(
+            "thinkube_operator_reconciles", "reconciles, by kind and result", ["kind", "result"]
+        )
+        self._errors = prom.Counter(
+            "thinkube_operator_reconcile_errors", "reconciles that raised (retried), by kind", ["kind"]
+        )
         self._latency = prom.Histogram("thinkube_operator_reconcile_seconds", "time per reconcile, by kind", ["kind"])
         prom.start_http_server(port)
         log.info("metrics on :%d/metrics", port)

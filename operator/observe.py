@@ -1,6 +1,7 @@
 """Status from children: what phase a resource is in, judged only by its live child objects.
 
 What every kind that runs a Job shares; each kind's own reading is in its module (thinkube.operator.kinds)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

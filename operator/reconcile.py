@@ -5,6 +5,7 @@ are server-side applied by name (no duplicates across operator restarts), a dele
 is simply applied again, and the status is recomputed from the children each time.
 Problems with the spec or its references end up in conditions; only API outages raise.
 """
+
 from __future__ import annotations
 
 from typing import Mapping
@@ -48,12 +49,16 @@ def reconcile(body: Mapping, kube: Kube, defaults: Defaults, now: str) -> tuple[
 
 def _finished(res: CustomResource, old: dict, generation: int | None) -> bool:
     # A run that succeeded stays done: deleting its Job must not train or evaluate again.
-    return (isinstance(res.spec, JobSpec) and old.get("phase") == Phase.SUCCEEDED.value
-            and old.get("observedGeneration") == generation)
+    return (
+        isinstance(res.spec, JobSpec)
+        and old.get("phase") == Phase.SUCCEEDED.value
+        and old.get("observedGeneration") == generation
+    )
 
 
-def _reconcile(kind: Kind, res: CustomResource, body: Mapping, kube: Kube, defaults: Defaults, old: dict,
-               generation: int | None) -> Report:
+def _reconcile(
+    kind: Kind, res: CustomResource, body: Mapping, kube: Kube, defaults: Defaults, old: dict, generation: int | None
+) -> Report:
     output = _output_uri(res, defaults)  # an impossible spec is reported before any waiting
     inp = _input(kind, res, kube, old, generation)
     served = _served(kind, res, kube, old, generation)
@@ -64,8 +69,11 @@ def _reconcile(kind: Kind, res: CustomResource, body: Mapping, kube: Kube, defau
     if inp.uri is None:
         assert inp.waiting is not None  # an input with neither a URI nor a failure says why it waits
         phase = Phase.SUSPENDED if res.spec.suspend else Phase.PENDING
-        return Report(observe.Observed(phase, inp.waiting, inp.message), synced=NOTHING_TO_APPLY,
-                      waiting=(inp.waiting, inp.message))
+        return Report(
+            observe.Observed(phase, inp.waiting, inp.message),
+            synced=NOTHING_TO_APPLY,
+            waiting=(inp.waiting, inp.message),
+        )
     assert isinstance(served, inputs.Served)  # a server not resolved became inp above, and returned
     events: list[Event] = []
     attempt = 0
@@ -79,8 +87,15 @@ def _reconcile(kind: Kind, res: CustomResource, body: Mapping, kube: Kube, defau
     except ValidationError as e:  # the stage's config refuses what the resource's schema let through
         raise InvalidSpec(_validation_message(e)) from None
     children, synced = _apply_all(kube, body["metadata"]["uid"], desired)
-    return Report(kind.observe(res, children, attempt), synced=synced, input_uri=inp.uri, output_uri=output,
-                  base_models=served.base_models, teacher=served.teacher, events=tuple(events))
+    return Report(
+        kind.observe(res, children, attempt),
+        synced=synced,
+        input_uri=inp.uri,
+        output_uri=output,
+        base_models=served.base_models,
+        teacher=served.teacher,
+        events=tuple(events),
+    )
 
 
 def _input(kind: Kind, res: CustomResource, kube: Kube, old: dict, generation: int | None) -> inputs.Input:
@@ -88,8 +103,7 @@ def _input(kind: Kind, res: CustomResource, kube: Kube, old: dict, generation: i
     if ref is None:
         return inputs.Input(uri=kind.literal(res))
     source = KINDS[ref.kind]
-    found = inputs.follow(ref, kube.get(API_VERSION, ref.kind, _namespace(res), ref.name), source.offered,
-                          source.ready)
+    found = inputs.follow(ref, kube.get(API_VERSION, ref.kind, _namespace(res), ref.name), source.offered, source.ready)
     if found.uri is None and old.get("inputUri") and old.get("observedGeneration") == generation:
         # Already started from this input: the children were built with it, and the
         # referenced stage going away (or re-running) later must not stop them.
@@ -97,8 +111,9 @@ def _input(kind: Kind, res: CustomResource, kube: Kube, old: dict, generation: i
     return found
 
 
-def _served(kind: Kind, res: CustomResource, kube: Kube, old: dict,
-            generation: int | None) -> inputs.Served | inputs.Input:
+def _served(
+    kind: Kind, res: CustomResource, kube: Kube, old: dict, generation: int | None
+) -> inputs.Served | inputs.Input:
     """The model endpoints of the spec (a CurationJob's baseModels and teacher) as URL@MODEL with
     server names resolved, or why they are not yet."""
     # The Job started with what the status shows: a server restarting must not stop it.
@@ -128,8 +143,10 @@ def _output_uri(res: CustomResource, defaults: Defaults) -> str | None:
         return res.spec.output_uri
     if defaults.artifacts_pvc:
         return f"pvc://{defaults.artifacts_pvc}/{res.names.plural}/{res.metadata.namespace}/{res.metadata.name}"
-    raise InvalidSpec("spec.outputUri is not set and the operator has no default (--artifacts-pvc): "
-                      "set spec.outputUri to pvc://<claim>/<path>")
+    raise InvalidSpec(
+        "spec.outputUri is not set and the operator has no default (--artifacts-pvc): "
+        "set spec.outputUri to pvc://<claim>/<path>"
+    )
 
 
 def _apply_all(kube: Kube, owner_uid: str, desired: list[dict]) -> tuple[dict[str, dict], Synced]:
@@ -140,8 +157,11 @@ def _apply_all(kube: Kube, owner_uid: str, desired: list[dict]) -> tuple[dict[st
         meta = obj["metadata"]
         live = kube.get(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
         if live is not None and not _owned_by(live, owner_uid):
-            synced = Synced(False, "NameConflict", f"{obj['kind']} {meta['name']!r} exists and belongs to someone "
-                                                   f"else: delete it or rename this resource")
+            synced = Synced(
+                False,
+                "NameConflict",
+                f"{obj['kind']} {meta['name']!r} exists and belongs to someone else: delete it or rename this resource",
+            )
             continue
         try:
             children[obj["kind"]] = kube.apply(settle(obj, live))

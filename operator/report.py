@@ -1,4 +1,5 @@
 """From what a reconcile found to the resource's new status and the events worth posting."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,21 +44,43 @@ def compose(primary: str, old: dict, report: Report, generation: int | None, now
     """`primary`: the kind's main condition type (Complete, or Ready for servers)."""
     o = report.observed
     waiting_reason, waiting_message = report.waiting or ("InputReady", "")
-    conditions = cond.merge(old.get("conditions") or [], [
-        cond.condition(primary, o.phase in (Phase.SUCCEEDED, Phase.READY), o.reason, o.message, generation, now),
-        cond.condition(cond.FAILED, o.phase == Phase.FAILED, o.reason, o.message if o.phase == Phase.FAILED else "",
-                       generation, now),
-        cond.condition(cond.WAITING, report.waiting is not None, waiting_reason, waiting_message, generation, now),
-        cond.condition(cond.SYNCED, report.synced.ok, report.synced.reason, report.synced.message, generation, now),
-    ])
-    status = {"phase": o.phase.value, "message": o.message, "conditions": conditions,
-              "observedGeneration": generation, "inputUri": report.input_uri, "outputUri": report.output_uri,
-              "baseModels": list(report.base_models) or None, "teacher": report.teacher, **o.fields}
+    conditions = cond.merge(
+        old.get("conditions") or [],
+        [
+            cond.condition(primary, o.phase in (Phase.SUCCEEDED, Phase.READY), o.reason, o.message, generation, now),
+            cond.condition(
+                cond.FAILED,
+                o.phase == Phase.FAILED,
+                o.reason,
+                o.message if o.phase == Phase.FAILED else "",
+                generation,
+                now,
+            ),
+            cond.condition(cond.WAITING, report.waiting is not None, waiting_reason, waiting_message, generation, now),
+            cond.condition(cond.SYNCED, report.synced.ok, report.synced.reason, report.synced.message, generation, now),
+        ],
+    )
+    status = {
+        "phase": o.phase.value,
+        "message": o.message,
+        "conditions": conditions,
+        "observedGeneration": generation,
+        "inputUri": report.input_uri,
+        "outputUri": report.output_uri,
+        "baseModels": list(report.base_models) or None,
+        "teacher": report.teacher,
+        **o.fields,
+    }
     status = {k: v for k, v in status.items() if v is not None}
     events = list(report.events)
     if old.get("phase") != o.phase.value:
-        events.append(Event("Warning" if o.phase == Phase.FAILED else "Normal", o.reason,
-                            f"{o.phase.value}: {o.message}" if o.message else o.phase.value))
+        events.append(
+            Event(
+                "Warning" if o.phase == Phase.FAILED else "Normal",
+                o.reason,
+                f"{o.phase.value}: {o.message}" if o.message else o.phase.value,
+            )
+        )
     if not report.synced.ok and report.synced.reason != o.reason and _changed(old, cond.SYNCED, report.synced):
         events.append(Event("Warning", report.synced.reason, report.synced.message))
     return status, events

@@ -1,5 +1,6 @@
 """Shared fixtures. Tiers: unit (default), `cluster` (real local API server), `e2e`, and `node`
 (a real node running the project's image; these run last, because they restart the cluster)."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,12 @@ class Cluster:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)
 
     def helm(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([self._hack.tool("helm"), "--kubeconfig", str(self.kubeconfig), *args],
-                              capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [self._hack.tool("helm"), "--kubeconfig", str(self.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     def api_client(self):
         from kubernetes import config
@@ -77,8 +82,11 @@ def cluster() -> Cluster:
     if given:
         ctx = _current_context(Path(given))
         if ctx != LOCAL_CONTEXT and os.environ.get(ENV_ALLOW_FOREIGN_CLUSTER) != "1":
-            pytest.exit(f"refusing to run cluster tests against KUBECONFIG={given} (context {ctx!r}, "
-                        f"not {LOCAL_CONTEXT!r}); set {ENV_ALLOW_FOREIGN_CLUSTER}=1 to allow it", returncode=4)
+            pytest.exit(
+                f"refusing to run cluster tests against KUBECONFIG={given} (context {ctx!r}, "
+                f"not {LOCAL_CONTEXT!r}); set {ENV_ALLOW_FOREIGN_CLUSTER}=1 to allow it",
+                returncode=4,
+            )
         yield Cluster(Path(given), hack)
         return
     we_start = not hack.status_quiet()
@@ -107,8 +115,11 @@ def node_cluster() -> Cluster:
     if given and os.environ.get(ENV_ALLOW_FOREIGN_CLUSTER) == "1":
         image = os.environ.get(ENV_IMAGE)
         if not image:
-            pytest.exit(f"KUBECONFIG={given} with {ENV_ALLOW_FOREIGN_CLUSTER}=1 needs {ENV_IMAGE}: the image its "
-                        f"nodes can run (python hack/image.py build, pushed or loaded)", returncode=4)
+            pytest.exit(
+                f"KUBECONFIG={given} with {ENV_ALLOW_FOREIGN_CLUSTER}=1 needs {ENV_IMAGE}: the image its "
+                f"nodes can run (python hack/image.py build, pushed or loaded)",
+                returncode=4,
+            )
         yield Cluster(Path(given), hack, image, os.environ.get(ENV_IMAGE_PULL_POLICY, "IfNotPresent"))
         return
     try:

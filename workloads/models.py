@@ -1,4 +1,5 @@
 """Where a model comes from: the built-in tiny model, a local folder, a PVC, or a Hub id."""
+
 from __future__ import annotations
 
 from pathlib import Path

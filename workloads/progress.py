@@ -1,5 +1,6 @@
 """Progress of a long batch of calls or samples: a tqdm bar on a terminal, else log lines
 with the rate and the time left, which is what pods and CI logs can show."""
+
 from __future__ import annotations
 
 import logging
@@ -17,9 +18,26 @@ class Progress:
     spent; `bar`: None draws one only when stderr is a terminal. Use it as a context
     manager, so the bar is closed."""
 
-    def __init__(self, log: logging.Logger, what: str, total: int, *, done: int = 0, unit: str = "call",
-                 figures: Callable[[], str] | None = None, every_s: float = EVERY_S, bar: bool | None = None):
-        self.log, self.what, self.total, self.unit, self.figures, self.every_s = log, what, total, unit, figures, every_s
+    def __init__(
+        self,
+        log: logging.Logger,
+        what: str,
+        total: int,
+        *,
+        done: int = 0,
+        unit: str = "call",
+        figures: Callable[[], str] | None = None,
+        every_s: float = EVERY_S,
+        bar: bool | None = None,
+    ):
+        self.log, self.what, self.total, self.unit, self.figures, self.every_s = (
+            log,
+            what,
+            total,
+            unit,
+            figures,
+            every_s,
+        )
         self.done, self.resumed = done, done
         self.start = self.last = time.monotonic()
         self.bar = None
@@ -40,8 +58,16 @@ class Progress:
             self.last = now
             rate = (self.done - self.resumed) / max(now - self.start, 1e-9)
             tail = f", {self.figures()}" if self.figures else ""
-            self.log.info("%s: %d/%d %ss (%.1f/s, ~%.0f s left)%s", self.what, self.done, self.total, self.unit, rate,
-                          (self.total - self.done) / max(rate, 1e-9), tail)
+            self.log.info(
+                "%s: %d/%d %ss (%.1f/s, ~%.0f s left)%s",
+                self.what,
+                self.done,
+                self.total,
+                self.unit,
+                rate,
+                (self.total - self.done) / max(rate, 1e-9),
+                tail,
+            )
 
     def close(self) -> None:
         if self.bar is not None:

@@ -5,6 +5,7 @@ Tests, the demo and CI use it; it stands in for Qwen2.5-32B-Instruct with the sa
 architecture, chat template and delimiters, so every code path (training, vLLM, the
 transformers engine) is the one real models take.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -92,10 +93,12 @@ def build_tokenizer(spec: TinyModelSpec = TinyModelSpec()):
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
     # The same pre-tokenizer Qwen2Tokenizer rebuilds on load: encodings survive a reload.
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=spec.max_vocab_size - 5,  # room for the special and added tokens below
@@ -107,8 +110,14 @@ def build_tokenizer(spec: TinyModelSpec = TinyModelSpec()):
     model = json.loads(tok.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
     # merges go to tokenizers' BPE, which takes (a, b) pairs; transformers annotates them as strings.
-    qtok = Qwen2Tokenizer(vocab=model["vocab"], merges=merges, chat_template=CHAT_TEMPLATE,  # type: ignore[arg-type]
-                          eos_token=IM_END, pad_token=ENDOFTEXT, model_max_length=spec.max_position_embeddings)
+    qtok = Qwen2Tokenizer(
+        vocab=model["vocab"],
+        merges=merges,  # type: ignore[arg-type]
+        chat_template=CHAT_TEMPLATE,
+        eos_token=IM_END,
+        pad_token=ENDOFTEXT,
+        model_max_length=spec.max_position_embeddings,
+    )
     qtok.add_special_tokens({"additional_special_tokens": [IM_START, IM_END]})
     qtok.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_TAGS])
     return qtok
@@ -138,7 +147,8 @@ def build_model(tokenizer, spec: TinyModelSpec = TinyModelSpec()):
     torch.manual_seed(spec.seed)
     model = Qwen2ForCausalLM(config)
     model.generation_config = GenerationConfig(
-        eos_token_id=[config.eos_token_id, config.pad_token_id], pad_token_id=config.pad_token_id,
+        eos_token_id=[config.eos_token_id, config.pad_token_id],
+        pad_token_id=config.pad_token_id,
         do_sample=False,
     )
     return model

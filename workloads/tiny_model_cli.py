@@ -1,4 +1,5 @@
 """`thinkube tiny-model`: build (or locate) the built-in tiny model."""
+
 from __future__ import annotations
 
 import argparse

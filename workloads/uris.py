@@ -4,6 +4,7 @@ Inside a pod the operator mounts each referenced PVC at `<THINKUBE_PVC_ROOT>/<cl
 `pvc://claim/path` URI is a local path there; `hf://` ids are left to the Hub client of the
 user's own run (never fetched in tests or the demo).
 """
+
 from __future__ import annotations
 
 import os
@@ -28,12 +29,16 @@ class ArtifactURI:
 
 def parse_uri(uri: str) -> ArtifactURI:
     if not uri or not uri.strip():
-        raise ValueError("empty URI: give a path or one of file://, pvc://<claim>/<path>, hf://<repo>, s3://<bucket>/<key>")
+        raise ValueError(
+            "empty URI: give a path or one of file://, pvc://<claim>/<path>, hf://<repo>, s3://<bucket>/<key>"
+        )
     if "://" not in uri:
         return ArtifactURI("file", str(Path(uri).expanduser()))
     scheme, rest = uri.split("://", 1)
     if scheme not in SCHEMES:
-        raise ValueError(f"unsupported URI scheme {scheme!r} in {uri!r}: use one of {', '.join(s + '://' for s in SCHEMES)}")
+        raise ValueError(
+            f"unsupported URI scheme {scheme!r} in {uri!r}: use one of {', '.join(s + '://' for s in SCHEMES)}"
+        )
     if scheme == "file":
         return ArtifactURI("file", rest)
     if scheme == "pvc":

@@ -1,4 +1,5 @@
 """The four custom resources (group thinkube.dev, v1alpha1), one module each."""
+
 from __future__ import annotations
 
 from thinkube.api.resources.common import CustomResource

@@ -5,6 +5,7 @@ pydantic models, and `thinkube.api.crdgen` turns them into the CRDs' OpenAPI sch
 cross-field check is therefore written once as a `Rule` that carries both its CEL text (for
 the API server) and the same check in Python (for pydantic).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,27 +19,53 @@ from thinkube.api.model import Model, Rule
 from thinkube.constants import API_VERSION
 
 # The artifact URI schemes of thinkube.workloads.uris, as a pattern the API server checks.
-URI_PATTERN = (r"^(pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/.*)?"
-               r"|file:///?.+|hf://[^/@\s]+/[^/@\s]+(@\S+)?|s3://[^/\s]+(/.*)?)$")
-ArtifactURI = Annotated[str, Field(pattern=URI_PATTERN, max_length=1024, description=(
-    "artifact URI: pvc://<claim>/<path>, file://<path>, hf://<org>/<name>[@revision] or s3://<bucket>/<key>"))]
+URI_PATTERN = (
+    r"^(pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/.*)?"
+    r"|file:///?.+|hf://[^/@\s]+/[^/@\s]+(@\S+)?|s3://[^/\s]+(/.*)?)$"
+)
+ArtifactURI = Annotated[
+    str,
+    Field(
+        pattern=URI_PATTERN,
+        max_length=1024,
+        description=(
+            "artifact URI: pvc://<claim>/<path>, file://<path>, hf://<org>/<name>[@revision] or s3://<bucket>/<key>"
+        ),
+    ),
+]
 # A model is an artifact or `tiny`, the built-in tiny model (thinkube.workloads.models.TINY).
-ModelURI = Annotated[str, Field(pattern=f"^tiny$|{URI_PATTERN}", max_length=1024, description=(
-    "model URI: pvc://<claim>/<path>, file://<path>, hf://<org>/<name>[@revision], s3://... or `tiny`"))]
+ModelURI = Annotated[
+    str,
+    Field(
+        pattern=f"^tiny$|{URI_PATTERN}",
+        max_length=1024,
+        description=(
+            "model URI: pvc://<claim>/<path>, file://<path>, hf://<org>/<name>[@revision], s3://... or `tiny`"
+        ),
+    ),
+]
 # Names of other objects in the same namespace (RFC 1123 subdomain, as Kubernetes checks).
 ObjectName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)]
 # Kubernetes resource quantity: what `resources.limits` take ("8", 8, "64Gi", "500m").
-QUANTITY_PATTERN = (r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]"
-                    r"|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$")
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]"
+    r"|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
 Quantity = Annotated[
     int | Annotated[str, Field(pattern=QUANTITY_PATTERN)],
-    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string"}], "pattern": QUANTITY_PATTERN,
-                    "x-kubernetes-int-or-string": True}),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY_PATTERN,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
 ]
 GPU_RESOURCE = "nvidia.com/gpu"
 
 
 # ---------------------------------------------------------------- spec pieces
+
 
 class Toleration(Model):
     key: str | None = None
@@ -58,34 +85,48 @@ class ResourceRequirements(Model):
 class WorkloadSpec(Model):
     """Fields every resource has: scheduling, image, suspension, Kueue queue."""
 
-    suspend: bool = Field(default=False, description=(
-        "stop the workload (Jobs suspended, servers scaled to 0) until set back to false"))
+    suspend: bool = Field(
+        default=False, description=("stop the workload (Jobs suspended, servers scaled to 0) until set back to false")
+    )
     image: str | None = Field(default=None, min_length=1, description="workload image; default: the operator's --image")
     resources: ResourceRequirements | None = Field(default=None, description="container resources (cpu, memory, ...)")
     node_selector: dict[str, str] = Field(default_factory=dict, description="default: the operator's --node-selector")
-    tolerations: list[Toleration] = Field(default_factory=list, max_length=32,
-                                          description="default: the operator's --toleration")
+    tolerations: list[Toleration] = Field(
+        default_factory=list, max_length=32, description="default: the operator's --toleration"
+    )
     queue_name: str | None = Field(
-        default=None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=63, description=(
-        "Kueue LocalQueue: sets the kueue.x-k8s.io/queue-name label; Kueue then decides when the workload starts"))
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=63,
+        description=(
+            "Kueue LocalQueue: sets the kueue.x-k8s.io/queue-name label; Kueue then decides when the workload starts"
+        ),
+    )
 
 
 class JobSpec(WorkloadSpec):
     """Fields of the kinds that run to completion and leave a result."""
 
     # Declared again so that the kinds may extend it (`JobSpec.rules + (...)`).
-    rules: ClassVar[tuple[Rule, ...]] = (Rule(
-        "!has(self.outputUri) || self.outputUri.startsWith('pvc://') || self.outputUri.startsWith('file://')",
-        "outputUri must be pvc://<claim>/<path> or file://<path>: stages write to a mounted volume",
-        field_path=".outputUri",
-        check=lambda s: s.output_uri is None or s.output_uri.startswith(("pvc://", "file://")),
-    ),)
-    output_uri: ArtifactURI | None = Field(default=None, description=(
-        "where the stage writes its result; default pvc://<operator --artifacts-pvc>/<plural>/<namespace>/<name>"))
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            "!has(self.outputUri) || self.outputUri.startsWith('pvc://') || self.outputUri.startsWith('file://')",
+            "outputUri must be pvc://<claim>/<path> or file://<path>: stages write to a mounted volume",
+            field_path=".outputUri",
+            check=lambda s: s.output_uri is None or s.output_uri.startswith(("pvc://", "file://")),
+        ),
+    )
+    output_uri: ArtifactURI | None = Field(
+        default=None,
+        description=(
+            "where the stage writes its result; default pvc://<operator --artifacts-pvc>/<plural>/<namespace>/<name>"
+        ),
+    )
     active_deadline_seconds: int | None = Field(default=None, ge=1, description="fail the run after this many seconds")
 
 
 # ---------------------------------------------------------------- status
+
 
 class Phase(str, Enum):
     PENDING = "Pending"
@@ -109,16 +150,21 @@ class Condition(Model):
 
 class Status(Model):
     phase: Phase | None = None
-    conditions: list[Condition] = Field(default_factory=list, max_length=16, json_schema_extra={
-        "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=16,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
     observed_generation: int | None = None
     message: str | None = Field(default=None, description="human-readable summary of the phase")
-    input_uri: str | None = Field(default=None, description=(
-        "the dataset, model or endpoint this resource uses, once resolved"))
+    input_uri: str | None = Field(
+        default=None, description=("the dataset, model or endpoint this resource uses, once resolved")
+    )
     output_uri: str | None = Field(default=None, description="where the result is (set when the stage runs)")
 
 
 # ---------------------------------------------------------------- the resource envelope
+
 
 class ObjectMeta(BaseModel):
     """Only what the operator reads; the API server owns the rest."""

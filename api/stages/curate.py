@@ -5,6 +5,7 @@ are CEL rules there too); `CurateConfig` adds the output folder, the endpoints t
 resolved and the call settings. Stages read only the part they need, and the fingerprint of
 that part decides whether a stage's persisted output can be reused (curation/pipeline.py).
 """
+
 from __future__ import annotations
 
 import re
@@ -60,24 +61,49 @@ S1_AUTO_INCLUDE = [
 class TeacherSettings(Model):
     """How the teacher is called; where it is and its key differ between a resource and a run."""
 
-    regenerate: bool = Field(default=False, description=(
-        "true: ask the teacher for every question, replacing traces the pools carry (as s1K-1.1 did); "
-        "false: only questions without a trace"))
-    max_tokens: int = Field(default=32768, ge=1, le=1_048_576, description=(
-        "completion cap of each teacher call (s1K-1.1's traces reach ~26K tokens)"))
+    regenerate: bool = Field(
+        default=False,
+        description=(
+            "true: ask the teacher for every question, replacing traces the pools carry (as s1K-1.1 did); "
+            "false: only questions without a trace"
+        ),
+    )
+    max_tokens: int = Field(
+        default=32768,
+        ge=1,
+        le=1_048_576,
+        description=("completion cap of each teacher call (s1K-1.1's traces reach ~26K tokens)"),
+    )
     temperature: float = Field(default=0.0, ge=0, le=2, description="sampling temperature of the teacher calls")
     concurrency: int = Field(default=8, ge=1, le=1024, description="teacher calls in flight")
-    requests_per_minute: float | None = Field(default=None, gt=0, le=1_000_000, description=(
-        "rate limit on teacher calls (a hosted API's quota); unset: no limit"))
-    tokens_per_minute: float | None = Field(default=None, gt=0, le=1_000_000_000, description=(
-        "rate limit on teacher tokens (a hosted API's quota); unset: no limit"))
-    timeout_seconds: int = Field(default=1800, ge=1, le=86_400, description=(
-        "how long one teacher call may take (a long trace takes minutes)"))
-    max_total_tokens: int | None = Field(default=None, ge=1, le=10**12, description=(
-        "tokens (prompt and completion) the run may spend on teacher calls in all; rows left when it is spent "
-        "fail with that reason, and rerunning with a larger budget goes on from the cache; unset: no cap"))
-    grade_with_judge: bool = Field(default=False, description=(
-        "grade the teacher's attempts with the judge instead of the offline grader; needs judge"))
+    requests_per_minute: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description=("rate limit on teacher calls (a hosted API's quota); unset: no limit"),
+    )
+    tokens_per_minute: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000_000,
+        description=("rate limit on teacher tokens (a hosted API's quota); unset: no limit"),
+    )
+    timeout_seconds: int = Field(
+        default=1800, ge=1, le=86_400, description=("how long one teacher call may take (a long trace takes minutes)")
+    )
+    max_total_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=10**12,
+        description=(
+            "tokens (prompt and completion) the run may spend on teacher calls in all; rows left when it is spent "
+            "fail with that reason, and rerunning with a larger budget goes on from the cache; unset: no cap"
+        ),
+    )
+    grade_with_judge: bool = Field(
+        default=False,
+        description=("grade the teacher's attempts with the judge instead of the offline grader; needs judge"),
+    )
 
 
 class TeacherConfig(TeacherSettings):
@@ -104,61 +130,131 @@ class CurateSettings(Model):
 
     # Declared again so that the CurationJob spec may extend it.
     rules: ClassVar[tuple[Rule, ...]] = (
-        Rule("has(self.judge) || has(self.domainColumn)",
-             "set judge (URL@MODEL, classifies questions into MSC domains; --judge) or domainColumn (domains given in "
-             "the pool; --domain-column)",
-             field_path=".judge", check=lambda s: s.judge is not None or s.domain_column is not None),
-        Rule("!self.gradeWithJudge || has(self.judge)", "gradeWithJudge needs judge (URL@MODEL)",
-             field_path=".gradeWithJudge", check=lambda s: not s.grade_with_judge or s.judge is not None),
-        Rule("!has(self.teacher) || !self.teacher.gradeWithJudge || has(self.judge)",
-             "the teacher's gradeWithJudge needs judge (URL@MODEL), the model that grades its attempts",
-             field_path=".teacher.gradeWithJudge",
-             check=lambda s: s.teacher is None or not s.teacher.grade_with_judge or s.judge is not None),
-        Rule("self.columnMaps.all(k, k in self.pools)", "every columnMaps key must name a pool",
-             field_path=".columnMaps", check=lambda s: set(s.column_maps) <= set(s.pools)),
-        Rule("self.answerKinds.all(k, k in self.pools)", "every answerKinds key must name a pool",
-             field_path=".answerKinds", check=lambda s: set(s.answer_kinds) <= set(s.pools)),
+        Rule(
+            "has(self.judge) || has(self.domainColumn)",
+            "set judge (URL@MODEL, classifies questions into MSC domains; --judge) or domainColumn (domains given in "
+            "the pool; --domain-column)",
+            field_path=".judge",
+            check=lambda s: s.judge is not None or s.domain_column is not None,
+        ),
+        Rule(
+            "!self.gradeWithJudge || has(self.judge)",
+            "gradeWithJudge needs judge (URL@MODEL)",
+            field_path=".gradeWithJudge",
+            check=lambda s: not s.grade_with_judge or s.judge is not None,
+        ),
+        Rule(
+            "!has(self.teacher) || !self.teacher.gradeWithJudge || has(self.judge)",
+            "the teacher's gradeWithJudge needs judge (URL@MODEL), the model that grades its attempts",
+            field_path=".teacher.gradeWithJudge",
+            check=lambda s: s.teacher is None or not s.teacher.grade_with_judge or s.judge is not None,
+        ),
+        Rule(
+            "self.columnMaps.all(k, k in self.pools)",
+            "every columnMaps key must name a pool",
+            field_path=".columnMaps",
+            check=lambda s: set(s.column_maps) <= set(s.pools),
+        ),
+        Rule(
+            "self.answerKinds.all(k, k in self.pools)",
+            "every answerKinds key must name a pool",
+            field_path=".answerKinds",
+            check=lambda s: set(s.answer_kinds) <= set(s.pools),
+        ),
     )
-    pools: dict[str, str] = Field(min_length=1, max_length=64, description=(
-        "question pools by name: JSONL, Parquet, a saved dataset folder or hf://"))
-    column_maps: dict[str, dict[str, str]] = Field(default_factory=dict, max_length=64, description=(
-        "per pool: record field -> the pool's column name"))
-    decontaminate: dict[str, str] = Field(default_factory=dict, max_length=64, description=(
-        "benchmarks by name whose questions must not leak into the selection (n-gram overlap)"))
-    benchmark_question_column: str | None = Field(default=None, min_length=1, max_length=256, description=(
-        "question column of the benchmark files; default: the first of question, problem, ... present"))
-    ngram: int = Field(default=8, ge=1, le=64, description=(
-        "decontamination word n-gram size (s1: 8; templated synthetic questions need longer grams)"))
-    disable_rules: list[str] = Field(default_factory=list, max_length=32, description=(
-        "quality rules to switch off: teacher_failed, missing_thinking, missing_attempt, asy, image, numbering, "
-        "bold_digits"))
-    extra_rules: dict[str, str] = Field(default_factory=dict, max_length=64, description=(
-        "extra quality rules: name -> regular expression; questions matching it are dropped"))
-    asy_allowed_sources: str = Field(default=r"(?i)aime", max_length=1024, description=(
-        "sources whose [asy] figures are kept (s1 keeps them in AIME questions)"))
-    base_models: list[str] = Field(default_factory=list, max_length=8, description=(
-        "base models as URL@MODEL; questions any of them solves are dropped (s1: Qwen2.5-7B and -32B Instruct); "
-        "none: the difficulty filter is skipped"))
+    pools: dict[str, str] = Field(
+        min_length=1,
+        max_length=64,
+        description=("question pools by name: JSONL, Parquet, a saved dataset folder or hf://"),
+    )
+    column_maps: dict[str, dict[str, str]] = Field(
+        default_factory=dict, max_length=64, description=("per pool: record field -> the pool's column name")
+    )
+    decontaminate: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=64,
+        description=("benchmarks by name whose questions must not leak into the selection (n-gram overlap)"),
+    )
+    benchmark_question_column: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description=("question column of the benchmark files; default: the first of question, problem, ... present"),
+    )
+    ngram: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description=("decontamination word n-gram size (s1: 8; templated synthetic questions need longer grams)"),
+    )
+    disable_rules: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description=(
+            "quality rules to switch off: teacher_failed, missing_thinking, missing_attempt, asy, image, numbering, "
+            "bold_digits"
+        ),
+    )
+    extra_rules: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=64,
+        description=("extra quality rules: name -> regular expression; questions matching it are dropped"),
+    )
+    asy_allowed_sources: str = Field(
+        default=r"(?i)aime",
+        max_length=1024,
+        description=("sources whose [asy] figures are kept (s1 keeps them in AIME questions)"),
+    )
+    base_models: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description=(
+            "base models as URL@MODEL; questions any of them solves are dropped (s1: Qwen2.5-7B and -32B Instruct); "
+            "none: the difficulty filter is skipped"
+        ),
+    )
     teacher: TeacherSettings | None = None
-    teacher_grade_column: str | None = Field(default=None, min_length=1, max_length=256, description=(
-        "pool column with the teacher's grade (Yes/No): rows graded wrong are never auto-included; default: the "
-        "first of grade, deepseek_grade, gemini_grade, teacher_correct present"))
-    judge: str | None = Field(default=None, pattern=r"^https?://\S+@[^@\s]+$", max_length=2048, description=(
-        "URL@MODEL of a chat model that classifies MSC domains"))
+    teacher_grade_column: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description=(
+            "pool column with the teacher's grade (Yes/No): rows graded wrong are never auto-included; default: the "
+            "first of grade, deepseek_grade, gemini_grade, teacher_correct present"
+        ),
+    )
+    judge: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+@[^@\s]+$",
+        max_length=2048,
+        description=("URL@MODEL of a chat model that classifies MSC domains"),
+    )
     grade_with_judge: bool = Field(default=False, description="also grade base-model answers with the judge")
-    answer_kinds: dict[str, AnswerKind] = Field(default_factory=dict, max_length=64, description=(
-        "per pool: how answers compare"))
+    answer_kinds: dict[str, AnswerKind] = Field(
+        default_factory=dict, max_length=64, description=("per pool: how answers compare")
+    )
     max_tokens: int = Field(default=1024, ge=1, le=1_048_576, description="completion cap of each base-model call")
     temperature: float = Field(default=0.0, ge=0, le=2, description="sampling temperature of base-model calls")
     concurrency: int = Field(default=8, ge=1, le=1024, description="model calls in flight")
-    domain_column: str | None = Field(default=None, min_length=1, description=(
-        "take domains from this column: no judge calls"))
-    domain_retries: int = Field(default=2, ge=0, le=10, description=(
-        "re-asks when the judge's reply holds no MSC code; then the domain is 'unknown'"))
-    tokenizer: str | None = Field(default=None, min_length=1, description=(
-        "tokenizer counting trace length: 'tiny', a folder or hf://id (default: whitespace words)"))
-    auto_include: list[AutoIncludeRule] = Field(default_factory=lambda: list(S1_AUTO_INCLUDE), max_length=32,
-                                                description="rows selected before the random draw (s1's defaults)")
+    domain_column: str | None = Field(
+        default=None, min_length=1, description=("take domains from this column: no judge calls")
+    )
+    domain_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description=("re-asks when the judge's reply holds no MSC code; then the domain is 'unknown'"),
+    )
+    tokenizer: str | None = Field(
+        default=None,
+        min_length=1,
+        description=("tokenizer counting trace length: 'tiny', a folder or hf://id (default: whitespace words)"),
+    )
+    auto_include: list[AutoIncludeRule] = Field(
+        default_factory=lambda: list(S1_AUTO_INCLUDE),
+        max_length=32,
+        description="rows selected before the random draw (s1's defaults)",
+    )
     target_size: int = Field(default=1000, ge=1, le=1_000_000, description="how many questions to select (s1K: 1000)")
     seed: int = Field(default=0, ge=0, description="seed of the selection draw, so a selection can be reproduced")
     allow_smaller: bool = Field(default=False, description="keep every remaining row when fewer than targetSize remain")
@@ -182,8 +278,9 @@ class CurateConfig(CurateSettings):
     max_retries: int = Field(default=5, ge=0, le=100, description="retries per call on connection errors and 429/5xx")
     backoff_s: float = Field(default=0.5, ge=0)
     request_timeout_s: float = Field(default=600.0, gt=0)
-    grade_workers: int = Field(default=0, ge=0, description=(
-        "processes for offline grading (math-verify); 0: in this process"))
+    grade_workers: int = Field(
+        default=0, ge=0, description=("processes for offline grading (math-verify); 0: in this process")
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> CurateConfig:

@@ -5,6 +5,7 @@ stage's pydantic model, so a config file, the operator's ConfigMap and the comma
 are checked by the same rules. Keys may be written snake_case, kebab-case (the flag
 spelling) or camelCase (the resource's spelling).
 """
+
 from __future__ import annotations
 
 import os
@@ -65,8 +66,12 @@ def problems(error: ValidationError) -> str:
     return "; ".join(out)
 
 
-def load(model: type[M], flags: Mapping[str, Any] | None = None, config_path: str | os.PathLike | None = None,
-         environ: Mapping[str, str] = os.environ) -> M:
+def load(
+    model: type[M],
+    flags: Mapping[str, Any] | None = None,
+    config_path: str | os.PathLike | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> M:
     """The stage config: `flags` holds only what the command line gave (None: not given)."""
     layers = [read_config_file(p) for p in (environ.get(ENV_CONFIG), config_path) if p]
     merged: dict[str, Any] = {}

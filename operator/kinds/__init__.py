@@ -1,5 +1,6 @@
 """Every kind the operator reconciles, one module each (build, observe, inputs, offered output,
 primary condition), registered here by kind name: a new kind is one new module and one line."""
+
 from __future__ import annotations
 
 from thinkube.operator.kinds import curation, evaluation, server, sft

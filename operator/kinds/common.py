@@ -3,6 +3,7 @@
 Everything here is a pure function of plain dicts and the pydantic spec: no API calls, so
 each builder's output can be checked in unit tests field by field.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -72,8 +73,14 @@ def selector(kind: str, name: str, role: str) -> str:
 def owner_reference(body: Mapping) -> dict:
     # controller=true: `kubectl get` shows the owner and the garbage collector deletes the
     # child with it; blockOwnerDeletion keeps foreground deletion ordered.
-    return {"apiVersion": body["apiVersion"], "kind": body["kind"], "name": body["metadata"]["name"],
-            "uid": body["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": body["apiVersion"],
+        "kind": body["kind"],
+        "name": body["metadata"]["name"],
+        "uid": body["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def metadata(body: Mapping, name: str, role: str, extra_labels: Mapping[str, str] | None = None) -> dict:
@@ -144,7 +151,7 @@ def model_access(defaults: Defaults) -> tuple[list[dict], list[dict], list[dict]
 
 def claims(uris: Iterable[str | None]) -> list[str]:
     """PVC claim names referenced by pvc:// URIs, each once, in a stable order."""
-    found = {u[len("pvc://"):].split("/", 1)[0] for u in uris if u and u.startswith("pvc://")}
+    found = {u[len("pvc://") :].split("/", 1)[0] for u in uris if u and u.startswith("pvc://")}
     return sorted(found)
 
 
@@ -181,15 +188,18 @@ def config_hash(config: BaseModel) -> str:
 def config_map(body: Mapping, name: str, role: str, files: Mapping[str, BaseModel]) -> dict:
     """A ConfigMap holding each stage config as a JSON file (the workloads read YAML/JSON)."""
     return {
-        "apiVersion": "v1", "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
         "metadata": metadata(body, name, role),
         "data": {fname: config_file(doc) for fname, doc in files.items()},
     }
 
 
 def config_volume(config_map_name: str) -> tuple[dict, dict]:
-    return ({"name": CONFIG_VOLUME, "configMap": {"name": config_map_name}},
-            {"name": CONFIG_VOLUME, "mountPath": CONFIG_MOUNT_DIR, "readOnly": True})
+    return (
+        {"name": CONFIG_VOLUME, "configMap": {"name": config_map_name}},
+        {"name": CONFIG_VOLUME, "mountPath": CONFIG_MOUNT_DIR, "readOnly": True},
+    )
 
 
 def env(name: str, value: str) -> dict:
@@ -210,13 +220,23 @@ def config_env(file_name: str) -> dict:
     return env(ENV_CONFIG, f"{CONFIG_MOUNT_DIR}/{file_name}")
 
 
-def pod_spec(spec: WorkloadSpec, defaults: Defaults, container: dict, volumes: list[dict], gpus: int = 0,
-             **extra: Any) -> dict:
+def pod_spec(
+    spec: WorkloadSpec, defaults: Defaults, container: dict, volumes: list[dict], gpus: int = 0, **extra: Any
+) -> dict:
     return {"containers": [container], "volumes": volumes, **scheduling(spec, defaults, gpus), **extra}
 
 
-def job(body: Mapping, spec: JobSpec, name: str, role: str, pod: dict, *, pod_labels: Mapping[str, str],
-        bad_config_action: str = "FailJob", **job_fields: Any) -> dict:
+def job(
+    body: Mapping,
+    spec: JobSpec,
+    name: str,
+    role: str,
+    pod: dict,
+    *,
+    pod_labels: Mapping[str, str],
+    bad_config_action: str = "FailJob",
+    **job_fields: Any,
+) -> dict:
     """A batch/v1 Job whose pods never restart in place (the Job or the operator retries them).
 
     podFailurePolicy: a workload exiting EXIT_BAD_CONFIG fails at once (retrying a wrong
@@ -225,17 +245,20 @@ def job(body: Mapping, spec: JobSpec, name: str, role: str, pod: dict, *, pod_la
     """
     job_spec = {
         "suspend": job_suspend(spec),
-        "podFailurePolicy": {"rules": [
-            {"action": bad_config_action, "onExitCodes": {"operator": "In", "values": [EXIT_BAD_CONFIG]}},
-            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
-        ]},
+        "podFailurePolicy": {
+            "rules": [
+                {"action": bad_config_action, "onExitCodes": {"operator": "In", "values": [EXIT_BAD_CONFIG]}},
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]
+        },
         **job_fields,
         "template": {"metadata": {"labels": dict(pod_labels)}, "spec": {"restartPolicy": "Never", **pod}},
     }
     if spec.active_deadline_seconds:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
     return {
-        "apiVersion": "batch/v1", "kind": "Job",
+        "apiVersion": "batch/v1",
+        "kind": "Job",
         "metadata": metadata(body, name, role, {**pod_labels, **kueue_labels(spec)}),
         "spec": job_spec,
     }

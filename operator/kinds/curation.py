@@ -1,4 +1,5 @@
 """CurationJob: a ConfigMap and a Job running `thinkube curate`; offers its selected dataset."""
+
 from __future__ import annotations
 
 from typing import Mapping
@@ -34,8 +35,11 @@ def teacher_config(t: TeacherSpec | None, endpoint: str | None) -> TeacherConfig
     """The resolved URL@MODEL and the name, never the value, of the API key's variable."""
     if t is None:
         return None
-    return TeacherConfig(**t.model_dump(include=set(TeacherSettings.model_fields)), endpoint=endpoint or t.endpoint,
-                         api_key_env=ENV_TEACHER_API_KEY)
+    return TeacherConfig(
+        **t.model_dump(include=set(TeacherSettings.model_fields)),
+        endpoint=endpoint or t.endpoint,
+        api_key_env=ENV_TEACHER_API_KEY,
+    )
 
 
 def teacher_env(t: TeacherSpec | None) -> list[dict]:
@@ -52,7 +56,8 @@ def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dic
     volumes, mounts = c.pvc_volumes([*s.pools.values(), *s.decontaminate.values(), s.tokenizer, resolved.output_uri])
     cfg_volume, cfg_mount = c.config_volume(name)
     container = {
-        "name": ROLE, "image": c.image(s, defaults),
+        "name": ROLE,
+        "image": c.image(s, defaults),
         "command": ["thinkube", "curate"],
         "env": [*c.base_env(), c.config_env(CONFIG_FILE), *teacher_env(s.teacher)],
         "resources": c.container_resources(s),
@@ -77,8 +82,10 @@ def endpoints(cj: CurationJob) -> list[tuple[str, str]]:
 def served(cj: CurationJob, servers: Mapping[str, str]) -> Served:
     """The endpoints with server names replaced by `servers` (name -> URL@MODEL)."""
     s = cj.spec
-    return Served(tuple(servers.get(m, m) for m in s.base_models),
-                  servers.get(s.teacher.endpoint, s.teacher.endpoint) if s.teacher else None)
+    return Served(
+        tuple(servers.get(m, m) for m in s.base_models),
+        servers.get(s.teacher.endpoint, s.teacher.endpoint) if s.teacher else None,
+    )
 
 
 def served_before(cj: CurationJob, status: Mapping) -> dict[str, str]:
@@ -93,6 +100,16 @@ def observe(cj: CurationJob, children: dict[str, dict], attempt: int) -> Observe
     return job(cj.spec, children.get("Job"))
 
 
-KIND = Kind(CurationJob, build, observe, reference=lambda cj: None, literal=lambda cj: ", ".join(cj.spec.pools.values()),
-            offered=output_inside(SELECTED_JSONL), ready=Phase.SUCCEEDED, primary=cond.COMPLETE,
-            endpoints=endpoints, served=served, served_before=served_before)
+KIND = Kind(
+    CurationJob,
+    build,
+    observe,
+    reference=lambda cj: None,
+    literal=lambda cj: ", ".join(cj.spec.pools.values()),
+    offered=output_inside(SELECTED_JSONL),
+    ready=Phase.SUCCEEDED,
+    primary=cond.COMPLETE,
+    endpoints=endpoints,
+    served=served,
+    served_before=served_before,
+)

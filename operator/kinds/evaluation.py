@@ -4,6 +4,7 @@ Each index reads its own config file, picked through its completion index, and w
 <outputUri>/<benchmark>; `parallelism` bounds how many benchmarks run at once and
 backoffLimitPerIndex retries a benchmark without rerunning the others.
 """
+
 from __future__ import annotations
 
 from typing import Mapping
@@ -33,10 +34,18 @@ def stage_configs(sweep: EvalSweep, resolved: c.Resolved) -> dict[str, EvalConfi
     """One `thinkube eval` config per benchmark, keyed by file name."""
     s = sweep.spec
     settings = s.model_dump(include=set(EvalSettings.model_fields))
-    return {config_file(i): EvalConfig(**settings, target=resolved.input_uri, model=s.target.model,
-                                       benchmarks={b.name: b.uri}, out=f"{resolved.output_uri}/{b.name}",
-                                       limit=b.limit, progress=False)  # a progress bar only garbles pod logs
-            for i, b in enumerate(s.benchmarks)}
+    return {
+        config_file(i): EvalConfig(
+            **settings,
+            target=resolved.input_uri,
+            model=s.target.model,
+            benchmarks={b.name: b.uri},
+            out=f"{resolved.output_uri}/{b.name}",
+            limit=b.limit,
+            progress=False,
+        )  # a progress bar only garbles pod logs
+        for i, b in enumerate(s.benchmarks)
+    }
 
 
 def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dict]:
@@ -45,14 +54,17 @@ def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dic
     volumes, mounts = c.pvc_volumes([resolved.output_uri, *(b.uri for b in s.benchmarks)])
     cfg_volume, cfg_mount = c.config_volume(name)
     container = {
-        "name": ROLE, "image": c.image(s, defaults),
+        "name": ROLE,
+        "image": c.image(s, defaults),
         "command": ["thinkube", "eval"],
         "env": [
             *c.base_env(),
             # Declared before the config path that expands it (the Job controller would add
             # it too, but after our variables, too late for $(...) expansion).
-            {"name": ENV_JOB_COMPLETION_INDEX, "valueFrom": {"fieldRef": {
-                "fieldPath": f"metadata.annotations['{ANNOTATION_JOB_COMPLETION_INDEX}']"}}},
+            {
+                "name": ENV_JOB_COMPLETION_INDEX,
+                "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{ANNOTATION_JOB_COMPLETION_INDEX}']"}},
+            },
             c.config_env(config_file(f"$({ENV_JOB_COMPLETION_INDEX})")),
         ],
         "resources": c.container_resources(s),
@@ -62,9 +74,19 @@ def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dic
     n = len(s.benchmarks)
     return [
         c.config_map(body, name, ROLE, stage_configs(sweep, resolved)),
-        c.job(body, s, name, ROLE, pod, pod_labels=c.labels(sweep.kind, sweep.metadata.name, ROLE),
-              bad_config_action="FailIndex", completionMode="Indexed", completions=n,
-              parallelism=min(s.parallelism, n), backoffLimitPerIndex=s.max_retries),
+        c.job(
+            body,
+            s,
+            name,
+            ROLE,
+            pod,
+            pod_labels=c.labels(sweep.kind, sweep.metadata.name, ROLE),
+            bad_config_action="FailIndex",
+            completionMode="Indexed",
+            completions=n,
+            parallelism=min(s.parallelism, n),
+            backoffLimitPerIndex=s.max_retries,
+        ),
     ]
 
 
@@ -84,5 +106,13 @@ def reference(sweep: EvalSweep) -> Reference | None:
 
 
 # The last stage: its results are read by people, not by another kind.
-KIND = Kind(EvalSweep, build, observe, reference, literal=lambda sweep: sweep.spec.target.url,
-            offered=lambda status: status.get("outputUri"), ready=Phase.SUCCEEDED, primary=cond.COMPLETE)
+KIND = Kind(
+    EvalSweep,
+    build,
+    observe,
+    reference,
+    literal=lambda sweep: sweep.spec.target.url,
+    offered=lambda status: status.get("outputUri"),
+    ready=Phase.SUCCEEDED,
+    primary=cond.COMPLETE,
+)

@@ -4,6 +4,7 @@ The reconcile loop is the same for every kind; what differs is here: how the chi
 built, how the phase is read from them, where the input comes from, what the finished
 resource offers the next stage, and which condition is the primary one.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping

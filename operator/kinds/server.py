@@ -1,4 +1,5 @@
 """BudgetForcedServer -> Deployment + Service running `thinkube serve`."""
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,12 @@ def stage_config(server: BudgetForcedServer, model_uri: str) -> ServeConfig:
     """The `thinkube serve` config: the spec's settings, the model, and the pod's GPUs as the
     tensor-parallel size (they shard one model copy)."""
     s = server.spec
-    return ServeConfig(**s.model_dump(include=set(ServeSettings.model_fields)), model=model_uri, host="0.0.0.0",
-                       tensor_parallel_size=max(1, s.gpus))
+    return ServeConfig(
+        **s.model_dump(include=set(ServeSettings.model_fields)),
+        model=model_uri,
+        host="0.0.0.0",
+        tensor_parallel_size=max(1, s.gpus),
+    )
 
 
 def replicas(server: BudgetForcedServer) -> int | None:
@@ -60,8 +65,11 @@ def probes(server: BudgetForcedServer, model_uri: str) -> dict:
     http = {"httpGet": {"path": HEALTH, "port": "http"}}
     # The startup probe holds liveness off until the model has loaded.
     return {
-        "startupProbe": {**http, "periodSeconds": STARTUP_PERIOD_S,
-                         "failureThreshold": math.ceil(startup_budget_s(server, model_uri) / STARTUP_PERIOD_S)},
+        "startupProbe": {
+            **http,
+            "periodSeconds": STARTUP_PERIOD_S,
+            "failureThreshold": math.ceil(startup_budget_s(server, model_uri) / STARTUP_PERIOD_S),
+        },
         "readinessProbe": {**http, "periodSeconds": 5, "failureThreshold": 3},
         "livenessProbe": {**http, "periodSeconds": 10, "failureThreshold": 6, "timeoutSeconds": 5},
     }
@@ -78,7 +86,8 @@ def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dic
     model_env, model_volumes, model_mounts = c.model_access(defaults)
     shm_volume, shm_mount = c.shm_volume(None)
     container = {
-        "name": ROLE, "image": c.image(s, defaults),
+        "name": ROLE,
+        "image": c.image(s, defaults),
         "command": ["thinkube", "serve"],
         "env": [*c.base_env(), c.config_env(CONFIG_FILE), *model_env],
         "ports": [{"name": "http", "containerPort": s.port}],
@@ -91,18 +100,25 @@ def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dic
         "replicas": replicas(server),
         "selector": {"matchLabels": labels},
         # The config's hash in the template: a changed config rolls the pods, as changed args would.
-        "template": {"metadata": {"labels": pod_labels,
-                                  "annotations": {ANNOTATION_CONFIG_HASH: c.config_hash(config)}},
-                     "spec": c.pod_spec(s, defaults, container, [cfg_volume, shm_volume, *volumes, *model_volumes],
-                                        s.gpus)},
+        "template": {
+            "metadata": {"labels": pod_labels, "annotations": {ANNOTATION_CONFIG_HASH: c.config_hash(config)}},
+            "spec": c.pod_spec(s, defaults, container, [cfg_volume, shm_volume, *volumes, *model_volumes], s.gpus),
+        },
     }
     return [
         c.config_map(body, name, ROLE, {CONFIG_FILE: config}),
-        {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": c.metadata(body, name, ROLE, c.kueue_labels(s)), "spec": deployment_spec},
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": c.metadata(body, name, ROLE),
-         "spec": {"selector": labels, "ports": [{"name": "http", "port": s.port, "targetPort": "http"}]}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": c.metadata(body, name, ROLE, c.kueue_labels(s)),
+            "spec": deployment_spec,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": c.metadata(body, name, ROLE),
+            "spec": {"selector": labels, "ports": [{"name": "http", "port": s.port, "targetPort": "http"}]},
+        },
     ]
 
 
@@ -118,8 +134,9 @@ def observe(bfs: BudgetForcedServer, children: dict[str, dict], attempt: int) ->
         return Observed(Phase.SUSPENDED, "Suspended", "spec.suspend is true: scaled to 0", fields)
     progressing: dict[str, Any] = next((c for c in status.get("conditions") or [] if c["type"] == "Progressing"), {})
     if progressing.get("status") == "False":
-        return Observed(Phase.FAILED, progressing.get("reason", "ProgressDeadlineExceeded"),
-                        progressing.get("message", ""), fields)
+        return Observed(
+            Phase.FAILED, progressing.get("reason", "ProgressDeadlineExceeded"), progressing.get("message", ""), fields
+        )
     if ready:
         return Observed(Phase.READY, "Serving", f"{ready}/{want} pods ready", fields)
     return Observed(Phase.PENDING, "Starting", "waiting for a pod to pass its /health startup probe", fields)
@@ -139,5 +156,13 @@ def as_model_endpoint(found: Input, referenced: Mapping | None) -> Input:
     return Input(uri=f"{found.uri}@{model}")
 
 
-KIND = Kind(BudgetForcedServer, build, observe, reference, literal=lambda server: server.spec.model.uri,
-            offered=lambda status: status.get("endpoint"), ready=Phase.READY, primary=cond.READY)
+KIND = Kind(
+    BudgetForcedServer,
+    build,
+    observe,
+    reference,
+    literal=lambda server: server.spec.model.uri,
+    offered=lambda status: status.get("endpoint"),
+    ready=Phase.READY,
+    primary=cond.READY,
+)

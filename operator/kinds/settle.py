@@ -3,6 +3,7 @@ autoscaler owns a Deployment's `replicas`. Builders mark them None ("not ours to
 `settle` fills them from the live object, so server-side apply neither fights the owner nor
 drops the field (omitting a field we applied before would reset it to its default).
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,4 +21,3 @@ def settle(desired: Mapping, live: Mapping | None) -> dict:
         # because an autoscaler never scales up from 0.
         spec["replicas"] = (live_spec.get("replicas") or 1) if live else 1
     return out
-

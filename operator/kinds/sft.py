@@ -5,6 +5,7 @@ Job controller stops the other pods; the reconciler then starts the next attempt
 Job (`<name>-train-r<N>`), up to spec.maxRestarts. A fresh Job, not a retried pod, because
 torchrun's static rendezvous needs every rank to start over together.
 """
+
 from __future__ import annotations
 
 from typing import Mapping
@@ -51,15 +52,27 @@ def stage_config(run: SFTRun, resolved: c.Resolved) -> TrainConfig:
     """The `thinkube train` config: the run's recipe, its model, its data and its output."""
     # The reconciler builds only once the dataset is resolved, and gives every run an output.
     assert resolved.input_uri is not None and resolved.output_uri is not None
-    return TrainConfig(**run.spec.training.model_dump(), model=run.spec.base_model, dataset=resolved.input_uri,
-                       output=resolved.output_uri)
+    return TrainConfig(
+        **run.spec.training.model_dump(),
+        model=run.spec.base_model,
+        dataset=resolved.input_uri,
+        output=resolved.output_uri,
+    )
 
 
 def torchrun_command() -> list[str]:
     # $(VAR) is expanded by the kubelet from the container's env, so one template serves every rank.
-    return ["torchrun", f"--nnodes=$({ENV_NNODES})", f"--nproc-per-node=$({ENV_NPROC_PER_NODE})",
-            f"--node-rank=$({ENV_NODE_RANK})", f"--master-addr=$({ENV_MASTER_ADDR})",
-            f"--master-port=$({ENV_MASTER_PORT})", "-m", "thinkube.cli", "train"]
+    return [
+        "torchrun",
+        f"--nnodes=$({ENV_NNODES})",
+        f"--nproc-per-node=$({ENV_NPROC_PER_NODE})",
+        f"--node-rank=$({ENV_NODE_RANK})",
+        f"--master-addr=$({ENV_MASTER_ADDR})",
+        f"--master-port=$({ENV_MASTER_PORT})",
+        "-m",
+        "thinkube.cli",
+        "train",
+    ]
 
 
 def rendezvous_env(run: SFTRun, job: str, service: str) -> list[dict]:
@@ -70,8 +83,10 @@ def rendezvous_env(run: SFTRun, job: str, service: str) -> list[dict]:
         c.env(ENV_MASTER_PORT, str(run.spec.master_port)),
         c.env(ENV_NNODES, str(run.spec.nodes)),
         c.env(ENV_NPROC_PER_NODE, str(procs_per_node(run))),
-        {"name": ENV_NODE_RANK, "valueFrom": {"fieldRef": {
-            "fieldPath": f"metadata.annotations['{ANNOTATION_JOB_COMPLETION_INDEX}']"}}},
+        {
+            "name": ENV_NODE_RANK,
+            "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{ANNOTATION_JOB_COMPLETION_INDEX}']"}},
+        },
     ]
 
 
@@ -84,16 +99,25 @@ def one_pod_per_node(run: SFTRun) -> dict:
     """
     if not run.spec.gpus_per_node:
         return {}
-    return {"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
-        "labelSelector": {"matchLabels": {LABEL_KIND: run.kind, LABEL_NAME: run.metadata.name}},
-        "topologyKey": LABEL_HOSTNAME,
-    }]}}}
+    return {
+        "affinity": {
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {"matchLabels": {LABEL_KIND: run.kind, LABEL_NAME: run.metadata.name}},
+                        "topologyKey": LABEL_HOSTNAME,
+                    }
+                ]
+            }
+        }
+    }
 
 
 def headless_service(body: Mapping, run: SFTRun) -> dict:
     name = service_name(run.metadata.name)
     return {
-        "apiVersion": "v1", "kind": "Service",
+        "apiVersion": "v1",
+        "kind": "Service",
         "metadata": c.metadata(body, name, ROLE),
         "spec": {
             "clusterIP": "None",
@@ -113,22 +137,39 @@ def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dic
     shm_volume, shm_mount = c.shm_volume(s.shm_size)
     model_env, model_volumes, model_mounts = c.model_access(defaults)
     container = {
-        "name": ROLE, "image": c.image(s, defaults),
+        "name": ROLE,
+        "image": c.image(s, defaults),
         "command": torchrun_command(),
         "env": [*c.base_env(), c.config_env(CONFIG_FILE), *rendezvous_env(run, job, service), *model_env],
         "ports": [{"name": "rendezvous", "containerPort": s.master_port}],
         "resources": c.container_resources(s, s.gpu_resource or defaults.gpu_resource, s.gpus_per_node),
         "volumeMounts": [cfg_mount, shm_mount, *mounts, *model_mounts],
     }
-    pod = c.pod_spec(s, defaults, container, [cfg_volume, shm_volume, *volumes, *model_volumes], s.gpus_per_node,
-                     subdomain=service,
-                     **one_pod_per_node(run))
+    pod = c.pod_spec(
+        s,
+        defaults,
+        container,
+        [cfg_volume, shm_volume, *volumes, *model_volumes],
+        s.gpus_per_node,
+        subdomain=service,
+        **one_pod_per_node(run),
+    )
     attempt = {LABEL_ATTEMPT: str(resolved.attempt)}
     return [
         c.config_map(body, service, ROLE, {CONFIG_FILE: stage_config(run, resolved)}),
         headless_service(body, run),
-        c.job(body, s, job, ROLE, pod, pod_labels={**c.labels(run.kind, name, ROLE), **attempt},
-              completionMode="Indexed", completions=s.nodes, parallelism=s.nodes, backoffLimit=0),
+        c.job(
+            body,
+            s,
+            job,
+            ROLE,
+            pod,
+            pod_labels={**c.labels(run.kind, name, ROLE), **attempt},
+            completionMode="Indexed",
+            completions=s.nodes,
+            parallelism=s.nodes,
+            backoffLimit=0,
+        ),
     ]
 
 
@@ -140,8 +181,12 @@ def observe(run: SFTRun, children: dict[str, dict], attempt: int) -> Observed:
     fields = {"restarts": attempt, "jobName": (live or {}).get("metadata", {}).get("name"), "progress": progress}
     if o.phase == Phase.FAILED and o.reason != POD_FAILURE_POLICY:
         # The reconciler restarts the gang while restarts are left, so a failure seen here is final.
-        o = Observed(o.phase, "RestartBudgetExhausted", f"attempt {attempt} failed ({o.reason}: {o.message}) "
-                     f"and the spec.maxRestarts={run.spec.max_restarts} restarts are used up")
+        o = Observed(
+            o.phase,
+            "RestartBudgetExhausted",
+            f"attempt {attempt} failed ({o.reason}: {o.message}) "
+            f"and the spec.maxRestarts={run.spec.max_restarts} restarts are used up",
+        )
     return Observed(o.phase, o.reason, o.message, fields)
 
 
@@ -150,6 +195,14 @@ def reference(run: SFTRun) -> Reference | None:
     return Reference("CurationJob", name, "spec.dataset.fromCurationJob") if name else None
 
 
-KIND = Kind(SFTRun, build, observe, reference, literal=lambda run: run.spec.dataset.uri,
-            offered=output_inside(FINAL_MODEL_DIR), ready=Phase.SUCCEEDED, primary=cond.COMPLETE,
-            next_attempt=gang.next_attempt)
+KIND = Kind(
+    SFTRun,
+    build,
+    observe,
+    reference,
+    literal=lambda run: run.spec.dataset.uri,
+    offered=output_inside(FINAL_MODEL_DIR),
+    ready=Phase.SUCCEEDED,
+    primary=cond.COMPLETE,
+    next_attempt=gang.next_attempt,
+)

@@ -3,6 +3,7 @@
 Commands register lazily (module path, not an import) so `thinkube --help` stays fast and
 works in images that lack a stage's heavy dependencies.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,21 +22,26 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "demo": Command("run the whole s1 pipeline locally on the built-in tiny model (CPU, minutes)",
-                    "thinkube.workloads.demo.cli"),
+    "demo": Command(
+        "run the whole s1 pipeline locally on the built-in tiny model (CPU, minutes)", "thinkube.workloads.demo.cli"
+    ),
     "curate": Command("select an s1K-style dataset from a question pool", "thinkube.workloads.curation.cli"),
     "train": Command("fine-tune a model on reasoning traces (torchrun, FSDP2)", "thinkube.workloads.training.cli"),
     "serve": Command("OpenAI-compatible server with budget forcing", "thinkube.workloads.serving.cli"),
     "eval": Command("evaluate a model over benchmarks and thinking budgets", "thinkube.workloads.evaluation.cli"),
     "operator": Command("run the Kubernetes operator (kopf)", "thinkube.operator.cli"),
     "api": Command("run the REST control plane (not available in this version)", None),
-    "tiny-model": Command("build the built-in tiny Qwen2 model and tokenizer (no download)",
-                          "thinkube.workloads.tiny_model_cli"),
+    "tiny-model": Command(
+        "build the built-in tiny Qwen2 model and tokenizer (no download)", "thinkube.workloads.tiny_model_cli"
+    ),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="thinkube", description="Thinkube: curate, fine-tune, serve with budget forcing and evaluate s1-style reasoning models.")
+    parser = argparse.ArgumentParser(
+        prog="thinkube",
+        description="Thinkube: curate, fine-tune, serve with budget forcing and evaluate s1-style reasoning models.",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for name, cmd in COMMANDS.items():
@@ -51,13 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     cmd = COMMANDS[args.command]
     if cmd.module is None:
-        print(f"thinkube {args.command}: not available in this version of Thinkube; use kubectl with the "
-              f"custom resources (examples/) meanwhile", file=sys.stderr)
+        print(
+            f"thinkube {args.command}: not available in this version of Thinkube; use kubectl with the "
+            f"custom resources (examples/) meanwhile",
+            file=sys.stderr,
+        )
         return EXIT_NOT_IMPLEMENTED
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if not args.verbose:
         # httpx logs every request at INFO: thousands of lines drown the commands' own progress.
         logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -1,4 +1,5 @@
 """Every label, annotation, finalizer and environment-variable key, in one place."""
+
 from thinkube import __version__
 
 GROUP = "thinkube.dev"

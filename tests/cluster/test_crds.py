@@ -1,4 +1,5 @@
 """The generated CRDs on a real API server: defaults, validation messages, subresources, examples."""
+
 from __future__ import annotations
 
 import json
@@ -44,31 +45,61 @@ def test_s1_defaults_are_filled_in_by_the_api_server(cluster, namespace, crds):
     assert (spec["nodes"], spec["gpusPerNode"], spec["maxRestarts"]) == (2, 8, 3)
     assert "gpuResource" not in spec  # the operator's --gpu-resource (the chart's gpu.resourceName) decides
     assert spec["training"] == {
-        "epochs": 5, "learningRate": 1e-5, "globalBatchSize": 16, "microBatchSize": 1, "blockSize": 32768,
-        "warmupRatio": 0.05, "lrScheduler": "cosine", "adamBeta1": 0.9, "adamBeta2": 0.95, "weightDecay": 1e-4,
-        "maxGradNorm": 1.0, "precision": "bf16", "fsdp": "full_shard", "gradientCheckpointing": True,
-        "chatFormat": "s1", "saveEvery": 0, "seed": 0}
+        "epochs": 5,
+        "learningRate": 1e-5,
+        "globalBatchSize": 16,
+        "microBatchSize": 1,
+        "blockSize": 32768,
+        "warmupRatio": 0.05,
+        "lrScheduler": "cosine",
+        "adamBeta1": 0.9,
+        "adamBeta2": 0.95,
+        "weightDecay": 1e-4,
+        "maxGradNorm": 1.0,
+        "precision": "bf16",
+        "fsdp": "full_shard",
+        "gradientCheckpointing": True,
+        "chatFormat": "s1",
+        "saveEvery": 0,
+        "seed": 0,
+    }
     apply(cluster, namespace, cr("BudgetForcedServer", "srv", "{model: {uri: tiny}}"))
     budget = cluster.kubectl_json("get", "bfs", "srv", "-n", namespace)["spec"]["budget"]
-    assert budget == {"minThinkingTokens": 0, "numIgnore": 0, "ignoreString": "Wait", "finalAnswerPrefix": "Final Answer:"}
+    assert budget == {
+        "minThinkingTokens": 0,
+        "numIgnore": 0,
+        "ignoreString": "Wait",
+        "finalAnswerPrefix": "Final Answer:",
+    }
 
 
-@pytest.mark.parametrize("kind, name, spec, field", [
-    ("BudgetForcedServer", "s", "{model: {uri: tiny}, budget: {minThinkingTokens: 500, maxThinkingTokens: 100}}",
-     "spec.budget.minThinkingTokens"),
-    ("BudgetForcedServer", "s", "{model: {uri: tiny, fromSFTRun: r}}", "spec.model"),
-    ("BudgetForcedServer", "s", "{model: {uri: tiny}, engine: llamacpp}", "spec.engine"),
-    ("SFTRun", "r", SFT + ", nodes: 3}", "spec.training.globalBatchSize"),
-    ("SFTRun", "r", SFT + ", outputUri: 'hf://org/name'}", "spec.outputUri"),
-    ("SFTRun", "r", "{baseModel: 'ftp://x', dataset: {uri: 'pvc://d/x'}}", "spec.baseModel"),
-    ("SFTRun", "r", "{dataset: {uri: 'pvc://d/x'}}", "spec.baseModel"),
-    ("SFTRun", "9lives", SFT + "}", "metadata.name"),
-    ("SFTRun", "a" * 41, SFT + "}", "metadata.name"),
-    ("CurationJob", "c", "{pools: {p: 'pvc://d/p'}}", "spec.judge"),
-    ("CurationJob", "c", "{pools: {p: 'pvc://d/p'}, domainColumn: d, teacher: {endpoint: big, apiKeySecret: {name: k}}}",
-     "spec.teacher.apiKeySecret"),
-    ("EvalSweep", "e", "{target: {url: 'http://s:8000'}, benchmarks: []}", "spec.benchmarks"),
-])
+@pytest.mark.parametrize(
+    "kind, name, spec, field",
+    [
+        (
+            "BudgetForcedServer",
+            "s",
+            "{model: {uri: tiny}, budget: {minThinkingTokens: 500, maxThinkingTokens: 100}}",
+            "spec.budget.minThinkingTokens",
+        ),
+        ("BudgetForcedServer", "s", "{model: {uri: tiny, fromSFTRun: r}}", "spec.model"),
+        ("BudgetForcedServer", "s", "{model: {uri: tiny}, engine: llamacpp}", "spec.engine"),
+        ("SFTRun", "r", SFT + ", nodes: 3}", "spec.training.globalBatchSize"),
+        ("SFTRun", "r", SFT + ", outputUri: 'hf://org/name'}", "spec.outputUri"),
+        ("SFTRun", "r", "{baseModel: 'ftp://x', dataset: {uri: 'pvc://d/x'}}", "spec.baseModel"),
+        ("SFTRun", "r", "{dataset: {uri: 'pvc://d/x'}}", "spec.baseModel"),
+        ("SFTRun", "9lives", SFT + "}", "metadata.name"),
+        ("SFTRun", "a" * 41, SFT + "}", "metadata.name"),
+        ("CurationJob", "c", "{pools: {p: 'pvc://d/p'}}", "spec.judge"),
+        (
+            "CurationJob",
+            "c",
+            "{pools: {p: 'pvc://d/p'}, domainColumn: d, teacher: {endpoint: big, apiKeySecret: {name: k}}}",
+            "spec.teacher.apiKeySecret",
+        ),
+        ("EvalSweep", "e", "{target: {url: 'http://s:8000'}, benchmarks: []}", "spec.benchmarks"),
+    ],
+)
 def test_bad_resources_are_rejected_naming_the_field(cluster, namespace, crds, kind, name, spec, field):
     r = apply(cluster, namespace, cr(kind, name, spec), check=False)
     assert r.returncode != 0 and field in r.stderr, r.stderr
@@ -78,12 +109,30 @@ def test_base_model_is_fixable_until_the_run_has_a_job(cluster, namespace, crds)
     apply(cluster, namespace, cr("SFTRun", "run", SFT + "}"))
 
     def status(**fields):  # what the operator writes; no operator runs here
-        cluster.kubectl("patch", "sft", "run", "-n", namespace, "--subresource=status", "--type=merge",
-                        "-p", json.dumps({"status": fields}))
+        cluster.kubectl(
+            "patch",
+            "sft",
+            "run",
+            "-n",
+            namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps({"status": fields}),
+        )
 
     def set_model(model: str):
-        return cluster.kubectl("patch", "sft", "run", "-n", namespace, "--type=merge",
-                               "-p", json.dumps({"spec": {"baseModel": model}}), check=False)
+        return cluster.kubectl(
+            "patch",
+            "sft",
+            "run",
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"baseModel": model}}),
+            check=False,
+        )
 
     assert set_model("hf://o/typo").returncode == 0  # no status yet
     status(phase="Pending")  # waiting for its dataset

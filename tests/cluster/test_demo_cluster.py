@@ -4,6 +4,7 @@ There is no kubelet, so the watch can only ever time out: what it must get right
 every stage, the operator starting the first one, and saying which resource waits and why.
 The whole chain running in pods is tests/node's business.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,11 @@ from thinkube.workloads.serving.process import free_port
 
 POOL, BENCH, OUT = "pvc://demo-data/pool.jsonl", "pvc://demo-data/heldout.jsonl", "pvc://demo-art/run"
 KINDS = ["CurationJob", "SFTRun", "BudgetForcedServer", "EvalSweep"]
-KEYS = ["BudgetForcedServer/thinkube-demo-teacher", "BudgetForcedServer/thinkube-demo-base",
-        *(f"{kind}/thinkube-demo" for kind in KINDS)]
+KEYS = [
+    "BudgetForcedServer/thinkube-demo-teacher",
+    "BudgetForcedServer/thinkube-demo-base",
+    *(f"{kind}/thinkube-demo" for kind in KINDS),
+]
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +70,9 @@ def test_the_demo_manifests_are_accepted_by_the_api_server(cluster, crds, namesp
 def test_apply_and_watch_starts_curation_and_times_out_naming_what_waits(cluster, operator, namespace):
     lines: list[str] = []
     start = time.monotonic()
-    summary = apply_and_watch(manifests(), kubeconfig=str(cluster.kubeconfig), namespace=namespace, timeout_s=20,
-                              log=lines.append)
+    summary = apply_and_watch(
+        manifests(), kubeconfig=str(cluster.kubeconfig), namespace=namespace, timeout_s=20, log=lines.append
+    )
     assert time.monotonic() - start < 40
     assert list(summary) == KEYS
 
@@ -79,8 +84,10 @@ def test_apply_and_watch_starts_curation_and_times_out_naming_what_waits(cluster
     for key in ("CurationJob/thinkube-demo", "SFTRun/thinkube-demo"):
         assert summary[key]["phase"] == "Pending"
         assert any(c["type"] == "WaitingForInput" and c["status"] == "True" for c in summary[key]["conditions"])
-    assert "spec.teacher.endpoint" in summary["CurationJob/thinkube-demo"]["message"] or \
-        "spec.baseModels[0]" in summary["CurationJob/thinkube-demo"]["message"]
+    assert (
+        "spec.teacher.endpoint" in summary["CurationJob/thinkube-demo"]["message"]
+        or "spec.baseModels[0]" in summary["CurationJob/thinkube-demo"]["message"]
+    )
     report = "\n".join(lines)
     assert "timed out after 20 s; still waiting:" in report
     waiting = report.split("still waiting:", 1)[1]
@@ -92,16 +99,22 @@ def test_apply_and_watch_starts_curation_and_times_out_naming_what_waits(cluster
 def test_an_unreachable_api_server_is_a_cluster_error_naming_it(tmp_path):
     port = free_port()  # nothing listens there
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "closed",
-        "clusters": [{"name": "closed", "cluster": {"server": f"https://127.0.0.1:{port}"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "closed", "context": {"cluster": "closed", "user": "u"}}]}))
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "closed",
+                "clusters": [{"name": "closed", "cluster": {"server": f"https://127.0.0.1:{port}"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "closed", "context": {"cluster": "closed", "user": "u"}}],
+            }
+        )
+    )
     with pytest.raises(ClusterError, match=f"cannot reach the Kubernetes API server at https://127.0.0.1:{port}"):
         apply_and_watch(manifests(), kubeconfig=str(kubeconfig), namespace="default", timeout_s=5)
     with pytest.raises(ClusterError, match="does not exist"):
-        apply_and_watch(manifests(), kubeconfig=str(tmp_path / "missing"), namespace="default",
-                        timeout_s=5)
+        apply_and_watch(manifests(), kubeconfig=str(tmp_path / "missing"), namespace="default", timeout_s=5)
 
 
 def test_without_a_kubeconfig_the_default_one_is_used_and_its_absence_named(tmp_path, monkeypatch):
@@ -118,10 +131,28 @@ def test_the_demo_command_on_cluster_writes_the_data_and_applies_the_chain(clust
     import sys
 
     out = tmp_path / "demo"
-    run = subprocess.run([sys.executable, "-m", "thinkube.cli", "demo", "--on-cluster", "--out", str(out),
-                          "--kubeconfig", str(cluster.kubeconfig), "--namespace", namespace, "--timeout", "5",
-                          "--image", "thinkube:test"],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "thinkube.cli",
+            "demo",
+            "--on-cluster",
+            "--out",
+            str(out),
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "--namespace",
+            namespace,
+            "--timeout",
+            "5",
+            "--image",
+            "thinkube:test",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # No node runs the pod that copies the data into the claim: a clear error, before any resource.
     assert run.returncode == 1, run.stderr[-2000:]
     assert (out / "data" / "pool.jsonl").stat().st_size > 0 and (out / "data" / "heldout.jsonl").stat().st_size > 0

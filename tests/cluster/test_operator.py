@@ -4,6 +4,7 @@ One operator (`python -m thinkube.cli operator --namespace NS`) serves the whole
 its RBAC is the chart's least-privilege Role: anything it forgets fails here. There is no
 kubelet, so Job and Deployment progress is simulated through their status subresources.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,9 +42,22 @@ class Operator:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "thinkube.cli", "operator", "--namespace", self.namespace,
-               "--image", "thinkube:test", "--resync-seconds", f"{self.resync_seconds:g}",
-               "--health-port", str(self.health_port), "--metrics-port", str(self.metrics_port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "thinkube.cli",
+            "operator",
+            "--namespace",
+            self.namespace,
+            "--image",
+            "thinkube:test",
+            "--resync-seconds",
+            f"{self.resync_seconds:g}",
+            "--health-port",
+            str(self.health_port),
+            "--metrics-port",
+            str(self.metrics_port),
+        ]
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log.open("a"), stderr=subprocess.STDOUT)
         wait_for(lambda: self.get("/healthz") is not None or self.proc.poll() is not None, "the operator's /healthz")
@@ -93,7 +107,9 @@ def op(cluster, tmp_path_factory):
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{p}.thinkube.dev" for p in PLURALS))
     cluster.kubectl("create", "namespace", ns)
     cluster.kubectl("label", "namespace", ns, "thinkube.dev/test=true")
-    rendered = cluster.helm("template", ns, str(CHART), "-n", ns, "--skip-crds", "--set", f"operator.watchNamespaces={{{ns}}}")
+    rendered = cluster.helm(
+        "template", ns, str(CHART), "-n", ns, "--skip-crds", "--set", f"operator.watchNamespaces={{{ns}}}"
+    )
     assert rendered.returncode == 0, rendered.stderr
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=rendered.stdout)
     kubeconfig = service_account_kubeconfig(cluster, ns, f"{ns}-thinkube", tmp / "kubeconfig")
@@ -129,13 +145,17 @@ def resource(kube, op, kind: str, name: str) -> dict:
 
 
 def wait_phase(kube, op, kind: str, name: str, phase: str) -> dict:
-    return wait_for(lambda: (lambda r: r if r.get("status", {}).get("phase") == phase else None)(
-        resource(kube, op, kind, name)), f"{kind} {name} to be {phase} (log: {op.log})")
+    return wait_for(
+        lambda: (lambda r: r if r.get("status", {}).get("phase") == phase else None)(resource(kube, op, kind, name)),
+        f"{kind} {name} to be {phase} (log: {op.log})",
+    )
 
 
 def child(kube, op, api_version: str, kind: str, name: str, check=lambda obj: True) -> dict:
-    return wait_for(lambda: (lambda o: o if o and check(o) else None)(kube.get(api_version, kind, op.namespace, name)),
-                    f"{kind} {name}")
+    return wait_for(
+        lambda: (lambda o: o if o and check(o) else None)(kube.get(api_version, kind, op.namespace, name)),
+        f"{kind} {name}",
+    )
 
 
 def condition(res: dict, type_: str) -> tuple[str, str] | None:
@@ -153,9 +173,15 @@ def finish_job(kube, op, name: str, ok: bool = True, indexes: str | None = None)
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     job = kube.get("batch/v1", "Job", op.namespace, name)
     first, last = ("SuccessCriteriaMet", "Complete") if ok else ("FailureTarget", "Failed")
-    status = {"conditions": [{"type": t, "status": "True", "reason": "Test", "message": "simulated",
-                              "lastTransitionTime": now} for t in (first, last)],
-              "active": 0, "ready": 0, "startTime": job["status"].get("startTime", now)}
+    status = {
+        "conditions": [
+            {"type": t, "status": "True", "reason": "Test", "message": "simulated", "lastTransitionTime": now}
+            for t in (first, last)
+        ],
+        "active": 0,
+        "ready": 0,
+        "startTime": job["status"].get("startTime", now),
+    }
     if ok:
         status |= {"completionTime": now, "succeeded": job["spec"].get("completions", 1)}
         if indexes:
@@ -167,17 +193,39 @@ def finish_job(kube, op, name: str, ok: bool = True, indexes: str | None = None)
 
 def mark_pod_ready(cluster, op, name: str) -> None:
     """No kubelet: mark one of a resource's pods ready the way a kubelet would."""
-    pod = wait_for(lambda: cluster.kubectl_json("get", "pods", "-n", op.namespace, "-l", f"thinkube.dev/name={name}")[
-        "items"], f"{name}'s pods")[0]["metadata"]["name"]
+    pod = wait_for(
+        lambda: cluster.kubectl_json("get", "pods", "-n", op.namespace, "-l", f"thinkube.dev/name={name}")["items"],
+        f"{name}'s pods",
+    )[0]["metadata"]["name"]
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    cluster.kubectl("patch", "pod", pod, "-n", op.namespace, "--subresource=status", "--type=merge", "-p", json.dumps(
-        {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}}))
+    cluster.kubectl(
+        "patch",
+        "pod",
+        pod,
+        "-n",
+        op.namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(
+            {
+                "status": {
+                    "phase": "Running",
+                    "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
+                }
+            }
+        ),
+    )
 
 
 def owned_by(obj: dict, res: dict) -> bool:
     ref = obj["metadata"]["ownerReferences"][0]
     return (ref["kind"], ref["name"], ref["uid"], ref["controller"]) == (
-        res["kind"], res["metadata"]["name"], res["metadata"]["uid"], True)
+        res["kind"],
+        res["metadata"]["name"],
+        res["metadata"]["uid"],
+        True,
+    )
 
 
 CURATE = "{pools: {p: 'pvc://data/pool.jsonl'}, domainColumn: domain, outputUri: 'pvc://art/cj/%s'}"
@@ -191,24 +239,32 @@ def test_curation_job_runs_its_job_and_succeeds(cluster, op, kube):
     assert owned_by(job, res) and owned_by(kube.get("v1", "ConfigMap", op.namespace, "cj-curate"), res)
     labels = job["metadata"]["labels"]
     assert (labels["thinkube.dev/kind"], labels["thinkube.dev/name"], labels["thinkube.dev/role"]) == (
-        "CurationJob", "cj", "curate")
+        "CurationJob",
+        "cj",
+        "curate",
+    )
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["thinkube", "curate"]
     assert res["metadata"]["finalizers"] == [FINALIZER]
     wait_phase(kube, op, "CurationJob", "cj", "Running")
     finish_job(kube, op, "cj-curate")
     done = wait_phase(kube, op, "CurationJob", "cj", "Succeeded")
     assert condition(done, "Complete") == ("True", "Completed") and done["status"]["outputUri"] == "pvc://art/cj/cj"
-    assert {"Running", "Completed"} <= wait_for(lambda: events(cluster, op, "cj") >= {"Running", "Completed"} and
-                                                 events(cluster, op, "cj"), "events")
+    assert {"Running", "Completed"} <= wait_for(
+        lambda: events(cluster, op, "cj") >= {"Running", "Completed"} and events(cluster, op, "cj"), "events"
+    )
 
 
 def test_sftrun_waits_for_its_curation_job_then_runs_an_indexed_job(cluster, op, kube):
-    create(cluster, op, "SFTRun", "run", "{baseModel: tiny, dataset: {fromCurationJob: cj2}, outputUri: 'pvc://art/run'}")
+    create(
+        cluster, op, "SFTRun", "run", "{baseModel: tiny, dataset: {fromCurationJob: cj2}, outputUri: 'pvc://art/run'}"
+    )
     waiting = wait_phase(kube, op, "SFTRun", "run", "Pending")
     assert condition(waiting, "WaitingForInput") == ("True", "ReferenceNotFound")
     create(cluster, op, "CurationJob", "cj2", CURATE % "cj2")
-    wait_for(lambda: condition(resource(kube, op, "SFTRun", "run"), "WaitingForInput") == ("True", "InputNotReady"),
-             "WaitingForInput/InputNotReady")
+    wait_for(
+        lambda: condition(resource(kube, op, "SFTRun", "run"), "WaitingForInput") == ("True", "InputNotReady"),
+        "WaitingForInput/InputNotReady",
+    )
     assert kube.get("batch/v1", "Job", op.namespace, "run-train") is None
     finish_job(kube, op, child(kube, op, "batch/v1", "Job", "cj2-curate")["metadata"]["name"])
 
@@ -267,8 +323,14 @@ def test_server_scales_and_becomes_ready_then_a_sweep_targets_it(cluster, op, ku
     res = resource(kube, op, "BudgetForcedServer", "srv")
     assert owned_by(deployment, res) and owned_by(service, res)
     assert deployment["spec"]["template"]["spec"]["containers"][0]["command"] == ["thinkube", "serve"]
-    create(cluster, op, "EvalSweep", "sweep", "{target: {serverRef: srv}, benchmarks: [{name: a, uri: 'pvc://b/a'}, "
-                                              "{name: b, uri: 'pvc://b/b'}], outputUri: 'pvc://art/evs'}")
+    create(
+        cluster,
+        op,
+        "EvalSweep",
+        "sweep",
+        "{target: {serverRef: srv}, benchmarks: [{name: a, uri: 'pvc://b/a'}, "
+        "{name: b, uri: 'pvc://b/b'}], outputUri: 'pvc://art/evs'}",
+    )
     cluster.kubectl("scale", "bfs", "srv", "-n", op.namespace, "--replicas=2")
     child(kube, op, "apps/v1", "Deployment", "srv", lambda d: d["spec"]["replicas"] == 2)
     assert condition(wait_phase(kube, op, "EvalSweep", "sweep", "Pending"), "WaitingForInput")[0] == "True"
@@ -285,25 +347,43 @@ def test_server_scales_and_becomes_ready_then_a_sweep_targets_it(cluster, op, ku
 
 
 def test_the_whole_chain_applied_at_once_advances_stage_by_stage(cluster, op, kube):
-    stages = [("CurationJob", "chain-cj", CURATE % "chain-cj"),
-              ("SFTRun", "chain-sft", "{baseModel: tiny, dataset: {fromCurationJob: chain-cj}, outputUri: 'pvc://art/cs'}"),
-              ("BudgetForcedServer", "chain-srv", "{model: {fromSFTRun: chain-sft}, engine: transformers, gpus: 0}"),
-              ("EvalSweep", "chain-evs", "{target: {serverRef: chain-srv}, benchmarks: [{name: a, uri: 'pvc://b/a'}], "
-                                         "outputUri: 'pvc://art/ce'}")]
+    stages = [
+        ("CurationJob", "chain-cj", CURATE % "chain-cj"),
+        ("SFTRun", "chain-sft", "{baseModel: tiny, dataset: {fromCurationJob: chain-cj}, outputUri: 'pvc://art/cs'}"),
+        ("BudgetForcedServer", "chain-srv", "{model: {fromSFTRun: chain-sft}, engine: transformers, gpus: 0}"),
+        (
+            "EvalSweep",
+            "chain-evs",
+            "{target: {serverRef: chain-srv}, benchmarks: [{name: a, uri: 'pvc://b/a'}], outputUri: 'pvc://art/ce'}",
+        ),
+    ]
     cluster.kubectl("apply", "-n", op.namespace, "-f", "-", input="".join(manifest(*stage) for stage in stages))
-    children = {"SFTRun": ("batch/v1", "Job", "chain-sft-train"), "BudgetForcedServer": ("apps/v1", "Deployment", "chain-srv"),
-                "EvalSweep": ("batch/v1", "Job", "chain-evs-eval")}
+    children = {
+        "SFTRun": ("batch/v1", "Job", "chain-sft-train"),
+        "BudgetForcedServer": ("apps/v1", "Deployment", "chain-srv"),
+        "EvalSweep": ("batch/v1", "Job", "chain-evs-eval"),
+    }
 
     def waits(kind: str, name: str) -> None:
-        wait_for(lambda: condition(resource(kube, op, kind, name), "WaitingForInput") == ("True", "InputNotReady"),
-                 f"{kind} {name} waiting for its input")
+        wait_for(
+            lambda: condition(resource(kube, op, kind, name), "WaitingForInput") == ("True", "InputNotReady"),
+            f"{kind} {name} waiting for its input",
+        )
         assert resource(kube, op, kind, name)["status"]["phase"] == "Pending"
         assert kube.get(*children[kind][:2], op.namespace, children[kind][2]) is None
 
     def advances(kind: str, name: str, phase: str) -> dict:
-        res = wait_for(lambda: (lambda r: r if r.get("status", {}).get("phase") == phase and condition(
-            r, "WaitingForInput") == ("False", "InputReady") else None)(resource(kube, op, kind, name)),
-            f"{kind} {name} to be {phase} with its input ready")
+        res = wait_for(
+            lambda: (
+                lambda r: (
+                    r
+                    if r.get("status", {}).get("phase") == phase
+                    and condition(r, "WaitingForInput") == ("False", "InputReady")
+                    else None
+                )
+            )(resource(kube, op, kind, name)),
+            f"{kind} {name} to be {phase} with its input ready",
+        )
         assert owned_by(child(kube, op, *children[kind]), res)
         return res
 
@@ -332,8 +412,13 @@ def test_impossible_specs_and_bad_references_are_conditions(cluster, op, kube):
     bad = wait_phase(kube, op, "CurationJob", "nowhere", "Failed")
     assert condition(bad, "Synced") == ("False", "InvalidSpec") and "spec.outputUri" in bad["status"]["message"]
     create(cluster, op, "BudgetForcedServer", "orphan", "{model: {fromSFTRun: missing}}")
-    wait_for(lambda: condition(resource(kube, op, "BudgetForcedServer", "orphan"), "WaitingForInput") == (
-        "True", "ReferenceNotFound"), "WaitingForInput/ReferenceNotFound")
+    wait_for(
+        lambda: (
+            condition(resource(kube, op, "BudgetForcedServer", "orphan"), "WaitingForInput")
+            == ("True", "ReferenceNotFound")
+        ),
+        "WaitingForInput/ReferenceNotFound",
+    )
     assert kube.get("apps/v1", "Deployment", op.namespace, "orphan") is None
     assert op.proc.poll() is None
 

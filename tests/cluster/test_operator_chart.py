@@ -1,4 +1,5 @@
 """The Helm chart: lint, render, and server-side dry run of what it renders."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,15 +29,24 @@ def test_chart_lints(cluster):
 
 
 def test_cluster_wide_by_default_and_the_operator_args(cluster, namespace):
-    docs = by_kind(render(cluster, namespace, "artifacts.existingClaim=art",
-                          "operator.workloadTolerations={nvidia.com/gpu:NoSchedule}"))
+    docs = by_kind(
+        render(
+            cluster,
+            namespace,
+            "artifacts.existingClaim=art",
+            "operator.workloadTolerations={nvidia.com/gpu:NoSchedule}",
+        )
+    )
     assert "Role" not in docs and len(docs["ClusterRole"]) == 2 and len(docs["ClusterRoleBinding"]) == 2
     deployment = docs["Deployment"][0]
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["thinkube", "operator"]
-    assert {"--artifacts-pvc=art", "--toleration=nvidia.com/gpu:NoSchedule",
-            "--image=ghcr.io/thinkube/thinkube:0.1.0"} <= set(container["args"])
+    assert {
+        "--artifacts-pvc=art",
+        "--toleration=nvidia.com/gpu:NoSchedule",
+        "--image=ghcr.io/thinkube/thinkube:0.1.0",
+    } <= set(container["args"])
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
@@ -57,15 +67,31 @@ def test_rendered_chart_passes_server_side_dry_run(cluster, namespace):
 
 
 def test_gpu_storage_and_token_values_reach_the_operator(cluster, namespace):
-    docs = by_kind(render(cluster, namespace, "gpu.resourceName=amd.com/gpu", "gpu.runtimeClassName=nvidia",
-                          "gpu.nodeSelector.accelerator=h100", "gpu.tolerations={nvidia.com/gpu:NoSchedule}",
-                          "artifacts.create=true", "modelCache.existingClaim=hf-cache",
-                          "huggingface.tokenSecret.name=hf", "imagePullSecrets[0].name=regcred"))
+    docs = by_kind(
+        render(
+            cluster,
+            namespace,
+            "gpu.resourceName=amd.com/gpu",
+            "gpu.runtimeClassName=nvidia",
+            "gpu.nodeSelector.accelerator=h100",
+            "gpu.tolerations={nvidia.com/gpu:NoSchedule}",
+            "artifacts.create=true",
+            "modelCache.existingClaim=hf-cache",
+            "huggingface.tokenSecret.name=hf",
+            "imagePullSecrets[0].name=regcred",
+        )
+    )
     pod = docs["Deployment"][0]["spec"]["template"]["spec"]
     args = set(pod["containers"][0]["args"])
-    assert {"--gpu-resource=amd.com/gpu", "--gpu-runtime-class=nvidia", "--gpu-node-selector=accelerator=h100",
-            "--gpu-toleration=nvidia.com/gpu:NoSchedule", "--artifacts-pvc=tk-thinkube-artifacts",
-            "--model-cache-pvc=hf-cache", "--hf-token-secret=hf:token"} <= args
+    assert {
+        "--gpu-resource=amd.com/gpu",
+        "--gpu-runtime-class=nvidia",
+        "--gpu-node-selector=accelerator=h100",
+        "--gpu-toleration=nvidia.com/gpu:NoSchedule",
+        "--artifacts-pvc=tk-thinkube-artifacts",
+        "--model-cache-pvc=hf-cache",
+        "--hf-token-secret=hf:token",
+    } <= args
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     [claim] = docs["PersistentVolumeClaim"]  # only the one the chart creates; hf-cache already exists
     assert claim["metadata"]["name"] == "tk-thinkube-artifacts"
@@ -83,7 +109,11 @@ def test_the_operator_pod_is_non_root_with_a_read_only_root_and_a_writable_tmp(c
 
 
 def test_the_values_schema_rejects_bad_values_naming_the_field(cluster, namespace):
-    for value, field in (("image.pullPolicy=Sometimes", "pullPolicy"), ("gpu.tolerations={nvidia.com/gpu}", "tolerations"),
-                         ("artifacts.size=lots", "size"), ("operator.artifactsPvc=old", "artifactsPvc")):
+    for value, field in (
+        ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("gpu.tolerations={nvidia.com/gpu}", "tolerations"),
+        ("artifacts.size=lots", "size"),
+        ("operator.artifactsPvc=old", "artifactsPvc"),
+    ):
         r = cluster.helm("template", "tk", str(CHART), "-n", namespace, "--set", value)
         assert r.returncode != 0 and field in r.stderr, (value, r.stderr)

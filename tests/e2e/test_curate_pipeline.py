@@ -2,6 +2,7 @@
 the budget-forcing server as one base model, and stand-in FastAPI apps for a strong remote
 base model (it answers the planted easy questions correctly from a lookup) and for the
 domain judge. Request counts are taken on the server side."""
+
 from __future__ import annotations
 
 import asyncio
@@ -80,8 +81,17 @@ def test_difficulty_drops_questions_any_base_model_solves(pool, tmp_path, tiny_s
     with ThreadServer(lookup_app(oracle(pool), calls)) as strong:
         out = tmp_path / "run"
         before = tiny_server.counter.calls
-        data = run(config(pool, out, base_models=[f"{tiny_server.url}@tiny", f"{strong.url}/v1@strong"],
-                          max_tokens=8, tokenizer="tiny", target_size=11, concurrency=4))
+        data = run(
+            config(
+                pool,
+                out,
+                base_models=[f"{tiny_server.url}@tiny", f"{strong.url}/v1@strong"],
+                max_tokens=8,
+                tokenizer="tiny",
+                target_size=11,
+                concurrency=4,
+            )
+        )
     assert stage_ids(out, "difficulty", dropped=True) == set(pool["easy"])
     assert tiny_server.counter.calls - before == 14 and sum(calls.values()) == 14  # one call per question and model
     difficulty = next(s for s in data["stages"] if s["stage"] == "difficulty")
@@ -132,9 +142,23 @@ def test_unreachable_base_model_names_url_and_keeps_progress(pool, tmp_path, cap
 
     url = f"http://127.0.0.1:{free_port()}"
     out = tmp_path / "run"
-    rc = main(["curate", "--pool", f"numina={pool['pools']['numina']}", "--column-map",
-               "numina:question=problem", "--domain-column", "domain_code", "--base-model", f"{url}@m",
-               "--max-retries", "1", "--out", str(out)])
+    rc = main(
+        [
+            "curate",
+            "--pool",
+            f"numina={pool['pools']['numina']}",
+            "--column-map",
+            "numina:question=problem",
+            "--domain-column",
+            "domain_code",
+            "--base-model",
+            f"{url}@m",
+            "--max-retries",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 1
     assert f"POST {url}/v1/chat/completions failed after 2 attempts" in err and "rerun the same command" in err
@@ -153,8 +177,9 @@ def judge_answer(prompt: str, n_messages: int) -> str:
 def test_judge_classifies_msc_domains_with_bounded_retries(pool, tmp_path):
     calls = Counter()
     with ThreadServer(lookup_app(judge_answer, calls)) as judge:
-        cfg = config(pool, tmp_path / "run", domain_column=None, judge=f"{judge.url}@judge", domain_retries=1,
-                     target_size=14)
+        cfg = config(
+            pool, tmp_path / "run", domain_column=None, judge=f"{judge.url}@judge", domain_retries=1, target_size=14
+        )
         data = run(cfg)
         first = sum(calls.values())
         # 10 questions answered at once, 4 unparseable ones asked twice (1 retry) then "unknown".
@@ -172,8 +197,14 @@ def test_optional_judge_grades_base_model_answers(pool, tmp_path):
     calls, judged = Counter(), Counter()
     verdict = lambda prompt, _: "CORRECT" if "divisors of 2024" in prompt else "INCORRECT"  # noqa: E731
     with ThreadServer(lookup_app(oracle(pool), calls)) as strong, ThreadServer(lookup_app(verdict, judged)) as judge:
-        cfg = config(pool, tmp_path / "run", base_models=[f"{strong.url}@strong"], judge=f"{judge.url}@judge",
-                     grade_with_judge=True, target_size=13)
+        cfg = config(
+            pool,
+            tmp_path / "run",
+            base_models=[f"{strong.url}@strong"],
+            judge=f"{judge.url}@judge",
+            grade_with_judge=True,
+            target_size=13,
+        )
         run(cfg)
     assert stage_ids(tmp_path / "run", "difficulty", dropped=True) == {"a-1"}
     assert sum(judged.values()) == 14

@@ -2,6 +2,7 @@
 served trained model, budget sweep), small enough for CI. It checks the pipeline and its
 outputs, not the size of the scaling margin: two epochs on 150 rows teach the tiny model
 little, and the report must say what was measured either way."""
+
 from __future__ import annotations
 
 import json
@@ -10,13 +11,29 @@ import sys
 
 import pytest
 
-SMALL = ["--pool-size", "200", "--benchmark-size", "24", "--select", "120", "--epochs", "2",
-         "--budgets", "4,40", "--num-ignore", "1"]
+SMALL = [
+    "--pool-size",
+    "200",
+    "--benchmark-size",
+    "24",
+    "--select",
+    "120",
+    "--epochs",
+    "2",
+    "--budgets",
+    "4,40",
+    "--num-ignore",
+    "1",
+]
 
 
 def _demo(out, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "thinkube.cli", "demo", "--out", str(out), *SMALL, *extra],
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "thinkube.cli", "demo", "--out", str(out), *SMALL, *extra],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_reduced_demo_runs_every_stage_reports_and_reuses(tmp_path):
@@ -25,7 +42,9 @@ def test_reduced_demo_runs_every_stage_reports_and_reuses(tmp_path):
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     cur = report["curation"]
-    assert cur["dedupe"]["dropped"] == {"duplicate": 6} and cur["decontaminate"]["dropped"] == {"contaminated:heldout": 6}
+    assert cur["dedupe"]["dropped"] == {"duplicate": 6} and cur["decontaminate"]["dropped"] == {
+        "contaminated:heldout": 6
+    }
     assert cur["select"]["kept"] == 120
     # The traces came from the demo's teacher over the API; its planted failures were dropped.
     assert cur["distill"]["in"] == cur["distill"]["kept"] and cur["quality"]["dropped"]["teacher_failed"] == 1
@@ -35,8 +54,12 @@ def test_reduced_demo_runs_every_stage_reports_and_reuses(tmp_path):
     # The margin is whatever the model did; the verdict must state it, with its sign.
     assert f"{abs(scaling['margin_points']):.1f} points" in scaling["verdict"]
     # The extension verdict's sign is the one the records show.
-    records = [json.loads(line) for f in (out / "eval" / "sweep" / "records").rglob("*.jsonl")
-               for line in f.read_text().splitlines() if line.strip()]
+    records = [
+        json.loads(line)
+        for f in (out / "eval" / "sweep" / "records").rglob("*.jsonl")
+        for line in f.read_text().splitlines()
+        if line.strip()
+    ]
 
     def accuracy(setting: str) -> float:
         rows = [r["correct"] for r in records if r["setting"] == setting]

@@ -1,6 +1,7 @@
 """The distill stage against real HTTP servers on 127.0.0.1: a scripted OpenAI-compatible
 teacher (each question says how it behaves: trace style, 429s, refusals) and the demo's
 synthetic teacher served by `thinkube serve`'s app."""
+
 from __future__ import annotations
 
 import json
@@ -56,18 +57,34 @@ def scripted_teacher(delay_s: float = 0.0):
 
 
 def _pool(path, questions: list[str], traced: dict[str, str] | None = None):
-    rows = [S1Record(id=f"q{i}", question=q, solution=q.split()[1], thinking=(traced or {}).get(q),
-                     attempt="Final Answer: \\boxed{0}" if q in (traced or {}) else None, domain="d", source_type="src")
-            for i, q in enumerate(questions)]
+    rows = [
+        S1Record(
+            id=f"q{i}",
+            question=q,
+            solution=q.split()[1],
+            thinking=(traced or {}).get(q),
+            attempt="Final Answer: \\boxed{0}" if q in (traced or {}) else None,
+            domain="d",
+            source_type="src",
+        )
+        for i, q in enumerate(questions)
+    ]
     save_records(rows, path)
     return path
 
 
 def _config(tmp_path, url: str, pool, **teacher) -> CurateConfig:
-    return CurateConfig(out=str(tmp_path / "out"), pools={"pool": str(pool)}, domain_column="domain",
-                        target_size=1000, allow_smaller=True, max_retries=1, backoff_s=0.05,
-                        auto_include=[{"source": "src"}],
-                        teacher=TeacherConfig(endpoint=f"{url}@teacher", **teacher))
+    return CurateConfig(
+        out=str(tmp_path / "out"),
+        pools={"pool": str(pool)},
+        domain_column="domain",
+        target_size=1000,
+        allow_smaller=True,
+        max_retries=1,
+        backoff_s=0.05,
+        auto_include=[{"source": "src"}],
+        teacher=TeacherConfig(endpoint=f"{url}@teacher", **teacher),
+    )
 
 
 QUESTIONS = ["reasoning 1", "tags 2", "wrong 3", "limited 4", "refused 5", "cut 6", "kept 7"]
@@ -92,15 +109,19 @@ def test_traces_from_both_reply_styles_failures_dropped_grades_drive_auto_includ
 
     rows = {r.question: r for r in load_records(tmp_path / "out" / "selected.jsonl")}
     assert set(rows) == {"reasoning 1", "tags 2", "wrong 3", "limited 4", "kept 7"}
-    assert rows["reasoning 1"].thinking == "Let me think about 1.\nIt is 1." == rows["tags 2"].thinking.replace("2", "1")
+    assert (
+        rows["reasoning 1"].thinking == "Let me think about 1.\nIt is 1." == rows["tags 2"].thinking.replace("2", "1")
+    )
     assert rows["tags 2"].attempt == "Final Answer: \\boxed{2}"
     assert rows["kept 7"].thinking == "pool trace"  # a row with a trace is not asked
     # The teacher's grade decides auto-inclusion: its wrong attempt is drawn like any row, not auto-included.
     how = {q: r.extra["curation"]["decisions"]["select"]["how"] for q, r in rows.items()}
     assert how["wrong 3"] != "auto" and how["reasoning 1"] == how["tags 2"] == "auto"
     assert rows["wrong 3"].extra["teacher_correct"] is False and rows["reasoning 1"].extra["teacher_correct"] is True
-    dropped = [json.loads(line) for line in (tmp_path / "out" / "stages").glob("*quality.dropped.jsonl").__next__()
-               .read_text().splitlines()]
+    dropped = [
+        json.loads(line)
+        for line in (tmp_path / "out" / "stages").glob("*quality.dropped.jsonl").__next__().read_text().splitlines()
+    ]
     errors = {d["question"]: d["extra"]["curation"]["decisions"]["quality"]["error"] for d in dropped}
     assert "HTTP 400" in errors["refused 5"] and "content policy" in errors["refused 5"]
     assert errors["cut 6"].startswith("cut at max_tokens")
@@ -137,9 +158,23 @@ def test_killed_run_resumes_without_repeating_calls(tmp_path):
     pool = _pool(tmp_path / "pool.jsonl", questions)
     app = scripted_teacher(delay_s=0.25)
     with ThreadServer(app) as server:
-        cmd = [sys.executable, "-m", "thinkube.cli", "curate", "--pool", f"pool={pool}", "--domain-column", "domain",
-               "--allow-smaller", "--out", str(tmp_path / "out"), "--teacher", f"{server.url}@teacher",
-               "--teacher-concurrency", "1"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "thinkube.cli",
+            "curate",
+            "--pool",
+            f"pool={pool}",
+            "--domain-column",
+            "domain",
+            "--allow-smaller",
+            "--out",
+            str(tmp_path / "out"),
+            "--teacher",
+            f"{server.url}@teacher",
+            "--teacher-concurrency",
+            "1",
+        ]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120
         while sum(app.state.calls.values()) < 5 and time.monotonic() < deadline:
@@ -177,12 +212,18 @@ def test_demo_teacher_is_served_and_distilled_like_any_teacher(tmp_path, demo_te
 
     chosen = problems(6, 3, (1, 10))
     unreadable = chosen[0].question.replace("\nA:", "\nA:?", 1)
-    rows = [p.pool_row(f"p{i}") for i, p in enumerate(chosen)] + \
-        [chosen[0].pool_row("bad").model_copy(update={"question": unreadable})]
+    rows = [p.pool_row(f"p{i}") for i, p in enumerate(chosen)] + [
+        chosen[0].pool_row("bad").model_copy(update={"question": unreadable})
+    ]
     save_records(rows, tmp_path / "pool.jsonl")
-    cfg = CurateConfig(out=str(tmp_path / "out"), pools={"pool": str(tmp_path / "pool.jsonl")},
-                       domain_column="domain", target_size=6, answer_kinds={"pool": "integer"},
-                       teacher=TeacherConfig(endpoint=f"{demo_teacher.url}@demo-teacher", max_tokens=96))
+    cfg = CurateConfig(
+        out=str(tmp_path / "out"),
+        pools={"pool": str(tmp_path / "pool.jsonl")},
+        domain_column="domain",
+        target_size=6,
+        answer_kinds={"pool": "integer"},
+        teacher=TeacherConfig(endpoint=f"{demo_teacher.url}@demo-teacher", max_tokens=96),
+    )
     report = curate(cfg)
     selected = {r.question: r for r in load_records(tmp_path / "out" / "selected.jsonl")}
     for p in chosen:
@@ -192,7 +233,13 @@ def test_demo_teacher_is_served_and_distilled_like_any_teacher(tmp_path, demo_te
     assert quality["dropped"] == {"teacher_failed": 1}
     # Budget forcing applies to the teacher as to any served model: 8 thinking tokens are 2 trace lines.
     long = Problem(chosen[0].domain, (1, 2, 3, 4))
-    reply = httpx.post(f"{demo_teacher.url}/v1/chat/completions", timeout=30, json={
-        "model": "demo-teacher", "messages": [{"role": "user", "content": long.question}],
-        "max_thinking_tokens": 8}).json()
+    reply = httpx.post(
+        f"{demo_teacher.url}/v1/chat/completions",
+        timeout=30,
+        json={
+            "model": "demo-teacher",
+            "messages": [{"role": "user", "content": long.question}],
+            "max_thinking_tokens": 8,
+        },
+    ).json()
     assert reply["choices"][0]["message"]["reasoning_content"] == "\n".join(long.trace().split("\n")[:2])

@@ -1,6 +1,7 @@
 """`thinkube eval` against the real `thinkube serve`, both as subprocesses the way the
 operator's pods run them: the transformers engine serving the patterned tiny model (it
 thinks "one two three four five six", may continue after "Wait", answers "Answer: 7")."""
+
 from __future__ import annotations
 
 import json
@@ -13,11 +14,29 @@ from tests.support.servers import ServeProcess
 
 def test_eval_sweeps_budgets_on_the_real_server_and_resumes(tmp_path):
     bench = tmp_path / "pattern.jsonl"
-    bench.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is question {i}?", "answer": "7"}) + "\n"
-                             for i in (3, 99)))
+    bench.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "question": f"What is question {i}?", "answer": "7"}) + "\n" for i in (3, 99)
+        )
+    )
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "thinkube.cli", "eval", "--benchmark", f"pattern={bench}", "--out", str(out),
-           "--max-thinking-tokens", "4", "--num-ignore", "1", "--max-tokens", "100", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "thinkube.cli",
+        "eval",
+        "--benchmark",
+        f"pattern={bench}",
+        "--out",
+        str(out),
+        "--max-thinking-tokens",
+        "4",
+        "--num-ignore",
+        "1",
+        "--max-tokens",
+        "100",
+        "--no-progress",
+    ]
     server = ServeProcess("--model", str(patterned_model()), "--engine", "transformers").wait(180)
     try:
         first = subprocess.run([*cmd, "--target", server.url], capture_output=True, text=True, timeout=300)

@@ -1,6 +1,7 @@
 """benchmarks/gpu.py's CPU mode, end to end, so that the GPU check still runs when a GPU
 machine is lent: the same parts (FSDP2 over 2 gloo processes, all-reduce, budget forcing vs
 plain on the transformers engine), tiny shapes."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,13 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.slow  # ~1 min on 2 cores: two processes importing torch and transformers, then the parts
 def test_gpu_check_cpu_mode(tmp_path):
     out = tmp_path / "figures.json"
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu.py"), "--cpu", "--json", str(out)],
-                       capture_output=True, text=True, timeout=600, cwd=REPO)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "gpu.py"), "--cpu", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     for title in ("1. FSDP2 training step", "2. all-reduce", "3. budget forcing", "elapsed:"):
         assert title in r.stdout

@@ -1,5 +1,6 @@
 """`thinkube serve` as the pods run it: a subprocess on 127.0.0.1, with the real vLLM CPU
 engine, compared token for token with the transformers engine, and shut down gracefully."""
+
 from __future__ import annotations
 
 import asyncio
@@ -52,16 +53,32 @@ def _transformers_reference(model: str) -> dict:
 def test_vllm_engine_matches_transformers_token_for_token():
     model = str(patterned_model())
     ref = _transformers_reference(model)
-    srv = ServeProcess("--engine", "vllm", "--model", model, "--served-model-name", "pat", "--dtype", "float32",
-                       "--kv-cache-bytes", str(256 << 20), "--max-model-len", "1024",
-                       env={"VLLM_CPU_OMP_THREADS_BIND": "nobind"}).wait(timeout=400)
+    srv = ServeProcess(
+        "--engine",
+        "vllm",
+        "--model",
+        model,
+        "--served-model-name",
+        "pat",
+        "--dtype",
+        "float32",
+        "--kv-cache-bytes",
+        str(256 << 20),
+        "--max-model-len",
+        "1024",
+        env={"VLLM_CPU_OMP_THREADS_BIND": "nobind"},
+    ).wait(timeout=400)
     try:
         for (q, i), (think, ans, o) in ref.items():
             body = {"model": "pat", "messages": [{"role": "user", "content": q}], "max_tokens": 120, **SETTINGS[i]}
             r = httpx.post(f"{srv.url}/v1/chat/completions", json=body, timeout=120).json()
             budget = r["choices"][0]["budget"]
-            assert (budget["thinking_tokens"], budget["answer_tokens"], budget["extensions"], budget["forced_end"]) \
-                == (o.thinking_tokens, o.answer_tokens, o.extensions, o.forced_end), (q, SETTINGS[i])
+            assert (budget["thinking_tokens"], budget["answer_tokens"], budget["extensions"], budget["forced_end"]) == (
+                o.thinking_tokens,
+                o.answer_tokens,
+                o.extensions,
+                o.forced_end,
+            ), (q, SETTINGS[i])
             msg = r["choices"][0]["message"]
             tok_decode = ServeDecode(model)
             assert msg["reasoning_content"] == tok_decode(think).strip()
@@ -78,8 +95,9 @@ def _streamed(url: str, body: dict) -> tuple[str, str]:
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused")
     extra = {k: v for k, v in body.items() if k not in ("model", "messages", "max_tokens")}
     thinking, answer = "", ""
-    for chunk in client.chat.completions.create(model=body["model"], messages=body["messages"],
-                                                max_tokens=body["max_tokens"], stream=True, extra_body=extra):
+    for chunk in client.chat.completions.create(
+        model=body["model"], messages=body["messages"], max_tokens=body["max_tokens"], stream=True, extra_body=extra
+    ):
         for c in chunk.choices:
             thinking += getattr(c.delta, "reasoning_content", None) or ""
             answer += c.delta.content or ""
@@ -102,8 +120,14 @@ def test_sigterm_finishes_in_flight_requests():
     result = {}
 
     def long_request():
-        body = {"model": "pat", "messages": [{"role": "user", "content": "q"}], "stream": True,
-                "min_thinking_tokens": 1500, "max_thinking_tokens": 1500, "max_tokens": 1600}
+        body = {
+            "model": "pat",
+            "messages": [{"role": "user", "content": "q"}],
+            "stream": True,
+            "min_thinking_tokens": 1500,
+            "max_thinking_tokens": 1500,
+            "max_tokens": 1600,
+        }
         with httpx.stream("POST", f"{srv.url}/v1/chat/completions", json=body, timeout=300) as r:
             result["lines"] = [line for line in r.iter_lines() if line]
 

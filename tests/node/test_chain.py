@@ -5,6 +5,7 @@ served for the distill stage and the base model for the difficulty filter -> Cur
 FSDP2 over gloo) -> BudgetForcedServer (vLLM on CPU) -> EvalSweep, then a served completion
 with a thinking budget, logs by label, and a whole-gang restart that resumes.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,20 @@ from tests.support.wait import wait_for
 from thinkube.workloads.demo.tasks import ANSWER_INSTRUCTION
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "thinkube"
-SMALL = ["--pool-size", "200", "--benchmark-size", "24", "--select", "120", "--epochs", "2",
-         "--budgets", "4,40", "--num-ignore", "1"]
+SMALL = [
+    "--pool-size",
+    "200",
+    "--benchmark-size",
+    "24",
+    "--select",
+    "120",
+    "--epochs",
+    "2",
+    "--budgets",
+    "4,40",
+    "--num-ignore",
+    "1",
+]
 DEMO = "thinkube-demo"
 # The chain (curate, train, serve, sweep) runs in the module's first test, through its fixture.
 pytestmark = pytest.mark.timeout(2700)
@@ -34,10 +47,26 @@ def ns(node_cluster):
     name = f"tk-chain-{uuid.uuid4().hex[:6]}"
     k.kubectl("create", "namespace", name)
     repository, tag = k.image.rsplit(":", 1)
-    r = k.helm("install", "tk", str(CHART), "-n", name, "--wait", "--timeout", "180s",
-               "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-               "--set", f"image.pullPolicy={k.pull_policy}", "--set", f"operator.watchNamespaces={{{name}}}",
-               "--set", "operator.resyncSeconds=5")
+    r = k.helm(
+        "install",
+        "tk",
+        str(CHART),
+        "-n",
+        name,
+        "--wait",
+        "--timeout",
+        "180s",
+        "--set",
+        f"image.repository={repository}",
+        "--set",
+        f"image.tag={tag}",
+        "--set",
+        f"image.pullPolicy={k.pull_policy}",
+        "--set",
+        f"operator.watchNamespaces={{{name}}}",
+        "--set",
+        "operator.resyncSeconds=5",
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     yield name
     k.kubectl("delete", "thinkube", "--all", "-n", name, "--timeout=60s", check=False)
@@ -48,10 +77,29 @@ def ns(node_cluster):
 @pytest.fixture(scope="module")
 def demo(node_cluster, ns, tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    run = subprocess.run([sys.executable, "-m", "thinkube.cli", "demo", "--on-cluster", *SMALL, "--out", str(out),
-                          "--kubeconfig", str(node_cluster.kubeconfig), "--namespace", ns,
-                          "--image", node_cluster.image, "--timeout", "1800"],
-                         capture_output=True, text=True, timeout=2400)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "thinkube.cli",
+            "demo",
+            "--on-cluster",
+            *SMALL,
+            "--out",
+            str(out),
+            "--kubeconfig",
+            str(node_cluster.kubeconfig),
+            "--namespace",
+            ns,
+            "--image",
+            node_cluster.image,
+            "--timeout",
+            "1800",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=2400,
+    )
     return out, run
 
 
@@ -60,7 +108,9 @@ def test_the_demo_chain_runs_in_pods_and_reports_the_scaling_verdict(demo):
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     cur = report["curation"]
-    assert cur["dedupe"]["dropped"] == {"duplicate": 6} and cur["decontaminate"]["dropped"] == {"contaminated:heldout": 6}
+    assert cur["dedupe"]["dropped"] == {"duplicate": 6} and cur["decontaminate"]["dropped"] == {
+        "contaminated:heldout": 6
+    }
     assert cur["difficulty"]["in"] > 0  # the served base model answered the pool
     # The served demo teacher wrote the traces; its planted failure was dropped.
     assert cur["distill"]["in"] == cur["distill"]["kept"] and cur["quality"]["dropped"]["teacher_failed"] == 1
@@ -78,8 +128,9 @@ def test_training_ran_as_two_pods_and_logs_come_by_label(node_cluster, ns, demo)
     k = node_cluster
     job = k.kubectl_json("get", "job", f"{DEMO}-train", "-n", ns)
     assert job["spec"]["completions"] == 2 and job["status"]["succeeded"] == 2
-    logs = k.kubectl("logs", "-n", ns, "-l", f"thinkube.dev/name={DEMO},thinkube.dev/kind=SFTRun",
-                     "--prefix", "--tail=-1").stdout
+    logs = k.kubectl(
+        "logs", "-n", ns, "-l", f"thinkube.dev/name={DEMO},thinkube.dev/kind=SFTRun", "--prefix", "--tail=-1"
+    ).stdout
     pods = {line.split("]", 1)[0] for line in logs.splitlines() if line.startswith("[pod/")}
     assert len(pods) == 2, logs[-2000:]
     assert "final model saved" in logs
@@ -111,22 +162,51 @@ print(json.dumps(json.load(urllib.request.urlopen(req, timeout=60))))
 
 def test_deleting_a_training_pod_restarts_the_gang_which_resumes_and_finishes(node_cluster, ns, demo):
     k = node_cluster
-    run = {"apiVersion": "thinkube.dev/v1alpha1", "kind": "SFTRun", "metadata": {"name": "gang"},
-           "spec": {"baseModel": "tiny", "dataset": {"uri": f"pvc://{DEMO}/runs/curate/selected.jsonl"},
-                    "nodes": 2, "gpusPerNode": 0, "outputUri": f"pvc://{DEMO}/runs/gang", "maxRestarts": 2,
-                    "training": {"epochs": 30, "learningRate": 1e-3, "globalBatchSize": 8, "blockSize": 256,
-                                 "saveEvery": 5, "precision": "auto", "gradientCheckpointing": False}}}
+    run = {
+        "apiVersion": "thinkube.dev/v1alpha1",
+        "kind": "SFTRun",
+        "metadata": {"name": "gang"},
+        "spec": {
+            "baseModel": "tiny",
+            "dataset": {"uri": f"pvc://{DEMO}/runs/curate/selected.jsonl"},
+            "nodes": 2,
+            "gpusPerNode": 0,
+            "outputUri": f"pvc://{DEMO}/runs/gang",
+            "maxRestarts": 2,
+            "training": {
+                "epochs": 30,
+                "learningRate": 1e-3,
+                "globalBatchSize": 8,
+                "blockSize": 256,
+                "saveEvery": 5,
+                "precision": "auto",
+                "gradientCheckpointing": False,
+            },
+        },
+    }
     k.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(run))
 
     def logs() -> str:
         return k.kubectl("logs", "-n", ns, "-l", "thinkube.dev/name=gang", "--tail=-1", check=False).stdout
 
     wait_for(lambda: "checkpoint saved" in logs(), "the first checkpoint of SFTRun gang", timeout=600, interval=2)
-    k.kubectl("delete", "pod", "-n", ns, "-l", "job-name=gang-train,batch.kubernetes.io/job-completion-index=1",
-              "--wait=false")
-    done = wait_for(lambda: (lambda s: s if s.get("phase") in ("Succeeded", "Failed") else None)(
-        k.kubectl_json("get", "sftrun", "gang", "-n", ns).get("status", {})), "SFTRun gang to finish",
-        timeout=900, interval=2)
+    k.kubectl(
+        "delete",
+        "pod",
+        "-n",
+        ns,
+        "-l",
+        "job-name=gang-train,batch.kubernetes.io/job-completion-index=1",
+        "--wait=false",
+    )
+    done = wait_for(
+        lambda: (lambda s: s if s.get("phase") in ("Succeeded", "Failed") else None)(
+            k.kubectl_json("get", "sftrun", "gang", "-n", ns).get("status", {})
+        ),
+        "SFTRun gang to finish",
+        timeout=900,
+        interval=2,
+    )
     assert done["phase"] == "Succeeded", done
     assert done["restarts"] == 1
     assert k.kubectl("get", "job", "gang-train-r1", "-n", ns, check=False).returncode == 0

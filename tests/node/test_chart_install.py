@@ -1,4 +1,5 @@
 """`helm install` of the chart on the real node: the operator runs as a pod and reconciles."""
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,28 @@ def test_the_operator_runs_from_the_chart_reconciles_and_uninstalls_cleanly(node
     k, ns = node_cluster, node_namespace
     release = f"tk{uuid.uuid4().hex[:6]}"
     repository, tag = k.image.rsplit(":", 1)
-    r = k.helm("install", release, str(CHART), "-n", ns, "--wait", "--timeout", "180s",
-               "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-               "--set", f"image.pullPolicy={k.pull_policy}", "--set", "operator.resyncSeconds=2",
-               "--set", "artifacts.create=true", "--set", "artifacts.size=1Gi")
+    r = k.helm(
+        "install",
+        release,
+        str(CHART),
+        "-n",
+        ns,
+        "--wait",
+        "--timeout",
+        "180s",
+        "--set",
+        f"image.repository={repository}",
+        "--set",
+        f"image.tag={tag}",
+        "--set",
+        f"image.pullPolicy={k.pull_policy}",
+        "--set",
+        "operator.resyncSeconds=2",
+        "--set",
+        "artifacts.create=true",
+        "--set",
+        "artifacts.size=1Gi",
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     selector = f"app.kubernetes.io/instance={release}"
     try:
@@ -30,16 +49,36 @@ def test_the_operator_runs_from_the_chart_reconciles_and_uninstalls_cleanly(node
         assert k.kubectl("exec", "-n", ns, name, "--", "touch", "/opt/x", check=False).returncode != 0
 
         claim = f"{release}-thinkube-artifacts"
-        k.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
-            "apiVersion": "thinkube.dev/v1alpha1", "kind": "CurationJob", "metadata": {"name": "cj"},
-            "spec": {"pools": {"p": f"pvc://{claim}/pool.jsonl"}, "domainColumn": "domain"}}))
-        job = wait_for(lambda: k.kubectl_json("get", "jobs", "-n", ns, "-l", "thinkube.dev/name=cj")["items"],
-                       "the operator pod to create the CurationJob's Job", timeout=120)[0]
+        k.kubectl(
+            "apply",
+            "-n",
+            ns,
+            "-f",
+            "-",
+            input=json.dumps(
+                {
+                    "apiVersion": "thinkube.dev/v1alpha1",
+                    "kind": "CurationJob",
+                    "metadata": {"name": "cj"},
+                    "spec": {"pools": {"p": f"pvc://{claim}/pool.jsonl"}, "domainColumn": "domain"},
+                }
+            ),
+        )
+        job = wait_for(
+            lambda: k.kubectl_json("get", "jobs", "-n", ns, "-l", "thinkube.dev/name=cj")["items"],
+            "the operator pod to create the CurationJob's Job",
+            timeout=120,
+        )[0]
         assert job["spec"]["template"]["spec"]["containers"][0]["image"] == k.image
         # The default output went to the chart-created artifacts claim.
-        status = wait_for(lambda: k.kubectl_json("get", "curationjob", "cj", "-n", ns).get("status", {}).get("phase")
-                          and k.kubectl_json("get", "curationjob", "cj", "-n", ns)["status"],
-                          "the CurationJob's status", timeout=60)
+        status = wait_for(
+            lambda: (
+                k.kubectl_json("get", "curationjob", "cj", "-n", ns).get("status", {}).get("phase")
+                and k.kubectl_json("get", "curationjob", "cj", "-n", ns)["status"]
+            ),
+            "the CurationJob's status",
+            timeout=60,
+        )
         assert status["observedGeneration"] == 1 and status["outputUri"].startswith(f"pvc://{claim}/")
         logs = k.kubectl("logs", "-n", ns, name).stdout
         assert not [line for line in logs.splitlines() if any(e in line.lower() for e in PERMISSION_ERRORS)], logs
@@ -48,10 +87,21 @@ def test_the_operator_runs_from_the_chart_reconciles_and_uninstalls_cleanly(node
     finally:
         r = k.helm("uninstall", release, "-n", ns, "--wait", "--timeout", "120s")
     assert r.returncode == 0, r.stderr
+
     def left() -> list[str]:
-        return (k.kubectl("get", "deployments,replicasets,pods,serviceaccounts,roles,rolebindings", "-n", ns,
-                          "-l", selector, "-o", "name").stdout.split()
-                + k.kubectl("get", "clusterroles,clusterrolebindings", "-l", selector, "-o", "name").stdout.split())
+        return (
+            k.kubectl(
+                "get",
+                "deployments,replicasets,pods,serviceaccounts,roles,rolebindings",
+                "-n",
+                ns,
+                "-l",
+                selector,
+                "-o",
+                "name",
+            ).stdout.split()
+            + k.kubectl("get", "clusterroles,clusterrolebindings", "-l", selector, "-o", "name").stdout.split()
+        )
 
     wait_for(lambda: not left(), f"every object of the release to be gone (left: {left()})", timeout=60)
     # Claims the chart made hold users' data: kept on purpose (helm.sh/resource-policy: keep).

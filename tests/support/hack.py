@@ -1,4 +1,5 @@
 """The hack/ scripts as modules, for tests and benchmarks: hack/ is a folder of scripts, not a package."""
+
 from __future__ import annotations
 
 import importlib.util

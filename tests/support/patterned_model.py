@@ -1,6 +1,7 @@
 """A tiny model fine-tuned (for real, a few seconds on CPU) to think a fixed pattern and
 then close its thinking: serving tests need a model that predictably tries to end thinking,
 which the randomly initialised tiny model never does."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,7 +23,7 @@ def _examples():
         thinking = THOUGHT if i % 3 else f"{THOUGHT} Wait {THOUGHT}"  # continues after a "Wait"
         prompt = render_generation_prompt(q, S1_FORMAT)
         full = render_completion(thinking, ANSWER, S1_FORMAT)
-        yield prompt, full[len(S1_FORMAT.think_start) + 1:]  # the prompt already opened thinking
+        yield prompt, full[len(S1_FORMAT.think_start) + 1 :]  # the prompt already opened thinking
 
 
 def patterned_model() -> Path:

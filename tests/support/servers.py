@@ -1,4 +1,5 @@
 """Real servers on 127.0.0.1 for tests: in-process (uvicorn in a thread) or a subprocess."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Polling for what a controller does asynchronously, failing the test with what it waited for."""
+
 from __future__ import annotations
 
 import time

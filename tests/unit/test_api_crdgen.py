@@ -1,4 +1,5 @@
 """CRD generation: committed CRDs are fresh, and pydantic schemas become structural ones."""
+
 from __future__ import annotations
 
 import pytest
@@ -40,7 +41,10 @@ def test_every_crd_is_structural_and_named_by_the_contract(resource):
     names, version = doc["spec"]["names"], doc["spec"]["versions"][0]
     assert doc["metadata"]["name"] == f"{resource.names.plural}.thinkube.dev"
     assert (doc["spec"]["scope"], names["shortNames"], names["categories"]) == (
-        "Namespaced", [resource.names.short], ["thinkube"])
+        "Namespaced",
+        [resource.names.short],
+        ["thinkube"],
+    )
     assert "status" in version["subresources"]
     assert ("scale" in version["subresources"]) == (resource.names.kind == "BudgetForcedServer")
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
@@ -57,7 +61,10 @@ def test_sftrun_crd_carries_the_s1_defaults_and_immutable_base_model():
     training = spec["properties"]["training"]
     assert training["default"] == {}  # so the API server fills in the nested defaults
     assert {k: training["properties"][k]["default"] for k in ("epochs", "learningRate", "globalBatchSize")} == {
-        "epochs": 5, "learningRate": 1e-5, "globalBatchSize": 16}
+        "epochs": 5,
+        "learningRate": 1e-5,
+        "globalBatchSize": 16,
+    }
     assert spec["properties"]["nodes"]["default"] == 2 and spec["properties"]["gpusPerNode"]["default"] == 8
     # At the root, where the rule sees the status; none on the field, which would freeze it from creation.
     (rule,) = root["x-kubernetes-validations"]
@@ -82,8 +89,13 @@ def test_structural_conversion():
     inner, maybe = s["properties"]["inner"], s["properties"]["maybe"]
     assert inner["default"] == {} and "default" not in maybe  # factory default vs optional
     assert maybe["type"] == "object" and maybe["properties"]["n"] == {
-        "type": "integer", "default": 3, "minimum": 0, "exclusiveMinimum": True, "maximum": 10,
-        "exclusiveMaximum": True}
+        "type": "integer",
+        "default": 3,
+        "minimum": 0,
+        "exclusiveMinimum": True,
+        "maximum": 10,
+        "exclusiveMaximum": True,
+    }
     assert s["properties"]["size"]["x-kubernetes-int-or-string"] is True
     assert s["properties"]["tags"] == {"type": "object", "additionalProperties": {"type": "string"}}
     assert s["properties"]["mode"] == {"type": "string", "default": "a", "enum": ["a", "b"]}

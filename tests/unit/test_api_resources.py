@@ -1,4 +1,5 @@
 """The resource models: s1 defaults, wire names, and cross-field rules checked in Python."""
+
 from __future__ import annotations
 
 import pytest
@@ -37,26 +38,42 @@ def test_wire_names_are_camel_case_with_the_contract_spelling():
     assert wire["budget"]["finalAnswerPrefix"] == "Final Answer:" and "queueName" not in wire
 
 
-@pytest.mark.parametrize("cls, spec, field", [
-    (BudgetForcedServer, {"model": {"uri": "tiny"}, "budget": {"minThinkingTokens": 9, "maxThinkingTokens": 5}},
-     "minThinkingTokens"),
-    (BudgetForcedServer, {"model": {"uri": "tiny", "fromSFTRun": "r"}}, "spec.model.uri or spec.model.fromSFTRun"),
-    (SFTRun, {**SFT, "nodes": 3}, "training.globalBatchSize"),
-    (SFTRun, {**SFT, "outputUri": "hf://org/model"}, "outputUri"),
-    (SFTRun, {**SFT, "baseModel": "ftp://x"}, "baseModel"),
-    (SFTRun, {**SFT, "epochs": 3}, "epochs"),  # belongs under training: unknown fields are refused
-    (CurationJob, {"pools": {"p": "pvc://d/p"}}, "judge"),
-    (CurationJob, {**CURATE, "teacher": {"endpoint": "big", "apiKeySecret": {"name": "s"}}}, "apiKeySecret"),
-    (CurationJob, {**CURATE, "teacher": {"endpoint": "http://t@T", "gradeWithJudge": True}}, "teacher.gradeWithJudge"),
-    (CurationJob, {**CURATE, "teacher": {"endpoint": "http://t@T", "maxTokens": 0}}, "maxTokens"),
-    (CurationJob, {**CURATE, "teacher": {"endpoint": "http://t@T", "requestsPerMinute": 0}}, "requestsPerMinute"),
-    (CurationJob, {**CURATE, "teacher": {"endpoint": "Not A Server"}}, "teacher.endpoint"),
-    (CurationJob, {**CURATE, "teacher": {"endpoint": "http://t@T", "apiKeySecret": {"name": "s", "key": "a/b"}}},
-     "apiKeySecret.key"),
-    (EvalSweep, {"target": {"url": "http://s:8000", "serverRef": "s"}, "benchmarks": [{"name": "a", "uri": "file:///a"}]},
-     "spec.target.serverRef or spec.target.url"),
-    (EvalSweep, {"target": {"url": "http://s:8000"}, "benchmarks": []}, "benchmarks"),
-])
+@pytest.mark.parametrize(
+    "cls, spec, field",
+    [
+        (
+            BudgetForcedServer,
+            {"model": {"uri": "tiny"}, "budget": {"minThinkingTokens": 9, "maxThinkingTokens": 5}},
+            "minThinkingTokens",
+        ),
+        (BudgetForcedServer, {"model": {"uri": "tiny", "fromSFTRun": "r"}}, "spec.model.uri or spec.model.fromSFTRun"),
+        (SFTRun, {**SFT, "nodes": 3}, "training.globalBatchSize"),
+        (SFTRun, {**SFT, "outputUri": "hf://org/model"}, "outputUri"),
+        (SFTRun, {**SFT, "baseModel": "ftp://x"}, "baseModel"),
+        (SFTRun, {**SFT, "epochs": 3}, "epochs"),  # belongs under training: unknown fields are refused
+        (CurationJob, {"pools": {"p": "pvc://d/p"}}, "judge"),
+        (CurationJob, {**CURATE, "teacher": {"endpoint": "big", "apiKeySecret": {"name": "s"}}}, "apiKeySecret"),
+        (
+            CurationJob,
+            {**CURATE, "teacher": {"endpoint": "http://t@T", "gradeWithJudge": True}},
+            "teacher.gradeWithJudge",
+        ),
+        (CurationJob, {**CURATE, "teacher": {"endpoint": "http://t@T", "maxTokens": 0}}, "maxTokens"),
+        (CurationJob, {**CURATE, "teacher": {"endpoint": "http://t@T", "requestsPerMinute": 0}}, "requestsPerMinute"),
+        (CurationJob, {**CURATE, "teacher": {"endpoint": "Not A Server"}}, "teacher.endpoint"),
+        (
+            CurationJob,
+            {**CURATE, "teacher": {"endpoint": "http://t@T", "apiKeySecret": {"name": "s", "key": "a/b"}}},
+            "apiKeySecret.key",
+        ),
+        (
+            EvalSweep,
+            {"target": {"url": "http://s:8000", "serverRef": "s"}, "benchmarks": [{"name": "a", "uri": "file:///a"}]},
+            "spec.target.serverRef or spec.target.url",
+        ),
+        (EvalSweep, {"target": {"url": "http://s:8000"}, "benchmarks": []}, "benchmarks"),
+    ],
+)
 def test_bad_specs_are_refused_naming_the_field(cls, spec, field):
     with pytest.raises(ValidationError) as e:
         cls.model_validate(cr(cls, spec))
@@ -69,13 +86,28 @@ def test_cpu_runs_count_one_process_per_node_for_the_batch_rule():
 
 
 def test_curation_teacher_defaults_and_wire_names():
-    spec = {**CURATE, "judge": "http://j@J", "teacher": {
-        "endpoint": "https://api.example.com/v1@deepseek-r1", "apiKeySecret": {"name": "teacher-key"},
-        "requestsPerMinute": 60, "timeoutSeconds": 600, "gradeWithJudge": True}, "teacherGradeColumn": "grade"}
+    spec = {
+        **CURATE,
+        "judge": "http://j@J",
+        "teacher": {
+            "endpoint": "https://api.example.com/v1@deepseek-r1",
+            "apiKeySecret": {"name": "teacher-key"},
+            "requestsPerMinute": 60,
+            "timeoutSeconds": 600,
+            "gradeWithJudge": True,
+        },
+        "teacherGradeColumn": "grade",
+    }
     s = CurationJob.model_validate(cr(CurationJob, spec)).spec
     t = s.teacher
     assert (t.api_key_secret.name, t.api_key_secret.key) == ("teacher-key", "api-key")
-    assert (t.regenerate, t.max_tokens, t.temperature, t.concurrency, t.tokens_per_minute) == (False, 32768, 0.0, 8, None)
+    assert (t.regenerate, t.max_tokens, t.temperature, t.concurrency, t.tokens_per_minute) == (
+        False,
+        32768,
+        0.0,
+        8,
+        None,
+    )
     wire = s.wire()
     assert wire["teacher"]["apiKeySecret"] == {"name": "teacher-key", "key": "api-key"}
     assert (wire["teacher"]["timeoutSeconds"], wire["teacherGradeColumn"]) == (600, "grade")

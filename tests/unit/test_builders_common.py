@@ -1,4 +1,5 @@
 """Shared builder pieces and `settle`, the merge with fields others own."""
+
 from __future__ import annotations
 
 from thinkube.api.resources import SFTRun
@@ -7,17 +8,38 @@ from thinkube.operator.kinds import common as c
 
 
 def run(**spec) -> SFTRun:
-    return SFTRun.model_validate({"kind": "SFTRun", "metadata": {"name": "r", "namespace": "ns", "uid": "u"},
-                                  "spec": {"baseModel": "tiny", "dataset": {"uri": "file:///d"}, **spec}})
+    return SFTRun.model_validate(
+        {
+            "kind": "SFTRun",
+            "metadata": {"name": "r", "namespace": "ns", "uid": "u"},
+            "spec": {"baseModel": "tiny", "dataset": {"uri": "file:///d"}, **spec},
+        }
+    )
 
 
 def test_owner_reference_makes_the_resource_the_controller():
-    body = {"apiVersion": "thinkube.dev/v1alpha1", "kind": "SFTRun", "metadata": {"name": "r", "namespace": "ns", "uid": "u"}}
+    body = {
+        "apiVersion": "thinkube.dev/v1alpha1",
+        "kind": "SFTRun",
+        "metadata": {"name": "r", "namespace": "ns", "uid": "u"},
+    }
     meta = c.metadata(body, "r-train", "train", {"extra": "1"})
-    assert meta["ownerReferences"] == [{"apiVersion": "thinkube.dev/v1alpha1", "kind": "SFTRun", "name": "r",
-                                        "uid": "u", "controller": True, "blockOwnerDeletion": True}]
-    assert meta["labels"] == {"thinkube.dev/kind": "SFTRun", "thinkube.dev/name": "r", "thinkube.dev/role": "train",
-                              "extra": "1"}
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "thinkube.dev/v1alpha1",
+            "kind": "SFTRun",
+            "name": "r",
+            "uid": "u",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert meta["labels"] == {
+        "thinkube.dev/kind": "SFTRun",
+        "thinkube.dev/name": "r",
+        "thinkube.dev/role": "train",
+        "extra": "1",
+    }
     assert c.selector("SFTRun", "r", "train") == "thinkube.dev/kind=SFTRun,thinkube.dev/name=r,thinkube.dev/role=train"
 
 
@@ -29,23 +51,35 @@ def test_pvc_uris_become_one_volume_per_claim_at_the_pvc_root():
 
 def test_scheduling_and_image_come_from_the_resource_else_the_operator():
     d = Defaults(image="img:op", node_selector={"pool": "gpu"}, tolerations=({"key": "g", "operator": "Exists"},))
-    assert c.scheduling(run().spec, d) == {"nodeSelector": {"pool": "gpu"}, "tolerations": [{"key": "g", "operator": "Exists"}]}
+    assert c.scheduling(run().spec, d) == {
+        "nodeSelector": {"pool": "gpu"},
+        "tolerations": [{"key": "g", "operator": "Exists"}],
+    }
     own = run(image="img:mine", nodeSelector={"pool": "a100"}, tolerations=[{"key": "x", "operator": "Exists"}]).spec
-    assert c.scheduling(own, d) == {"nodeSelector": {"pool": "a100"}, "tolerations": [{"key": "x", "operator": "Exists"}]}
+    assert c.scheduling(own, d) == {
+        "nodeSelector": {"pool": "a100"},
+        "tolerations": [{"key": "x", "operator": "Exists"}],
+    }
     assert (c.image(run().spec, d), c.image(own, d)) == ("img:op", "img:mine")
 
 
 def test_gpus_are_added_to_the_resource_limits():
     spec = run(resources={"limits": {"memory": "64Gi"}, "requests": {"cpu": 4}}).spec
     assert c.container_resources(spec, "nvidia.com/gpu", 8) == {
-        "limits": {"memory": "64Gi", "nvidia.com/gpu": 8}, "requests": {"cpu": 4}}
+        "limits": {"memory": "64Gi", "nvidia.com/gpu": 8},
+        "requests": {"cpu": 4},
+    }
     assert c.container_resources(run().spec, "nvidia.com/gpu", 0) == {}
 
 
 def test_gpu_pods_get_the_gpu_scheduling_and_runtime_class_on_top_of_their_own():
-    d = Defaults(image="i", node_selector={"pool": "ml"}, gpu_node_selector={"nvidia.com/gpu.present": "true"},
-                 gpu_tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
-                 gpu_runtime_class="nvidia")
+    d = Defaults(
+        image="i",
+        node_selector={"pool": "ml"},
+        gpu_node_selector={"nvidia.com/gpu.present": "true"},
+        gpu_tolerations=({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
+        gpu_runtime_class="nvidia",
+    )
     assert c.scheduling(run().spec, d, gpus=0) == {"nodeSelector": {"pool": "ml"}}
     gpu = c.scheduling(run().spec, d, gpus=8)
     assert gpu["nodeSelector"] == {"pool": "ml", "nvidia.com/gpu.present": "true"}

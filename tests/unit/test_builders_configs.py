@@ -1,4 +1,5 @@
 """The stage configs the builders write are what the commands read, through their own loaders."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,12 @@ D = Defaults(image="img:1")
 
 
 def body(kind: str, spec: dict) -> dict:
-    return {"apiVersion": "thinkube.dev/v1alpha1", "kind": kind, "metadata": {"name": "x", "namespace": "ns", "uid": "u"},
-            "spec": spec}
+    return {
+        "apiVersion": "thinkube.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": "x", "namespace": "ns", "uid": "u"},
+        "spec": spec,
+    }
 
 
 def parsed(module: str, *argv: str) -> argparse.Namespace:
@@ -34,9 +39,15 @@ def written(manifests: list[dict], name: str, tmp_path) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("resource, settings", [
-    (CurationJob, CurateSettings), (SFTRun, TrainRecipe), (BudgetForcedServer, ServeSettings),
-    (EvalSweep, EvalSettings)])
+@pytest.mark.parametrize(
+    "resource, settings",
+    [
+        (CurationJob, CurateSettings),
+        (SFTRun, TrainRecipe),
+        (BudgetForcedServer, ServeSettings),
+        (EvalSweep, EvalSettings),
+    ],
+)
 def test_each_spec_embeds_its_stage_settings(resource, settings):
     spec = resource.model_fields["spec"].annotation
     embedded = spec.model_fields["training"].annotation if resource is SFTRun else spec
@@ -61,31 +72,53 @@ def test_train_config_loads(tmp_path, monkeypatch):
 
 def test_curate_config_loads(tmp_path):
     cli = pytest.importorskip("thinkube.workloads.curation.cli")
-    manifests = curation.build(body("CurationJob", {"pools": {"p": "pvc://d/p.jsonl"}, "domainColumn": "domain"}),
-                               Resolved(output_uri="pvc://out/x"), D)
-    args = parsed("thinkube.workloads.curation.cli", "--config", written(manifests, "config.json", tmp_path),
-                  "--target-size", "7")
+    manifests = curation.build(
+        body("CurationJob", {"pools": {"p": "pvc://d/p.jsonl"}, "domainColumn": "domain"}),
+        Resolved(output_uri="pvc://out/x"),
+        D,
+    )
+    args = parsed(
+        "thinkube.workloads.curation.cli", "--config", written(manifests, "config.json", tmp_path), "--target-size", "7"
+    )
     cfg = cli.resolve_config(args)
-    assert (cfg.out, cfg.target_size, cfg.domain_column, cfg.pools) == ("pvc://out/x", 7, "domain",
-                                                                        {"p": "pvc://d/p.jsonl"})
+    assert (cfg.out, cfg.target_size, cfg.domain_column, cfg.pools) == (
+        "pvc://out/x",
+        7,
+        "domain",
+        {"p": "pvc://d/p.jsonl"},
+    )
 
 
 def test_eval_config_loads(tmp_path):
     cli = pytest.importorskip("thinkube.workloads.evaluation.cli")
-    spec = {"target": {"url": "http://s:8000"}, "benchmarks": [{"name": "aime24", "uri": "file:///a.jsonl"}],
-            "numIgnore": [1, 2], "samples": 3}
+    spec = {
+        "target": {"url": "http://s:8000"},
+        "benchmarks": [{"name": "aime24", "uri": "file:///a.jsonl"}],
+        "numIgnore": [1, 2],
+        "samples": 3,
+    }
     manifests = evaluation.build(body("EvalSweep", spec), Resolved("http://s:8000", "file:///out"), D)
-    opts = cli.resolve_options(parsed("thinkube.workloads.evaluation.cli", "--config",
-                                      written(manifests, "benchmark-0.json", tmp_path)))
+    opts = cli.resolve_options(
+        parsed("thinkube.workloads.evaluation.cli", "--config", written(manifests, "benchmark-0.json", tmp_path))
+    )
     assert (opts.target, opts.benchmarks, opts.num_ignore, opts.out, opts.samples, opts.progress) == (
-        "http://s:8000", {"aime24": "file:///a.jsonl"}, [1, 2], "file:///out/aime24", 3, False)
+        "http://s:8000",
+        {"aime24": "file:///a.jsonl"},
+        [1, 2],
+        "file:///out/aime24",
+        3,
+        False,
+    )
 
 
 def test_serve_config_loads(tmp_path):
     cli = pytest.importorskip("thinkube.workloads.serving.cli")
     spec = {"model": {"uri": "pvc://models/m"}, "gpus": 4, "servedModelName": "m", "budget": {"numIgnore": 2}}
     manifests = server.build(body("BudgetForcedServer", spec), Resolved("pvc://models/m"), D)
-    cfg = cli.resolve_config(parsed("thinkube.workloads.serving.cli", "--config",
-                                    written(manifests, "config.json", tmp_path), "--port", "9000"))
+    cfg = cli.resolve_config(
+        parsed(
+            "thinkube.workloads.serving.cli", "--config", written(manifests, "config.json", tmp_path), "--port", "9000"
+        )
+    )
     assert (cfg.model, cfg.host, cfg.port, cfg.served_model_name) == ("pvc://models/m", "0.0.0.0", 9000, "m")
     assert (cfg.tensor_parallel_size, cfg.budget.num_ignore, cfg.budget.ignore_string) == (4, 2, "Wait")

@@ -1,5 +1,6 @@
 """The reconcile loop over the builders, against an in-memory API: chaining, gang restarts,
 status and conditions, and problems reported as conditions instead of exceptions."""
+
 from __future__ import annotations
 
 import copy
@@ -32,8 +33,11 @@ class FakeKube:
         return copy.deepcopy(self.objects.get((kind, namespace, name)))
 
     def list(self, api_version, kind, namespace, labels):
-        return [copy.deepcopy(o) for (k, ns, _), o in self.objects.items() if k == kind and ns == namespace
-                and labels.items() <= o["metadata"].get("labels", {}).items()]
+        return [
+            copy.deepcopy(o)
+            for (k, ns, _), o in self.objects.items()
+            if k == kind and ns == namespace and labels.items() <= o["metadata"].get("labels", {}).items()
+        ]
 
     def apply(self, obj):
         if self.refuse:
@@ -46,8 +50,13 @@ class FakeKube:
 
 
 def resource(kind: str, spec: dict, name: str = "x", status: dict | None = None, generation: int = 1) -> dict:
-    return {"apiVersion": "thinkube.dev/v1alpha1", "kind": kind, "spec": spec, "status": status or {},
-            "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}", "generation": generation}}
+    return {
+        "apiVersion": "thinkube.dev/v1alpha1",
+        "kind": kind,
+        "spec": spec,
+        "status": status or {},
+        "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}", "generation": generation},
+    }
 
 
 def done(kind="Complete", reason="Completed"):
@@ -103,7 +112,10 @@ def test_gang_restart_then_budget_exhausted():
     kube, spec, status, events = first_attempt_failed("BackoffLimitExceeded")
     assert status["restarts"] == 1 and status["jobName"] == "x-train-r1" and status["phase"] == "Pending"
     assert "GangRestart" in [e.reason for e in events]
-    env = {e["name"]: e.get("value") for e in kube.get("", "Job", "ns", "x-train-r1")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e.get("value")
+        for e in kube.get("", "Job", "ns", "x-train-r1")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["MASTER_ADDR"] == "x-train-r1-0.x-train"
 
     kube.set_job("x-train-r1", conditions=done("Failed", "BackoffLimitExceeded")["conditions"])
@@ -155,11 +167,16 @@ def test_server_ready_with_endpoint_and_eval_sweep_follows_it():
     status, _ = reconcile(resource("BudgetForcedServer", {"model": {"uri": "tiny"}}, name="s"), kube, D, NOW)
     assert status["phase"] == "Pending" and status["endpoint"] == "http://s.ns.svc:8000"
     kube.objects[("Deployment", "ns", "s")]["status"] = {"replicas": 1, "readyReplicas": 1}
-    status, _ = reconcile(resource("BudgetForcedServer", {"model": {"uri": "tiny"}}, name="s", status=status), kube, D, NOW)
+    status, _ = reconcile(
+        resource("BudgetForcedServer", {"model": {"uri": "tiny"}}, name="s", status=status), kube, D, NOW
+    )
     assert (status["phase"], status["ready"], status["readyReplicas"]) == ("Ready", "1/1", 1)
     assert conditions(status)["Ready"] == ("True", "Serving")
     kube.put(resource("BudgetForcedServer", {}, name="s", status=status))
-    sweep = {"target": {"serverRef": "s"}, "benchmarks": [{"name": "a", "uri": "file:///a"}, {"name": "b", "uri": "file:///b"}]}
+    sweep = {
+        "target": {"serverRef": "s"},
+        "benchmarks": [{"name": "a", "uri": "file:///a"}, {"name": "b", "uri": "file:///b"}],
+    }
     evs, _ = reconcile(resource("EvalSweep", sweep), kube, D, NOW)
     assert evs["inputUri"] == "http://s.ns.svc:8000" and kube.get("", "Job", "ns", "x-eval")["spec"]["completions"] == 2
     kube.set_job("x-eval", completedIndexes="0", failedIndexes="1", active=0)
@@ -171,16 +188,25 @@ def test_curation_base_models_may_name_a_server_and_wait_until_it_is_ready():
     import json
 
     kube = FakeKube()
-    spec = {"pools": {"p": "pvc://d/p.jsonl"}, "domainColumn": "domain",
-            "baseModels": ["base", "http://other:8000@Qwen"]}
+    spec = {
+        "pools": {"p": "pvc://d/p.jsonl"},
+        "domainColumn": "domain",
+        "baseModels": ["base", "http://other:8000@Qwen"],
+    }
     status, _ = reconcile(resource("CurationJob", spec, name="cj"), kube, D, NOW)
     assert conditions(status)["WaitingForInput"] == ("True", "ReferenceNotFound")
     assert "spec.baseModels[0]" in status["message"] and not kube.get("", "Job", "ns", "cj-curate")
     kube.put(resource("BudgetForcedServer", {"model": {"uri": "tiny"}}, name="base", status={"phase": "Pending"}))
     status, _ = reconcile(resource("CurationJob", spec, name="cj", status=status), kube, D, NOW)
     assert conditions(status)["WaitingForInput"] == ("True", "InputNotReady")
-    kube.put(resource("BudgetForcedServer", {"model": {"uri": "tiny"}}, name="base", status={
-        "phase": "Ready", "endpoint": "http://base.ns.svc:8000", "inputUri": "tiny"}))
+    kube.put(
+        resource(
+            "BudgetForcedServer",
+            {"model": {"uri": "tiny"}},
+            name="base",
+            status={"phase": "Ready", "endpoint": "http://base.ns.svc:8000", "inputUri": "tiny"},
+        )
+    )
     status, _ = reconcile(resource("CurationJob", spec, name="cj", status=status), kube, D, NOW)
     assert status["baseModels"] == ["http://base.ns.svc:8000@tiny", "http://other:8000@Qwen"]
     config = json.loads(kube.get("", "ConfigMap", "ns", "cj-curate")["data"]["config.json"])
@@ -195,8 +221,12 @@ def test_curation_teacher_may_name_a_server_and_wait_until_it_is_ready():
     import json
 
     kube = FakeKube()
-    spec = {"pools": {"p": "pvc://d/p.jsonl"}, "domainColumn": "domain", "baseModels": ["http://b:8000@B"],
-            "teacher": {"endpoint": "big", "maxTokens": 4096}}
+    spec = {
+        "pools": {"p": "pvc://d/p.jsonl"},
+        "domainColumn": "domain",
+        "baseModels": ["http://b:8000@B"],
+        "teacher": {"endpoint": "big", "maxTokens": 4096},
+    }
     status, _ = reconcile(resource("CurationJob", spec, name="cj"), kube, D, NOW)
     assert conditions(status)["WaitingForInput"] == ("True", "ReferenceNotFound")
     assert "spec.teacher.endpoint" in status["message"] and "teacher" not in status
@@ -204,8 +234,14 @@ def test_curation_teacher_may_name_a_server_and_wait_until_it_is_ready():
     kube.put(resource("BudgetForcedServer", {"model": {"uri": "tiny"}}, name="big", status={"phase": "Pending"}))
     status, _ = reconcile(resource("CurationJob", spec, name="cj", status=status), kube, D, NOW)
     assert conditions(status)["WaitingForInput"] == ("True", "InputNotReady") and "'big'" in status["message"]
-    kube.put(resource("BudgetForcedServer", {"model": {"uri": "hf://o/Big"}, "servedModelName": "Big"}, name="big",
-                      status={"phase": "Ready", "endpoint": "http://big.ns.svc:8000", "inputUri": "hf://o/Big"}))
+    kube.put(
+        resource(
+            "BudgetForcedServer",
+            {"model": {"uri": "hf://o/Big"}, "servedModelName": "Big"},
+            name="big",
+            status={"phase": "Ready", "endpoint": "http://big.ns.svc:8000", "inputUri": "hf://o/Big"},
+        )
+    )
     status, _ = reconcile(resource("CurationJob", spec, name="cj", status=status), kube, D, NOW)
     assert status["teacher"] == "http://big.ns.svc:8000@Big" and status["baseModels"] == ["http://b:8000@B"]
     config = json.loads(kube.get("", "ConfigMap", "ns", "cj-curate")["data"]["config.json"])
@@ -220,14 +256,19 @@ def test_curation_teacher_url_and_secret_reach_the_status_and_the_job_not_the_ke
     kube, read = FakeKube(), []
     get = kube.get
     kube.get = lambda api_version, kind, *rest: read.append(kind) or get(api_version, kind, *rest)
-    spec = {"pools": {"p": "pvc://d/p.jsonl"}, "domainColumn": "domain",
-            "teacher": {"endpoint": "https://api.example.com/v1@R1", "apiKeySecret": {"name": "teacher-key"}}}
+    spec = {
+        "pools": {"p": "pvc://d/p.jsonl"},
+        "domainColumn": "domain",
+        "teacher": {"endpoint": "https://api.example.com/v1@R1", "apiKeySecret": {"name": "teacher-key"}},
+    }
     status, events = reconcile(resource("CurationJob", spec, name="cj"), kube, D, NOW)
     assert "Secret" not in read  # the kubelet resolves secretKeyRef: the operator needs no access to Secrets
     assert status["teacher"] == "https://api.example.com/v1@R1" and "baseModels" not in status
     env = kube.get("", "Job", "ns", "cj-curate")["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert {"name": "THINKUBE_TEACHER_API_KEY",
-            "valueFrom": {"secretKeyRef": {"name": "teacher-key", "key": "api-key"}}} in env
+    assert {
+        "name": "THINKUBE_TEACHER_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "teacher-key", "key": "api-key"}},
+    } in env
     assert "teacher-key" not in str(status) + str(events)
 
 
@@ -246,8 +287,10 @@ def test_children_owned_by_someone_else_are_left_alone():
     kube = FakeKube()
     kube.put({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "ns"}})
     status, _ = reconcile(resource("BudgetForcedServer", {"model": {"uri": "tiny"}}, name="s"), kube, D, NOW)
-    assert conditions(status)["Synced"] == ("False", "NameConflict") and "ownerReferences" not in kube.get(
-        "", "Service", "ns", "s")["metadata"]
+    assert (
+        conditions(status)["Synced"] == ("False", "NameConflict")
+        and "ownerReferences" not in kube.get("", "Service", "ns", "s")["metadata"]
+    )
 
 
 def test_refused_apply_is_reported_and_outages_raise():
@@ -260,7 +303,9 @@ def test_refused_apply_is_reported_and_outages_raise():
 def test_conditions_keep_their_transition_time_and_events_only_on_change():
     kube = FakeKube()
     first, events = reconcile(resource("BudgetForcedServer", {"model": {"uri": "tiny"}}), kube, D, NOW)
-    second, events2 = reconcile(resource("BudgetForcedServer", {"model": {"uri": "tiny"}}, status=first), kube, D, LATER)
+    second, events2 = reconcile(
+        resource("BudgetForcedServer", {"model": {"uri": "tiny"}}, status=first), kube, D, LATER
+    )
     assert second == first and events and not events2
 
 
@@ -275,8 +320,15 @@ def test_every_resource_kind_is_registered_once_with_what_it_offers():
 
     assert [k.resource for k in KINDS.values()] == list(RESOURCES)
     assert {name: (k.ready.value, k.primary) for name, k in KINDS.items()} == {
-        "CurationJob": ("Succeeded", "Complete"), "SFTRun": ("Succeeded", "Complete"),
-        "BudgetForcedServer": ("Ready", "Ready"), "EvalSweep": ("Succeeded", "Complete")}
+        "CurationJob": ("Succeeded", "Complete"),
+        "SFTRun": ("Succeeded", "Complete"),
+        "BudgetForcedServer": ("Ready", "Ready"),
+        "EvalSweep": ("Succeeded", "Complete"),
+    }
     status = {"outputUri": "pvc://o/x/", "endpoint": "http://s.ns.svc:8000"}
     assert [k.offered(status) for k in KINDS.values()] == [
-        "pvc://o/x/selected.jsonl", "pvc://o/x/final", "http://s.ns.svc:8000", "pvc://o/x/"]
+        "pvc://o/x/selected.jsonl",
+        "pvc://o/x/final",
+        "http://s.ns.svc:8000",
+        "pvc://o/x/",
+    ]

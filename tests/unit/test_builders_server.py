@@ -1,4 +1,5 @@
 """BudgetForcedServer -> Deployment + Service running `thinkube serve`."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -12,8 +13,12 @@ from thinkube.operator.kinds.server import build
 
 def children(**spec):
     """(ConfigMap, Deployment, Service), and the `thinkube serve` config the ConfigMap holds."""
-    body = {"apiVersion": "thinkube.dev/v1alpha1", "kind": "BudgetForcedServer",
-            "metadata": {"name": "s", "namespace": "ns", "uid": "u"}, "spec": {"model": {"fromSFTRun": "r"}, **spec}}
+    body = {
+        "apiVersion": "thinkube.dev/v1alpha1",
+        "kind": "BudgetForcedServer",
+        "metadata": {"name": "s", "namespace": "ns", "uid": "u"},
+        "spec": {"model": {"fromSFTRun": "r"}, **spec},
+    }
     cm, deployment, service = build(body, Resolved(input_uri="pvc://out/r/final"), Defaults(image="img:1"))
     return deployment, service, json.loads(cm["data"]["config.json"])
 
@@ -29,8 +34,13 @@ def test_deployment_runs_thinkube_serve_with_its_config_and_the_budget_defaults(
     assert {"name": "THINKUBE_CONFIG", "value": "/etc/thinkube/config.json"} in c["env"]
     assert {"name": "config", "configMap": {"name": "s"}} in deployment["spec"]["template"]["spec"]["volumes"]
     assert cfg["model"] == "pvc://out/r/final" and cfg["host"] == "0.0.0.0"
-    assert cfg["budget"] == {"max_thinking_tokens": 4096, "min_thinking_tokens": 0, "num_ignore": 2,
-                             "ignore_string": "Wait", "final_answer_prefix": "Final Answer:"}
+    assert cfg["budget"] == {
+        "max_thinking_tokens": 4096,
+        "min_thinking_tokens": 0,
+        "num_ignore": 2,
+        "ignore_string": "Wait",
+        "final_answer_prefix": "Final Answer:",
+    }
     assert c["resources"] == {"limits": {"nvidia.com/gpu": 1}}
 
 
@@ -45,7 +55,9 @@ def test_a_changed_config_rolls_the_pods():
 def test_engine_and_budget_forcing_mode_reach_the_server():
     assert (children()[2]["engine"], children(engine="demo-teacher", gpus=0)[2]["engine"]) == ("auto", "demo-teacher")
     assert (children()[2]["budget_forcing"], children(budgetForcing="resubmit")[2]["budget_forcing"]) == (
-        "engine", "resubmit")
+        "engine",
+        "resubmit",
+    )
 
 
 def test_no_cap_means_no_max():
@@ -95,12 +107,21 @@ def test_gpus_are_the_tensor_parallel_size_and_reach_vllm(tmp_path):
     assert build_engine(resolve_config(args))._args["tensor_parallel_size"] == 4  # what AsyncEngineArgs receives
 
 
-@pytest.mark.parametrize("uri, budget_s", [
-    ("hf://Qwen/Qwen2.5-32B-Instruct", 600 + 32 * 60), ("hf://Qwen/Qwen2.5-0.5B-Instruct@main", 600 + 30),
-    ("pvc://out/r/final", 1800)])
+@pytest.mark.parametrize(
+    "uri, budget_s",
+    [
+        ("hf://Qwen/Qwen2.5-32B-Instruct", 600 + 32 * 60),
+        ("hf://Qwen/Qwen2.5-0.5B-Instruct@main", 600 + 30),
+        ("pvc://out/r/final", 1800),
+    ],
+)
 def test_the_startup_budget_follows_the_model_size_its_name_states(uri, budget_s):
-    body = {"apiVersion": "thinkube.dev/v1alpha1", "kind": "BudgetForcedServer",
-            "metadata": {"name": "s", "namespace": "ns", "uid": "u"}, "spec": {"model": {"uri": uri}}}
+    body = {
+        "apiVersion": "thinkube.dev/v1alpha1",
+        "kind": "BudgetForcedServer",
+        "metadata": {"name": "s", "namespace": "ns", "uid": "u"},
+        "spec": {"model": {"uri": uri}},
+    }
     _, deployment, _ = build(body, Resolved(input_uri=uri), Defaults(image="img:1"))
     probe = container(deployment)["startupProbe"]
     assert probe["periodSeconds"] * probe["failureThreshold"] == budget_s

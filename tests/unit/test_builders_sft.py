@@ -1,4 +1,5 @@
 """SFTRun -> ConfigMap + headless Service + Indexed Job of torchrun pods."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,12 @@ DEFAULTS = Defaults(image="img:1")
 
 
 def body(**spec) -> dict:
-    return {"apiVersion": "thinkube.dev/v1alpha1", "kind": "SFTRun", "metadata": {"name": "r", "namespace": "ns", "uid": "u"},
-            "spec": {"baseModel": "pvc://models/base", "dataset": {"fromCurationJob": "cj"}, **spec}}
+    return {
+        "apiVersion": "thinkube.dev/v1alpha1",
+        "kind": "SFTRun",
+        "metadata": {"name": "r", "namespace": "ns", "uid": "u"},
+        "spec": {"baseModel": "pvc://models/base", "dataset": {"fromCurationJob": "cj"}, **spec},
+    }
 
 
 def children(attempt=0, **spec):
@@ -23,7 +28,11 @@ def test_indexed_job_one_pod_per_node_with_gpus():
     _, _, job = children()
     spec = job["spec"]
     assert (job["metadata"]["name"], spec["completionMode"], spec["completions"], spec["parallelism"]) == (
-        "r-train", "Indexed", 2, 2)
+        "r-train",
+        "Indexed",
+        2,
+        2,
+    )
     pod = spec["template"]["spec"]
     container = pod["containers"][0]
     assert container["resources"] == {"limits": {"nvidia.com/gpu": 8}}
@@ -47,11 +56,21 @@ def test_torchrun_env_points_every_rank_at_pod_zero():
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert env["MASTER_ADDR"] == "r-train-r2-0.r-train" and env["MASTER_PORT"] == "23456"
     assert (env["NNODES"], env["NPROC_PER_NODE"]) == ("4", "4")
-    assert env["NODE_RANK"] == {"fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}
+    assert env["NODE_RANK"] == {
+        "fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}
+    }
     assert env["THINKUBE_CONFIG"] == "/etc/thinkube/config.json"
     assert container["command"] == [
-        "torchrun", "--nnodes=$(NNODES)", "--nproc-per-node=$(NPROC_PER_NODE)", "--node-rank=$(NODE_RANK)",
-        "--master-addr=$(MASTER_ADDR)", "--master-port=$(MASTER_PORT)", "-m", "thinkube.cli", "train"]
+        "torchrun",
+        "--nnodes=$(NNODES)",
+        "--nproc-per-node=$(NPROC_PER_NODE)",
+        "--node-rank=$(NODE_RANK)",
+        "--master-addr=$(MASTER_ADDR)",
+        "--master-port=$(MASTER_PORT)",
+        "-m",
+        "thinkube.cli",
+        "train",
+    ]
 
 
 def test_gpu_ranks_repel_each_other_one_pod_per_node():
@@ -75,7 +94,11 @@ def test_cpu_run_has_one_process_per_pod_and_no_gpu_request():
 def test_headless_service_publishes_not_ready_pods():
     _, svc, _ = children()
     assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"] is True
-    assert svc["spec"]["selector"] == {"thinkube.dev/kind": "SFTRun", "thinkube.dev/name": "r", "thinkube.dev/role": "train"}
+    assert svc["spec"]["selector"] == {
+        "thinkube.dev/kind": "SFTRun",
+        "thinkube.dev/name": "r",
+        "thinkube.dev/role": "train",
+    }
 
 
 def test_volumes_shm_config_and_every_claim():
@@ -84,14 +107,19 @@ def test_volumes_shm_config_and_every_claim():
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Gi"}
     assert volumes["config"]["configMap"]["name"] == "r-train"
-    assert sorted(v["persistentVolumeClaim"]["claimName"] for v in volumes.values() if "persistentVolumeClaim" in v) == [
-        "data", "models", "out"]
+    assert sorted(
+        v["persistentVolumeClaim"]["claimName"] for v in volumes.values() if "persistentVolumeClaim" in v
+    ) == ["data", "models", "out"]
 
 
 def test_config_is_the_trainers_own_keys():
     cm, _, _ = children(training={"epochs": 3, "saveEvery": 10})
     cfg = json.loads(cm["data"]["config.json"])
-    assert (cfg["model"], cfg["dataset"], cfg["output"]) == ("pvc://models/base", "pvc://data/cj/selected.jsonl", "pvc://out/r")
+    assert (cfg["model"], cfg["dataset"], cfg["output"]) == (
+        "pvc://models/base",
+        "pvc://data/cj/selected.jsonl",
+        "pvc://out/r",
+    )
     assert (cfg["epochs"], cfg["save_every"], cfg["learning_rate"]) == (3, 10, 1e-5)
     assert (cfg["fsdp"], cfg["lr_scheduler"], cfg["precision"]) == ("full_shard", "cosine", "auto")
 

@@ -14,7 +14,9 @@ CONTRACT = ["demo", "curate", "train", "serve", "eval", "operator", "api"]
 
 
 def test_help_lists_every_contract_command():
-    out = subprocess.run([sys.executable, "-m", "thinkube.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "thinkube.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for name in CONTRACT:
         assert f"    {name} " in out, name
 

@@ -1,4 +1,5 @@
 """The demo's synthetic task family, its planted pool and its settings."""
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,12 @@ def test_the_teacher_reads_past_artefacts_but_not_an_unreadable_slot():
     for name in ("asy", "image", "numbering", "bold_digits"):
         assert Problem.parse(data.ARTEFACTS[name](p.pool_row("x")).question) == p, name
     q = p.question
-    for broken in (q.replace("\nA:", "\nA:?", 1), q.replace("Sum", "Product", 1), q.replace("\nJ:", "\nK:", 1),
-                   "What is 2+2?"):
+    for broken in (
+        q.replace("\nA:", "\nA:?", 1),
+        q.replace("Sum", "Product", 1),
+        q.replace("\nJ:", "\nK:", 1),
+        "What is 2+2?",
+    ):
         assert Problem.parse(broken) is None
 
 
@@ -106,9 +111,16 @@ def test_curation_removes_every_planted_row(tmp_path, teacher_url):
     difficulty skipped) on the demo pool, which holds no traces."""
     pool, bench, _ = data.write(SMALL, tmp_path / "data")
     assert not any(r.thinking or r.attempt for r in load_records(pool))
-    cfg = CurateConfig(out=str(tmp_path / "cur"), pools={"synthetic": str(pool)},
-                       decontaminate={"heldout": str(bench)}, ngram=NGRAM, domain_column="domain",
-                       target_size=150, seed=0, teacher=TeacherConfig(endpoint=teacher_url, max_tokens=96))
+    cfg = CurateConfig(
+        out=str(tmp_path / "cur"),
+        pools={"synthetic": str(pool)},
+        decontaminate={"heldout": str(bench)},
+        ngram=NGRAM,
+        domain_column="domain",
+        target_size=150,
+        seed=0,
+        teacher=TeacherConfig(endpoint=teacher_url, max_tokens=96),
+    )
     report = curate(cfg)
     selected = load_records(tmp_path / "cur" / "selected.jsonl")
     # Of a duplicated pair either copy may survive (dedupe keeps the first in pool order).
@@ -140,12 +152,15 @@ def test_fingerprints_redo_a_changed_stage_and_everything_after():
     assert base.fingerprint("data") != other_seed.fingerprint("data")
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"nproc": 3}, "nproc 3"),
-    ({"select": 10**6}, "select 1000000"),
-    ({"budgets": ()}, "budgets"),
-    ({"stages": ("serve",)}, "stages"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"nproc": 3}, "nproc 3"),
+        ({"select": 10**6}, "select 1000000"),
+        ({"budgets": ()}, "budgets"),
+        ({"stages": ("serve",)}, "stages"),
+    ],
+)
 def test_bad_settings_name_the_setting(change, message):
     with pytest.raises(ValueError, match=message):
         replace(DemoConfig(), **change).validate()

@@ -1,5 +1,6 @@
 """The distill stage's parts: reply parsing, failure reasons, the trace histogram, the rate
 limiter and Retry-After."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,9 +20,12 @@ from thinkube.workloads.llm.reply import parse_reply
 
 def _reply(message: dict, finish: str = "stop") -> dict:
     """A reply as the SDK builds it (unvalidated), read the way the distill stage reads it."""
-    completion = ChatCompletion.construct(**{
-        "choices": [{"message": message, "finish_reason": finish}],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 6}}})
+    completion = ChatCompletion.construct(
+        **{
+            "choices": [{"message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 6}},
+        }
+    )
     return split_reply(parse_reply(completion, "x", REPLY_FORMAT))
 
 
@@ -29,16 +33,23 @@ def test_both_reply_styles_give_the_same_trace():
     a = _reply({"content": "Final Answer: 4", "reasoning_content": " think "})
     b = _reply({"content": "<think> think </think>\nFinal Answer: 4"})
     c = _reply({"content": "Final Answer: 4", "reasoning": "think"})
-    assert (a["thinking"], a["attempt"]) == (b["thinking"], b["attempt"]) == (c["thinking"], c["attempt"]) == \
-        ("think", "Final Answer: 4")
+    assert (
+        (a["thinking"], a["attempt"])
+        == (b["thinking"], b["attempt"])
+        == (c["thinking"], c["attempt"])
+        == ("think", "Final Answer: 4")
+    )
     assert (a["prompt_tokens"], a["completion_tokens"], a["reasoning_tokens"]) == (3, 9, 6)
 
 
-@pytest.mark.parametrize("value, reason", [
-    ({"thinking": "t", "attempt": "a", "finish_reason": "length"}, "cut at max_tokens 64"),
-    ({"thinking": "", "attempt": "a", "finish_reason": "stop"}, "no thinking"),
-    ({"thinking": "t", "attempt": "", "finish_reason": "stop"}, "no attempt"),
-])
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        ({"thinking": "t", "attempt": "a", "finish_reason": "length"}, "cut at max_tokens 64"),
+        ({"thinking": "", "attempt": "a", "finish_reason": "stop"}, "no thinking"),
+        ({"thinking": "t", "attempt": "", "finish_reason": "stop"}, "no attempt"),
+    ],
+)
 def test_unusable_replies_say_why(value, reason):
     assert failure(value, 64).startswith(reason)
     assert failure({"thinking": "t", "attempt": "a", "finish_reason": "stop"}, 64) is None

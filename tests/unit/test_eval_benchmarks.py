@@ -1,5 +1,6 @@
 """Benchmark loading: the AIME, MATH-500 and GPQA column layouts, generic files, the
 per-question GPQA shuffle, and errors that name the file and how to get it."""
+
 from __future__ import annotations
 
 import collections
@@ -46,7 +47,16 @@ def test_gpqa_correct_option_is_spread_over_positions(tmp_path):
     path = tmp_path / "gpqa.csv"
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["Record ID", "Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"])
+        w.writerow(
+            [
+                "Record ID",
+                "Question",
+                "Correct Answer",
+                "Incorrect Answer 1",
+                "Incorrect Answer 2",
+                "Incorrect Answer 3",
+            ]
+        )
         for i in range(200):
             w.writerow([f"r{i}", f"question {i}", "right", "wrong1", "wrong2", "wrong3"])
     letters = collections.Counter(i.answer for i in load_benchmark("gpqa_diamond", str(path)).items)
@@ -55,9 +65,11 @@ def test_gpqa_correct_option_is_spread_over_positions(tmp_path):
 
 def test_generic_jsonl_with_choices_by_text_or_letter(tmp_path):
     path = tmp_path / "quiz.jsonl"
-    rows = [{"question": "Largest?", "choices": ["1", "3", "2"], "answer": "3"},
-            {"question": "Smallest?", "choices": ["1", "3", "2"], "answer": "a"},
-            {"question": "2+2?", "answer": "4"}]
+    rows = [
+        {"question": "Largest?", "choices": ["1", "3", "2"], "answer": "3"},
+        {"question": "Smallest?", "choices": ["1", "3", "2"], "answer": "a"},
+        {"question": "2+2?", "answer": "4"},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     items = load_benchmark("quiz", str(path)).items
     assert [(i.kind, i.answer) for i in items] == [("choice", "B"), ("choice", "A"), ("math", "4")]
@@ -78,7 +90,10 @@ def test_missing_known_benchmark_says_how_to_get_it(tmp_path):
 def test_missing_column_is_named(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"prompt": "x", "answer": "1"}) + "\n")
-    with pytest.raises(BenchmarkError, match=r"row 1: no question \(one of: question, problem, Question\); columns present: prompt, answer"):
+    with pytest.raises(
+        BenchmarkError,
+        match=r"row 1: no question \(one of: question, problem, Question\); columns present: prompt, answer",
+    ):
         load_benchmark("bad", str(path))
 
 
@@ -94,5 +109,9 @@ def test_bad_choice_answer_and_duplicate_ids(tmp_path):
 
 def test_limit_and_known_specs():
     assert len(load_benchmark("aime24", str(DATA / "aime_layout.jsonl"), limit=2).items) == 2
-    assert {k: s.kind for k, s in KNOWN.items()} == {"aime24": "integer", "aime25": "integer", "math500": "math",
-                                                      "gpqa_diamond": "choice"}
+    assert {k: s.kind for k, s in KNOWN.items()} == {
+        "aime24": "integer",
+        "aime25": "integer",
+        "math500": "math",
+        "gpqa_diamond": "choice",
+    }

@@ -1,5 +1,6 @@
 """Offline grading: the hard-case table in tests/data/eval/grader_cases.jsonl, extraction
 details, and the time limit that lets math-verify run in worker threads and processes."""
+
 from __future__ import annotations
 
 import json
@@ -72,9 +73,22 @@ def test_choice_respects_the_number_of_options():
     assert extract_choice("Answer: F", "ABCD") is None
 
 
-@pytest.mark.parametrize("text,value", [("042", 42), ("1,000", 1000), (r"\$25", 25), (r"60^\circ", 60),
-                                        (r"12\text{ cm}", 12), ("n = 7", 7), ("7.0", 7), ("7.5", None),
-                                        (r"\frac{14}{2}", None), ("seven", None), ("-3", -3)])
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("042", 42),
+        ("1,000", 1000),
+        (r"\$25", 25),
+        (r"60^\circ", 60),
+        (r"12\text{ cm}", 12),
+        ("n = 7", 7),
+        ("7.0", 7),
+        ("7.5", None),
+        (r"\frac{14}{2}", None),
+        ("seven", None),
+        ("-3", -3),
+    ],
+)
 def test_parse_integer(text, value):
     assert parse_integer(text) == value
 

@@ -1,5 +1,6 @@
 """Reports built from record files alone: curves per method, Control from per-sample
 budgets, Markdown and plot."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,18 @@ from thinkube.workloads.evaluation.settings import BudgetSetting
 def _write(out, setting: BudgetSetting, rows):
     f = RecordFile(record_path(out, "bench", setting.key))
     for i, (correct, tokens) in enumerate(rows):
-        f.append({"item_id": f"q{i}", "sample": 0, "setting": setting.key, "budget": setting.request_fields(),
-                  "correct": correct, "extracted": "1", "thinking_tokens": tokens, "method": "integer"})
+        f.append(
+            {
+                "item_id": f"q{i}",
+                "sample": 0,
+                "setting": setting.key,
+                "budget": setting.request_fields(),
+                "correct": correct,
+                "extracted": "1",
+                "thinking_tokens": tokens,
+                "method": "integer",
+            }
+        )
     f.close()
 
 
@@ -33,8 +44,9 @@ def test_report_curves_control_and_files(tmp_path):
     # slopes: (50-0)/100 = 0.5, (100-0)/300 = 1/3, (100-50)/200 = 0.25
     assert curve["scaling"] == pytest.approx((0.5 + 1 / 3 + 0.25) / 3)
     assert curve["performance"] == 100.0
-    assert json.loads((tmp_path / RESULTS_JSON).read_text())["benchmarks"]["bench"]["curves"] == \
-        json.loads(json.dumps(bench["curves"]))
+    assert json.loads((tmp_path / RESULTS_JSON).read_text())["benchmarks"]["bench"]["curves"] == json.loads(
+        json.dumps(bench["curves"])
+    )
     md = (tmp_path / RESULTS_MD).read_text()
     assert "| max200 | 2 | 50.0 | n/a | n/a | 200.0 | 200.0 | 250 | 50.0 | 0.0 |" in md
     assert f"| 66.7 | {1000 * curve['scaling']:.2f} | 100.0 |" in md
@@ -53,6 +65,13 @@ def test_report_without_token_counts_has_no_curves_or_plot(tmp_path):
 def test_coinciding_points_share_one_label():
     from thinkube.workloads.evaluation.report import point_labels
 
-    labels = point_labels([("none", 40.0, 50.0), ("max8", 8.0, 10.0), ("none", 40.0, 50.0),
-                           ("ignore1", 40.0, 50.0), ("max40", 40.0, 60.0)])
+    labels = point_labels(
+        [
+            ("none", 40.0, 50.0),
+            ("max8", 8.0, 10.0),
+            ("none", 40.0, 50.0),
+            ("ignore1", 40.0, 50.0),
+            ("max40", 40.0, 60.0),
+        ]
+    )
     assert sorted(labels) == [("max40", 40.0, 60.0), ("max8", 8.0, 10.0), ("none, ignore1", 40.0, 50.0)]

@@ -9,6 +9,7 @@ capped by max_thinking_tokens, and gets the sum right only with >= 30 thinking t
 (at temperature > 0, seeds divisible by 4 flip the outcome). It logs every request so the
 tests can check that a resumed sweep never asks for the same sample twice.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -66,14 +67,21 @@ def stand_in_app(delay_s: float = 0.0) -> FastAPI:
         await asyncio.sleep(delay_s)
         thought = " ".join(["step"] * thinking)
         if body["model"] == "plain":  # an endpoint without reasoning fields: everything in content
-            message = {"role": "assistant",
-                       "content": f"{S1_FORMAT.think_start}\n{thought}\n{S1_FORMAT.answer_start}\n{answer}"}
+            message = {
+                "role": "assistant",
+                "content": f"{S1_FORMAT.think_start}\n{thought}\n{S1_FORMAT.answer_start}\n{answer}",
+            }
             usage = {"completion_tokens": thinking + 6}
         else:
             message = {"role": "assistant", "content": answer, "reasoning_content": thought}
             usage = {"completion_tokens": thinking + 6, "completion_tokens_details": {"reasoning_tokens": thinking}}
-        return {"id": "x", "object": "chat.completion", "model": body["model"],
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": usage}
+        return {
+            "id": "x",
+            "object": "chat.completion",
+            "model": body["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": usage,
+        }
 
     return app
 
@@ -116,13 +124,16 @@ def serve():
 
 
 def _benchmarks():
-    return [load_benchmark("aime24", str(DATA / "aime_layout.jsonl")),
-            load_benchmark("gpqa_diamond", str(DATA / "gpqa_layout.csv"))]
+    return [
+        load_benchmark("aime24", str(DATA / "aime_layout.jsonl")),
+        load_benchmark("gpqa_diamond", str(DATA / "gpqa_layout.csv")),
+    ]
 
 
 def _sweep(url: str, out: Path, cfg: SweepConfig, settings=None, judge=None) -> Sweep:
-    return Sweep(HTTPTarget(url), _benchmarks(), settings or budget_grid([24], [1]), cfg, out, judge=judge,
-                 progress=False)
+    return Sweep(
+        HTTPTarget(url), _benchmarks(), settings or budget_grid([24], [1]), cfg, out, judge=judge, progress=False
+    )
 
 
 def _request_key(body: dict) -> tuple:
@@ -205,10 +216,22 @@ def test_curves_from_a_sweep_follow_the_budgets(serve, tmp_path):
 def test_cli_with_config_file_writes_reports(serve, tmp_path):
     server = serve(stand_in_app())
     config = tmp_path / "eval.yaml"
-    config.write_text(yaml.safe_dump({
-        "target": server.url, "out": str(tmp_path / "out"), "max_thinking_tokens": [24, 48], "num_ignore": "1",
-        "benchmarks": {"aime24": str(DATA / "aime_layout.jsonl"), "gpqa_diamond": str(DATA / "gpqa_layout.csv")},
-        "samples": 3, "concurrency": 2}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "target": server.url,
+                "out": str(tmp_path / "out"),
+                "max_thinking_tokens": [24, 48],
+                "num_ignore": "1",
+                "benchmarks": {
+                    "aime24": str(DATA / "aime_layout.jsonl"),
+                    "gpqa_diamond": str(DATA / "gpqa_layout.csv"),
+                },
+                "samples": 3,
+                "concurrency": 2,
+            }
+        )
+    )
     assert main(["eval", "--config", str(config), "--samples", "1", "--no-progress"]) == 0  # the command line wins
     out = tmp_path / "out"
     results = json.loads((out / RESULTS_JSON).read_text())
@@ -223,8 +246,20 @@ def test_cli_with_config_file_writes_reports(serve, tmp_path):
 
 
 def test_cli_errors_name_the_problem(tmp_path, capsys):
-    assert main(["eval", "--target", "http://127.0.0.1:9", "--out", str(tmp_path),
-                 "--benchmark", f"aime24={tmp_path / 'nope.jsonl'}"]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--target",
+                "http://127.0.0.1:9",
+                "--out",
+                str(tmp_path),
+                "--benchmark",
+                f"aime24={tmp_path / 'nope.jsonl'}",
+            ]
+        )
+        == 2
+    )
     assert "HuggingFaceH4/aime_2024" in capsys.readouterr().err
     assert main(["eval", "--out", str(tmp_path), "--benchmark", "aime24=x.jsonl"]) == 2
     assert "thinkube eval: target is required (--target)" in capsys.readouterr().err
@@ -261,8 +296,15 @@ def test_judge_verdicts_are_recorded_next_to_the_offline_grade(serve, tmp_path):
     async def go():
         judge = LLMJudge(judge_server.url, "judge-model")
         try:
-            await Sweep(HTTPTarget(server.url), benchmarks, [BudgetSetting()], SweepConfig(), tmp_path,
-                        judge=judge, progress=False).run()
+            await Sweep(
+                HTTPTarget(server.url),
+                benchmarks,
+                [BudgetSetting()],
+                SweepConfig(),
+                tmp_path,
+                judge=judge,
+                progress=False,
+            ).run()
         finally:
             await judge.aclose()
 
@@ -288,8 +330,11 @@ def flaky_app(failures: int, status: int, message: str) -> FastAPI:
         app.state.calls += 1
         if app.state.calls <= failures:
             return JSONResponse({"error": {"message": message}}, status_code=status)
-        return {"choices": [{"index": 0, "message": {"role": "assistant", "content": "\\boxed{1}"},
-                             "finish_reason": "length"}]}
+        return {
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "\\boxed{1}"}, "finish_reason": "length"}
+            ]
+        }
 
     return app
 

@@ -21,23 +21,29 @@ QWEN_SYSTEM = "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You a
 
 def test_render_prompt_is_the_qwen_layout():
     assert render_prompt("What is 2+2?") == (
-        QWEN_SYSTEM + "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n")
+        QWEN_SYSTEM + "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert render_prompt("q", THINK_TAGS_FORMAT, system_prompt="Be brief.") == (
-        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n")
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 def test_render_generation_prompt_opens_thinking():
     assert render_generation_prompt("q") == (
-        QWEN_SYSTEM + "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n<|im_start|>think\n")
+        QWEN_SYSTEM + "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n<|im_start|>think\n"
+    )
     assert render_generation_prompt("q", THINK_TAGS_FORMAT) == (
-        QWEN_SYSTEM + "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n<think>\n")
+        QWEN_SYSTEM + "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n<think>\n"
+    )
 
 
 def test_render_completion_both_presets():
     assert render_completion("step 1\nstep 2", "Answer: 4") == (
-        "<|im_start|>think\nstep 1\nstep 2\n<|im_start|>answer\nAnswer: 4<|im_end|>")
+        "<|im_start|>think\nstep 1\nstep 2\n<|im_start|>answer\nAnswer: 4<|im_end|>"
+    )
     assert render_completion("step 1\nstep 2", "Answer: 4", THINK_TAGS_FORMAT) == (
-        "<think>\nstep 1\nstep 2\n</think>\nAnswer: 4<|im_end|>")
+        "<think>\nstep 1\nstep 2\n</think>\nAnswer: 4<|im_end|>"
+    )
 
 
 def test_end_of_thinking():
@@ -107,7 +113,8 @@ def test_render_training_example_from_record_and_mapping():
     fields = {"question": "q", "thinking": "t", "attempt": "a"}
     assert render_training_example(fields, THINK_TAGS_FORMAT, system_prompt="S") == (
         "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n",
-        "<think>\nt\n</think>\na<|im_end|>")
+        "<think>\nt\n</think>\na<|im_end|>",
+    )
 
 
 def test_render_training_example_names_incomplete_record():

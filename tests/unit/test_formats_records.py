@@ -11,28 +11,60 @@ from thinkube.workloads.formats import S1Record, load_records, save_records
 
 # Shaped like simplescaling/s1K: metadata is a string, the trace a one-element list.
 S1K_ROWS = [
-    {"question": "Find the sum of all positive integers n such that n^2 < 20.", "solution": "10",
-     "cot_type": "math", "source_type": "AI-MO/NuminaMath-CoT/aops_forum",
-     "metadata": "{'source': 'aops_forum', 'problem': 'x'}", "cot": None,
-     "thinking_trajectories": ["n can be 1, 2, 3, 4.\nWait, 4^2 = 16 < 20, yes.\nSum is 10."],
-     "attempt": "The answer is $\\boxed{10}$."},
-    {"question": "Ein Würfel hat 6 Seiten. Wie viele Ecken?", "solution": None, "cot_type": "math",
-     "source_type": "s1-teasers", "metadata": "{}", "cot": None,
-     "thinking_trajectories": ["A cube", "has 8 corners."], "attempt": "Answer: 8"},
+    {
+        "question": "Find the sum of all positive integers n such that n^2 < 20.",
+        "solution": "10",
+        "cot_type": "math",
+        "source_type": "AI-MO/NuminaMath-CoT/aops_forum",
+        "metadata": "{'source': 'aops_forum', 'problem': 'x'}",
+        "cot": None,
+        "thinking_trajectories": ["n can be 1, 2, 3, 4.\nWait, 4^2 = 16 < 20, yes.\nSum is 10."],
+        "attempt": "The answer is $\\boxed{10}$.",
+    },
+    {
+        "question": "Ein Würfel hat 6 Seiten. Wie viele Ecken?",
+        "solution": None,
+        "cot_type": "math",
+        "source_type": "s1-teasers",
+        "metadata": "{}",
+        "cot": None,
+        "thinking_trajectories": ["A cube", "has 8 corners."],
+        "attempt": "Answer: 8",
+    },
 ]
 
 # Shaped like simplescaling/s1K-1.1: two teachers side by side plus their grades.
 S1K11_ROWS = [
-    {"question": "What is 2+2?", "solution": "4", "cot_type": "math", "source_type": "MATH",
-     "metadata": "{'level': 1}", "gemini_thinking_trajectory": "gemini thinks 4",
-     "gemini_attempt": "gemini says 4", "deepseek_thinking_trajectory": "Okay, 2+2.\nWait, it is 4.",
-     "deepseek_attempt": "**Answer:** 4", "gemini_grade": "Yes", "gemini_grade_reason": "ok",
-     "deepseek_grade": "Yes", "deepseek_grade_reason": "fine"},
-    {"question": "What is 3*3?", "solution": "9", "cot_type": "math", "source_type": "MATH",
-     "metadata": "{'level': 1}", "gemini_thinking_trajectory": "gemini thinks 9",
-     "gemini_attempt": "gemini says 9", "deepseek_thinking_trajectory": "3 times 3 is 9.",
-     "deepseek_attempt": "9", "gemini_grade": "No", "gemini_grade_reason": "bad",
-     "deepseek_grade": "Yes", "deepseek_grade_reason": "fine"},
+    {
+        "question": "What is 2+2?",
+        "solution": "4",
+        "cot_type": "math",
+        "source_type": "MATH",
+        "metadata": "{'level': 1}",
+        "gemini_thinking_trajectory": "gemini thinks 4",
+        "gemini_attempt": "gemini says 4",
+        "deepseek_thinking_trajectory": "Okay, 2+2.\nWait, it is 4.",
+        "deepseek_attempt": "**Answer:** 4",
+        "gemini_grade": "Yes",
+        "gemini_grade_reason": "ok",
+        "deepseek_grade": "Yes",
+        "deepseek_grade_reason": "fine",
+    },
+    {
+        "question": "What is 3*3?",
+        "solution": "9",
+        "cot_type": "math",
+        "source_type": "MATH",
+        "metadata": "{'level': 1}",
+        "gemini_thinking_trajectory": "gemini thinks 9",
+        "gemini_attempt": "gemini says 9",
+        "deepseek_thinking_trajectory": "3 times 3 is 9.",
+        "deepseek_attempt": "9",
+        "gemini_grade": "No",
+        "gemini_grade_reason": "bad",
+        "deepseek_grade": "Yes",
+        "deepseek_grade_reason": "fine",
+    },
 ]
 
 
@@ -75,9 +107,14 @@ def test_s1k11_picks_deepseek_by_default_and_keeps_the_rest(tmp_path):
     first, second = load_records(write_parquet(tmp_path / "s1k11.parquet", S1K11_ROWS))
     assert (first.thinking, first.attempt) == ("Okay, 2+2.\nWait, it is 4.", "**Answer:** 4")
     assert second.attempt == "9"
-    assert first.extra == {"gemini_thinking_trajectory": "gemini thinks 4", "gemini_attempt": "gemini says 4",
-                           "gemini_grade": "Yes", "gemini_grade_reason": "ok",
-                           "deepseek_grade": "Yes", "deepseek_grade_reason": "fine"}
+    assert first.extra == {
+        "gemini_thinking_trajectory": "gemini thinks 4",
+        "gemini_attempt": "gemini says 4",
+        "gemini_grade": "Yes",
+        "gemini_grade_reason": "ok",
+        "deepseek_grade": "Yes",
+        "deepseek_grade_reason": "fine",
+    }
 
 
 def test_s1k11_gemini_teacher(tmp_path):
@@ -104,8 +141,9 @@ def test_saved_dataset_and_dataset_dict(tmp_path):
     datasets.Dataset.from_list(S1K_ROWS).save_to_disk(str(tmp_path / "ds"))
     check_s1k(load_records(tmp_path / "ds"))
 
-    dd = datasets.DatasetDict({"train": datasets.Dataset.from_list(S1K11_ROWS),
-                               "test": datasets.Dataset.from_list(S1K11_ROWS[1:])})
+    dd = datasets.DatasetDict(
+        {"train": datasets.Dataset.from_list(S1K11_ROWS), "test": datasets.Dataset.from_list(S1K11_ROWS[1:])}
+    )
     dd.save_to_disk(str(tmp_path / "dd"))
     assert [r.question for r in load_records(tmp_path / "dd")] == ["What is 2+2?", "What is 3*3?"]
     assert [r.question for r in load_records(tmp_path / "dd", split="test")] == ["What is 3*3?"]
@@ -130,8 +168,17 @@ def test_folder_of_files_reads_only_the_split(tmp_path):
 
 
 def test_plain_layout_and_coercion(tmp_path):
-    rows = [{"question": "q", "thinking": "t", "attempt": "a", "domain": 5, "id": 17,
-             "metadata": {"level": 3}, "difficulty": 0.7}]
+    rows = [
+        {
+            "question": "q",
+            "thinking": "t",
+            "attempt": "a",
+            "domain": 5,
+            "id": 17,
+            "metadata": {"level": 3},
+            "difficulty": 0.7,
+        }
+    ]
     (rec,) = load_records(write_jsonl(tmp_path / "plain.jsonl", rows))
     assert (rec.thinking, rec.attempt, rec.domain, rec.id) == ("t", "a", "5", "17")
     assert rec.metadata == {"level": 3} and rec.extra == {"difficulty": 0.7}
@@ -139,17 +186,21 @@ def test_plain_layout_and_coercion(tmp_path):
 
 def test_column_map_overrides_detection(tmp_path):
     rows = [{"problem": "p?", "reasoning": "r", "final": "f", "thinking_trajectories": ["ignored"], "answer": "x"}]
-    (rec,) = load_records(write_jsonl(tmp_path / "own.jsonl", rows),
-                          column_map={"question": "problem", "thinking": "reasoning", "attempt": "final",
-                                      "solution": "answer"})
+    (rec,) = load_records(
+        write_jsonl(tmp_path / "own.jsonl", rows),
+        column_map={"question": "problem", "thinking": "reasoning", "attempt": "final", "solution": "answer"},
+    )
     assert (rec.question, rec.thinking, rec.attempt, rec.solution) == ("p?", "r", "f", "x")
     assert rec.extra == {"thinking_trajectories": ["ignored"]}
 
 
 def test_missing_question_column_explains_fix(tmp_path):
     path = write_jsonl(tmp_path / "noq.jsonl", [{"problem": "p", "attempt": "a"}])
-    with pytest.raises(ValueError, match=r"missing column 'question'; columns found: problem, attempt; "
-                                         r"pass column_map=\{'question': '<your column>'\}"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing column 'question'; columns found: problem, attempt; "
+        r"pass column_map=\{'question': '<your column>'\}",
+    ):
         load_records(path)
 
 
@@ -207,9 +258,18 @@ def test_s1record_rejects_unknown_fields():
 @pytest.mark.parametrize("name", ["out.jsonl", "sub/out.parquet", "out.json"])
 def test_save_load_round_trip(tmp_path, name):
     records = [
-        S1Record(question="Q1 ∑ é", solution="s", thinking="line1\nWait\nline3", attempt="Answer: 1",
-                 cot_type="math", source_type="MATH", metadata={"level": 5, "tags": ["a", "b"]},
-                 domain="05", id="r1", extra={"gemini_attempt": "g", "grade": {"ok": True}, "n": 3}),
+        S1Record(
+            question="Q1 ∑ é",
+            solution="s",
+            thinking="line1\nWait\nline3",
+            attempt="Answer: 1",
+            cot_type="math",
+            source_type="MATH",
+            metadata={"level": 5, "tags": ["a", "b"]},
+            domain="05",
+            id="r1",
+            extra={"gemini_attempt": "g", "grade": {"ok": True}, "n": 3},
+        ),
         S1Record(question="Q2", metadata="{'python': 'repr'}", extra={"other_key": None}),
         S1Record(question="Q3"),
     ]

@@ -1,4 +1,5 @@
 """The image recipe, checked statically: hadolint, what enters the build, the pins, the content tag."""
+
 from __future__ import annotations
 
 import re
@@ -38,8 +39,11 @@ def test_every_package_folder_enters_the_build_context():
 
 
 def test_the_cpu_requirements_pin_every_dependency_of_the_image_extras():
-    pins = dict(line.split("==", 1) for line in (REPO / "images" / "requirements-cpu.txt").read_text().splitlines()
-                if line and not line.startswith("#"))
+    pins = dict(
+        line.split("==", 1)
+        for line in (REPO / "images" / "requirements-cpu.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
     pins = {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in pins.items()}
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     image = hack_image()

@@ -1,4 +1,5 @@
 """hack/install's choice of package sources, read from its --dry-run (nothing is downloaded)."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,13 @@ CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
 
 
 def plan(shared: Path, *args: str, **env: str) -> str:
-    r = subprocess.run(["bash", str(REPO / "hack" / "install"), "--dry-run", *args], capture_output=True, text=True,
-                       env={**os.environ, "THINKUBE_SHARED": str(shared), **env}, timeout=30)
+    r = subprocess.run(
+        ["bash", str(REPO / "hack" / "install"), "--dry-run", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "THINKUBE_SHARED": str(shared), **env},
+        timeout=30,
+    )
     assert r.returncode == 0, r.stderr
     return r.stdout
 

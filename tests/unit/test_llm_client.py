@@ -1,6 +1,7 @@
 """The shared chat client against real HTTP servers on 127.0.0.1 (uvicorn in a thread):
 retries and Retry-After, failing fast on client errors, the request body, reply parsing,
 timeouts and model discovery."""
+
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +41,17 @@ def scripted_app(*replies: tuple[int, dict, dict], delay_s: float = 0.0) -> Fast
 
 
 def completion(message: dict, usage: dict | None = None, finish: str = "stop") -> tuple[int, dict, dict]:
-    return 200, {"id": "x", "object": "chat.completion", "model": "m", "usage": usage,
-                 "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}]}, {}
+    return (
+        200,
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "model": "m",
+            "usage": usage,
+            "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}],
+        },
+        {},
+    )
 
 
 def error(status: int, message: str, retry_after: str | None = None) -> tuple[int, dict, dict]:
@@ -63,8 +73,11 @@ def ask(url: str, **options):
 
 def test_503_is_retried_after_the_servers_retry_after_which_pauses_the_limiter():
     limiter = RateLimiter()
-    app = scripted_app(error(503, "warming up", retry_after="0.3"), error(503, "warming up", retry_after="0.3"),
-                       completion({"content": "4"}))
+    app = scripted_app(
+        error(503, "warming up", retry_after="0.3"),
+        error(503, "warming up", retry_after="0.3"),
+        completion({"content": "4"}),
+    )
     with ThreadServer(app) as server:
         reply, seconds = ask(server.url, limiter=limiter)
     assert reply.content == "4" and len(app.state.requests) == 3
@@ -99,22 +112,31 @@ def test_budget_fields_go_in_the_body_and_the_key_only_when_given():
     assert "authorization" not in headers and keyed["authorization"] == "Bearer sk-test"
 
 
-@pytest.mark.parametrize("message, chat_format", [
-    ({"content": "Final Answer: 4", "reasoning_content": "think"}, None),
-    ({"content": "Final Answer: 4", "reasoning": "think"}, None),
-    ({"content": "<think>think</think>Final Answer: 4"}, THINK_TAGS_FORMAT),
-])
+@pytest.mark.parametrize(
+    "message, chat_format",
+    [
+        ({"content": "Final Answer: 4", "reasoning_content": "think"}, None),
+        ({"content": "Final Answer: 4", "reasoning": "think"}, None),
+        ({"content": "<think>think</think>Final Answer: 4"}, THINK_TAGS_FORMAT),
+    ],
+)
 def test_reasoning_comes_from_either_field_or_the_chat_format(message, chat_format):
     usage = {"prompt_tokens": 3, "completion_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 6}}
     with ThreadServer(scripted_app(completion(message, usage, finish="length"))) as server:
         reply, _ = ask(server.url, chat_format=chat_format)
-    assert (reply.thinking.strip(), reply.content.strip(), reply.finish_reason) == ("think", "Final Answer: 4", "length")
+    assert (reply.thinking.strip(), reply.content.strip(), reply.finish_reason) == (
+        "think",
+        "Final Answer: 4",
+        "length",
+    )
     assert (reply.prompt_tokens, reply.completion_tokens, reply.reasoning_tokens) == (3, 9, 6)
 
 
 def test_a_reply_without_a_message_is_an_error_naming_the_endpoint():
-    with ThreadServer(scripted_app((200, {"object": "error"}, {}))) as server, \
-            pytest.raises(LLMError, match=r"chat/completions: reply without choices\[0\].message"):
+    with (
+        ThreadServer(scripted_app((200, {"object": "error"}, {}))) as server,
+        pytest.raises(LLMError, match=r"chat/completions: reply without choices\[0\].message"),
+    ):
         ask(server.url)
 
 

@@ -1,4 +1,5 @@
 """The progress helper: rate lines in logs, a bar on a terminal."""
+
 from __future__ import annotations
 
 import logging

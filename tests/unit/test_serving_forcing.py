@@ -1,5 +1,6 @@
 """In-engine budget forcing: the per-token state machine, the stream splitter the server
 runs over its output, and vLLM's logits processor driven through vLLM's own BatchUpdate."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -20,8 +21,14 @@ WAIT = (5,)
 
 
 def plan(max_tokens=100, **kw) -> ForcingPlan:
-    return ForcingPlan(think_stop=(MARKER, EOT), closing=CLOSING, forced_closing=CLOSING + PREFIX,
-                       ignore_string_ids=kw.pop("ignore_string_ids", WAIT), max_tokens=max_tokens, **kw)
+    return ForcingPlan(
+        think_stop=(MARKER, EOT),
+        closing=CLOSING,
+        forced_closing=CLOSING + PREFIX,
+        ignore_string_ids=kw.pop("ignore_string_ids", WAIT),
+        max_tokens=max_tokens,
+        **kw,
+    )
 
 
 def model(out: list[int], phase: str) -> int:
@@ -56,7 +63,7 @@ def simulate(p: ForcingPlan, max_tokens: int = 200) -> tuple[list[int], ForcingS
 def split(p: ForcingPlan, out: list[int], chunk: int, settings: BudgetSettings) -> tuple[Outcome, dict]:
     o = Outcome()
     s = _Splitter(MARKER, CLOSING.index(MARKER), p, settings, o)
-    events = [e for i in range(0, len(out), chunk) for e in s.feed(out[i:i + chunk])] + s.finish()
+    events = [e for i in range(0, len(out), chunk) for e in s.feed(out[i : i + chunk])] + s.finish()
     kinds = {k: [t for e in events if e.kind == k for t in e.token_ids] for k in (THINKING, CLOSE, ANSWER)}
     return o, kinds
 
@@ -72,19 +79,19 @@ def test_num_ignore_forces_wait_in_place_of_the_stop(k):
     out, st, _ = simulate(plan(num_ignore=k))
     assert st.extensions == k and out.count(5) == k
     assert st.thinking == 4 * (k + 1) + k  # the model's runs and the forced "Wait"s
-    assert MARKER not in out[:st.thinking]  # the model never got to write the delimiter
+    assert MARKER not in out[: st.thinking]  # the model never got to write the delimiter
 
 
 def test_budget_is_the_total_and_forces_the_answer_prefix():
     out, st, _ = simulate(plan(max_thinking_tokens=7, num_ignore=5))
     assert st.thinking == 7 and st.forced_end and st.extensions == 1
-    assert out[7:7 + len(CLOSING + PREFIX)] == list(CLOSING + PREFIX)
+    assert out[7 : 7 + len(CLOSING + PREFIX)] == list(CLOSING + PREFIX)
 
 
 def test_extension_is_cut_to_the_room_left_in_the_budget():
     # A two-token ignore string, one token of room when the model tries to end after 4.
     out, st, _ = simulate(plan(max_thinking_tokens=5, num_ignore=3, ignore_string_ids=(5, 8)))
-    assert out[:5] == [10, 11, 12, 13, 5] and out[5:5 + len(CLOSING + PREFIX)] == list(CLOSING + PREFIX)
+    assert out[:5] == [10, 11, 12, 13, 5] and out[5 : 5 + len(CLOSING + PREFIX)] == list(CLOSING + PREFIX)
     assert st.thinking == 5 and st.forced_end and st.extensions == 1
 
 
@@ -123,8 +130,10 @@ def test_splitter_recovers_phases_however_the_stream_is_chunked(chunk, kw):
     settings = BudgetSettings(max_tokens=200, max_thinking_tokens=p.max_thinking_tokens, num_ignore=p.num_ignore)
     o, kinds = split(p, out, chunk, settings)
     assert o.thinking_tokens == st.thinking == len(kinds[THINKING])
-    assert kinds[THINKING] == out[:st.thinking]
-    assert kinds[CLOSE] == list(CLOSING + PREFIX if st.forced_end else CLOSING) and o.closing_tokens == len(kinds[CLOSE])
+    assert kinds[THINKING] == out[: st.thinking]
+    assert kinds[CLOSE] == list(CLOSING + PREFIX if st.forced_end else CLOSING) and o.closing_tokens == len(
+        kinds[CLOSE]
+    )
     assert kinds[ANSWER] == [20, 21] == out[-2:] and o.answer_tokens == 2
     assert o.forced_end == st.forced_end and o.answer_prefix == ("Final Answer:" if st.forced_end else "")
 
@@ -163,7 +172,12 @@ def _added(index, p: ForcingPlan, tally, slot, output, key="k", temperature=0.0,
     from thinkube.workloads.serving.engines.vllm_forcing import EXTRA_ARGS_KEY
 
     args = {EXTRA_ARGS_KEY: {"plan": p.as_args(), "tally": tally.path, "slot": slot, "key": key}}
-    return index, SamplingParams(temperature=temperature, seed=seed, max_tokens=p.max_tokens, extra_args=args), None, output
+    return (
+        index,
+        SamplingParams(temperature=temperature, seed=seed, max_tokens=p.max_tokens, extra_args=args),
+        None,
+        output,
+    )
 
 
 def _update(added=(), removed=(), moved=(), size=2):
@@ -247,8 +261,11 @@ def test_processor_ends_sampled_thinking_with_the_samplers_odds(processor):
     ends = 0
     for i in range(2000):
         out = [10]
-        proc.update_state(_update(added=[_added(0, plan(num_ignore=10 ** 6), tally, 0, out, key=str(i),
-                                                temperature=1.0, seed=i)], size=1))
+        proc.update_state(
+            _update(
+                added=[_added(0, plan(num_ignore=10**6), tally, 0, out, key=str(i), temperature=1.0, seed=i)], size=1
+            )
+        )
         x = proc.apply(row.clone().unsqueeze(0))[0]
         if x.argmax() == 5:
             ends += 1
@@ -271,6 +288,7 @@ def _swap():
 
 # ----------------------------------------------------------------- no host-device sync per step
 
+
 class _NoSync:
     """A torch function mode that fails on whatever would make the host wait for the device
     on a GPU, with CPU tensors standing for device memory: the tensors it is given, every
@@ -280,10 +298,32 @@ class _NoSync:
     on shapes only the device knows (nonzero, boolean masks), on indexing device memory
     with Python lists or host tensors, and on host data turned into a tensor with device=."""
 
-    READS = {"item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__", "__repr__",
-             "__format__", "__str__", "__array__", "equal", "allclose", "is_nonzero"}
-    DATA_SHAPED = {"nonzero", "argwhere", "masked_select", "unique", "unique_consecutive", "bincount",
-                   "repeat_interleave"}
+    READS = {
+        "item",
+        "tolist",
+        "cpu",
+        "numpy",
+        "__bool__",
+        "__float__",
+        "__int__",
+        "__index__",
+        "__repr__",
+        "__format__",
+        "__str__",
+        "__array__",
+        "equal",
+        "allclose",
+        "is_nonzero",
+    }
+    DATA_SHAPED = {
+        "nonzero",
+        "argwhere",
+        "masked_select",
+        "unique",
+        "unique_consecutive",
+        "bincount",
+        "repeat_interleave",
+    }
     FROM_HOST_DATA = {"tensor", "as_tensor", "asarray", "from_numpy"}
     INDEXING = {"__getitem__", "__setitem__", "index_put_", "index_put"}
 
@@ -316,8 +356,9 @@ class _NoSync:
         name = getattr(func, "__name__", str(func))
         tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
         touches_device = any(self.on_device(t) for t in tensors)
-        moves = name == "to" and (kwargs.get("device") is not None
-                                  or any(isinstance(a, (str, torch.device)) for a in args[1:]))
+        moves = name == "to" and (
+            kwargs.get("device") is not None or any(isinstance(a, (str, torch.device)) for a in args[1:])
+        )
         if name in self.FROM_HOST_DATA and kwargs.get("device") is not None:
             raise AssertionError(f"torch.{name}(..., device=): a blocking host->device copy")
         if moves and not kwargs.get("non_blocking"):
@@ -352,11 +393,25 @@ class _NoSync:
         return self.mode.__exit__(*exc)
 
 
-@pytest.mark.parametrize("code", [
-    "x.sum().item()", "x.argmax(-1).tolist()", "x.cpu()", "bool(x.any())", "float(x[0, 0])", "x[[0, 1]]",
-    "x[[0, 1], [2, 3]] = 0.0", "x[torch.tensor([0, 1])]", "torch.tensor([0, 1], device=x.device)",
-    "torch.nonzero(x)", "x[x > 0]", "torch.empty(3).copy_(x[0, :3])", "print(x[0, 0])",
-    "x.index_fill_(0, torch.tensor([1.0]).to(x.device).long(), 0.0)"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "x.sum().item()",
+        "x.argmax(-1).tolist()",
+        "x.cpu()",
+        "bool(x.any())",
+        "float(x[0, 0])",
+        "x[[0, 1]]",
+        "x[[0, 1], [2, 3]] = 0.0",
+        "x[torch.tensor([0, 1])]",
+        "torch.tensor([0, 1], device=x.device)",
+        "torch.nonzero(x)",
+        "x[x > 0]",
+        "torch.empty(3).copy_(x[0, :3])",
+        "print(x[0, 0])",
+        "x.index_fill_(0, torch.tensor([1.0]).to(x.device).long(), 0.0)",
+    ],
+)
 def test_the_sync_guard_catches_what_would_wait_for_a_gpu(code):
     import torch
 
@@ -389,9 +444,24 @@ def _fake_batch(proc, tally, rows: int, steps: int, device: str, guard=None) -> 
 
     gen = torch.Generator().manual_seed(0)
     outs: list[list[int]] = [[] for _ in range(rows)]
-    added = [_added(r, plan(max_tokens=1000, max_thinking_tokens=(8, 20, None)[r % 3], num_ignore=r % 4,
-                            min_thinking_tokens=(0, 12)[r % 2]),
-                    tally, r % 8, outs[r], key=f"r{r}", temperature=(0.0, 1.0)[r % 2], seed=r) for r in range(rows)]
+    added = [
+        _added(
+            r,
+            plan(
+                max_tokens=1000,
+                max_thinking_tokens=(8, 20, None)[r % 3],
+                num_ignore=r % 4,
+                min_thinking_tokens=(0, 12)[r % 2],
+            ),
+            tally,
+            r % 8,
+            outs[r],
+            key=f"r{r}",
+            temperature=(0.0, 1.0)[r % 2],
+            seed=r,
+        )
+        for r in range(rows)
+    ]
     proc.update_state(_update(added=added, size=rows))
     for _ in range(steps):
         logits = torch.randn(rows, 32, generator=gen)
@@ -425,15 +495,13 @@ def test_processor_per_step_path_never_waits_for_the_device(processor):
 
 
 @vllm
+@pytest.mark.gpu  # deselected by default; run with `pytest -m gpu` on a machine with CUDA
 def test_processor_per_step_path_never_synchronizes_a_gpu(processor):
     import contextlib
 
     import torch
 
     from thinkube.workloads.serving.engines.vllm_forcing import BudgetForcingLogitsProcessor
-
-    if not torch.cuda.is_available():
-        pytest.skip("no GPU")
 
     @contextlib.contextmanager
     def sync_is_an_error(_logits):

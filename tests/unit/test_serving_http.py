@@ -1,5 +1,6 @@
 """The OpenAI-compatible server over real HTTP on 127.0.0.1, driven by the official
 `openai` client and by raw requests for the error paths."""
+
 from __future__ import annotations
 
 import httpx
@@ -46,8 +47,9 @@ def test_chat_streaming_matches_non_streaming(client):
     body = {"num_ignore": 1, "max_thinking_tokens": 40}
     full = client.chat.completions.create(model="pat", messages=Q, extra_body=body).choices[0].message
     thinking, answer, usage = "", "", None
-    for chunk in client.chat.completions.create(model="pat", messages=Q, stream=True, extra_body=body,
-                                                stream_options={"include_usage": True}):
+    for chunk in client.chat.completions.create(
+        model="pat", messages=Q, stream=True, extra_body=body, stream_options={"include_usage": True}
+    ):
         if chunk.usage:
             usage = chunk.usage
         for c in chunk.choices:
@@ -62,14 +64,20 @@ def test_completions_endpoint_and_stream(client):
     r = client.completions.create(model="pat", prompt=prompt, max_tokens=60, extra_body={"max_thinking_tokens": 6})
     choice = r.choices[0]
     assert "<|im_start|>answer" in choice.text and choice.content.startswith("Final Answer:")
-    streamed = "".join(c.choices[0].text for c in client.completions.create(
-        model="pat", prompt=prompt, max_tokens=60, stream=True, extra_body={"max_thinking_tokens": 6}) if c.choices)
-    assert streamed.replace("\n", "") .startswith(choice.reasoning_content.replace("\n", ""))
+    streamed = "".join(
+        c.choices[0].text
+        for c in client.completions.create(
+            model="pat", prompt=prompt, max_tokens=60, stream=True, extra_body={"max_thinking_tokens": 6}
+        )
+        if c.choices
+    )
+    assert streamed.replace("\n", "").startswith(choice.reasoning_content.replace("\n", ""))
 
 
 def test_n_samples_with_seed(client):
-    r = client.chat.completions.create(model="pat", messages=Q, n=3, temperature=1.0, seed=5,
-                                       extra_body={"max_thinking_tokens": 8})
+    r = client.chat.completions.create(
+        model="pat", messages=Q, n=3, temperature=1.0, seed=5, extra_body={"max_thinking_tokens": 8}
+    )
     assert len(r.choices) == 3 and r.usage.completion_tokens_details.reasoning_tokens == 24
 
 
@@ -78,22 +86,29 @@ def test_models_and_health(server):
     assert [m["id"] for m in httpx.get(f"{server.url}/v1/models").json()["data"]] == ["pat"]
 
 
-@pytest.mark.parametrize("patch, status, field", [
-    ({"max_thinking_tokens": -1}, 400, "max_thinking_tokens"),
-    ({"max_thinking_tokens": 10**9}, 400, "max_thinking_tokens"),
-    ({"num_ignore": 1000}, 400, "num_ignore"),
-    ({"min_thinking_tokens": 50, "max_thinking_tokens": 10}, 400, "min_thinking_tokens"),
-    ({"num_ignore": 1, "ignore_string": ""}, 400, "ignore_string"),
-    ({"num_ignore": 1, "ignore_string": "Wait<|im_start|>"}, 400, "ignore_string"),
-    ({"model": "gpt-4"}, 400, "model"),
-    ({"max_tokens": 10000}, 400, "max_tokens"),
-    ({"messages": [{"role": "user", "content": "word " * 400}]}, 400, "messages"),
-    ({"messages": [{"role": "assistant", "content": "hi"}]}, 400, "messages"),
-    ({"max_thinking_tokens": "7"}, 400, "max_thinking_tokens"),  # strings and booleans are not coerced
-    ({"num_ignore": True}, 400, "num_ignore"),
-    ({"max_tokens": 12.5}, 400, "max_tokens"),
-    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400, "messages"),
-])
+@pytest.mark.parametrize(
+    "patch, status, field",
+    [
+        ({"max_thinking_tokens": -1}, 400, "max_thinking_tokens"),
+        ({"max_thinking_tokens": 10**9}, 400, "max_thinking_tokens"),
+        ({"num_ignore": 1000}, 400, "num_ignore"),
+        ({"min_thinking_tokens": 50, "max_thinking_tokens": 10}, 400, "min_thinking_tokens"),
+        ({"num_ignore": 1, "ignore_string": ""}, 400, "ignore_string"),
+        ({"num_ignore": 1, "ignore_string": "Wait<|im_start|>"}, 400, "ignore_string"),
+        ({"model": "gpt-4"}, 400, "model"),
+        ({"max_tokens": 10000}, 400, "max_tokens"),
+        ({"messages": [{"role": "user", "content": "word " * 400}]}, 400, "messages"),
+        ({"messages": [{"role": "assistant", "content": "hi"}]}, 400, "messages"),
+        ({"max_thinking_tokens": "7"}, 400, "max_thinking_tokens"),  # strings and booleans are not coerced
+        ({"num_ignore": True}, 400, "num_ignore"),
+        ({"max_tokens": 12.5}, 400, "max_tokens"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+            400,
+            "messages",
+        ),
+    ],
+)
 def test_bad_requests_name_the_field(server, patch, status, field):
     body = {"model": "pat", "messages": Q, **patch}
     r = httpx.post(f"{server.url}/v1/chat/completions", json=body)
@@ -110,8 +125,10 @@ def openai_error(r: httpx.Response) -> dict:
 
 
 def test_body_over_the_limit_is_refused(server):
-    r = httpx.post(f"{server.url}/v1/chat/completions",
-                   json={"model": "pat", "messages": [{"role": "user", "content": "x" * 100_000}]})
+    r = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        json={"model": "pat", "messages": [{"role": "user", "content": "x" * 100_000}]},
+    )
     assert r.status_code == 413 and "request body over" in openai_error(r)["message"]
 
 
@@ -126,10 +143,13 @@ def test_a_chunked_body_over_the_limit_is_413_too(server):
     assert r.status_code == 413 and "request body over" in openai_error(r)["message"]
 
 
-@pytest.mark.parametrize("body, says", [
-    (b'{"model": "pat", "messages": [', "not valid JSON"),
-    (b'{"model": "pat", "messages": [{"role": "user", "content": "\xff\xfe"}]}', "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        (b'{"model": "pat", "messages": [', "not valid JSON"),
+        (b'{"model": "pat", "messages": [{"role": "user", "content": "\xff\xfe"}]}', "not UTF-8"),
+    ],
+)
 def test_unreadable_bodies_are_openai_errors_without_a_param(server, body, says):
     r = httpx.post(f"{server.url}/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
     err = openai_error(r)
@@ -146,8 +166,9 @@ def test_content_parts_are_accepted_as_the_openai_client_sends_them(client):
 def test_metrics_count_tokens_and_extensions(server, client):
     client.chat.completions.create(model="pat", messages=Q, extra_body={"num_ignore": 2, "max_thinking_tokens": 60})
     text = httpx.get(f"{server.url}/metrics").text
-    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
-              if line and not line.startswith("#")}
+    values = {
+        line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line and not line.startswith("#")
+    }
     assert values["thinkube_extensions_total"] >= 2
     assert values["thinkube_thinking_tokens_total"] > 0
     assert values['thinkube_requests_total{endpoint="/v1/chat/completions",status="200"}'] >= 1

@@ -1,6 +1,7 @@
 """A request's path to the engine: its fields resolved against the server's defaults, one
 forcing plan per request, and the dispatch between engines that force budgets themselves
 (engines.base.ForcingEngine) and those driven step by step."""
+
 from __future__ import annotations
 
 import asyncio
@@ -31,20 +32,50 @@ def resolve(req, prompt_tokens=10, context=256) -> BudgetSettings:
 
 # ----------------------------------------------------------------- resolve
 
+
 def test_fields_the_request_leaves_out_take_the_server_defaults():
     assert resolve(chat()) == DEFAULTS
 
 
 def test_fields_the_request_names_override_the_defaults():
-    s = resolve(chat(max_thinking_tokens=4, num_ignore=0, ignore_string="Wait", final_answer_prefix="",
-                     temperature=0.5, top_p=0.9, seed=3, max_tokens=50))
-    assert s == BudgetSettings(max_tokens=50, max_thinking_tokens=4, num_ignore=0, ignore_string="Wait",
-                               final_answer_prefix="", temperature=0.5, top_p=0.9, seed=3)
+    s = resolve(
+        chat(
+            max_thinking_tokens=4,
+            num_ignore=0,
+            ignore_string="Wait",
+            final_answer_prefix="",
+            temperature=0.5,
+            top_p=0.9,
+            seed=3,
+            max_tokens=50,
+        )
+    )
+    assert s == BudgetSettings(
+        max_tokens=50,
+        max_thinking_tokens=4,
+        num_ignore=0,
+        ignore_string="Wait",
+        final_answer_prefix="",
+        temperature=0.5,
+        top_p=0.9,
+        seed=3,
+    )
 
 
 def test_none_means_the_default():
-    nulls = dict.fromkeys(("max_thinking_tokens", "min_thinking_tokens", "num_ignore", "ignore_string",
-                           "final_answer_prefix", "temperature", "top_p", "seed", "max_tokens"))
+    nulls = dict.fromkeys(
+        (
+            "max_thinking_tokens",
+            "min_thinking_tokens",
+            "num_ignore",
+            "ignore_string",
+            "final_answer_prefix",
+            "temperature",
+            "top_p",
+            "seed",
+            "max_tokens",
+        )
+    )
     assert resolve(chat(**nulls)) == DEFAULTS
 
 
@@ -53,13 +84,16 @@ def test_max_tokens_is_the_default_capped_by_the_room_the_prompt_leaves():
     assert resolve(chat(max_completion_tokens=30, max_tokens=40)).max_tokens == 30
 
 
-@pytest.mark.parametrize("req, prompt_tokens, param", [
-    (chat(max_tokens=300), 10, "max_tokens"),
-    (chat(), 256, "messages"),
-    (CompletionRequest(model="pat", prompt="p"), 300, "prompt"),
-    (chat(min_thinking_tokens=9), 10, "min_thinking_tokens"),  # against the server's max_thinking_tokens
-    (chat(ignore_string=""), 10, "ignore_string"),  # the server's num_ignore asks for an extension
-])
+@pytest.mark.parametrize(
+    "req, prompt_tokens, param",
+    [
+        (chat(max_tokens=300), 10, "max_tokens"),
+        (chat(), 256, "messages"),
+        (CompletionRequest(model="pat", prompt="p"), 300, "prompt"),
+        (chat(min_thinking_tokens=9), 10, "min_thinking_tokens"),  # against the server's max_thinking_tokens
+        (chat(ignore_string=""), 10, "ignore_string"),  # the server's num_ignore asks for an extension
+    ],
+)
 def test_resolve_refuses_with_the_field_at_fault(req, prompt_tokens, param):
     with pytest.raises(ApiError) as e:
         resolve(req, prompt_tokens=prompt_tokens)
@@ -73,6 +107,7 @@ def test_each_choice_has_its_own_seed():
 
 
 # ----------------------------------------------------------------- engine dispatch
+
 
 class ScriptedEngine:
     """Thinks "one two", tries to end its thinking, answers "Answer: 7": one engine step
@@ -121,11 +156,14 @@ def turn(engine) -> tuple[BudgetForcing, Outcome, list]:
     return forcing, outcome, asyncio.run(go())
 
 
-@pytest.mark.parametrize("make, in_engine", [
-    (ForcingScriptedEngine, True),
-    (lambda: ForcingScriptedEngine(forces_budget=False), False),  # the vLLM engine told to resubmit
-    (ScriptedEngine, False),
-])
+@pytest.mark.parametrize(
+    "make, in_engine",
+    [
+        (ForcingScriptedEngine, True),
+        (lambda: ForcingScriptedEngine(forces_budget=False), False),  # the vLLM engine told to resubmit
+        (ScriptedEngine, False),
+    ],
+)
 def test_engines_that_force_budgets_get_one_request_per_turn(make, in_engine):
     engine = make()
     assert isinstance(engine, ForcingEngine) == hasattr(engine, "stream_forced")

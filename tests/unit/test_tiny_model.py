@@ -1,4 +1,5 @@
 """The built-in tiny model: deterministic, reloadable, shaped like Qwen2 for every engine."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Training config precedence, the loss mask, overlong handling, packing, sharding, bad input."""
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,13 @@ def make_records(n: int, seed: int = 0, long_every: int = 0) -> list[dict]:
     for i in range(n):
         a, b = r.randint(1, 99), r.randint(1, 99)
         k = 400 if long_every and i % long_every == 0 else r.randint(5, 40)
-        out.append({"question": f"What is {a} plus {b}?",
-                    "thinking": " ".join(r.choice(words) for _ in range(k)) + f" so {a}+{b}={a + b}",
-                    "attempt": f"Answer: {a + b}"})
+        out.append(
+            {
+                "question": f"What is {a} plus {b}?",
+                "thinking": " ".join(r.choice(words) for _ in range(k)) + f" so {a}+{b}={a + b}",
+                "attempt": f"Answer: {a + b}",
+            }
+        )
     return out
 
 
@@ -131,8 +136,9 @@ def test_packed_loss_equals_unpacked_loss_per_example(tokenizer):
     def token_losses(batch):
         with torch.no_grad():
             logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-        return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), batch["labels"][:, 1:].flatten(),
-                                                 reduction="none", ignore_index=IGNORE)
+        return torch.nn.functional.cross_entropy(
+            logits[:, :-1].flatten(0, 1), batch["labels"][:, 1:].flatten(), reduction="none", ignore_index=IGNORE
+        )
 
     packed = torch.cat([token_losses(collate([r], tokenizer.pad_token_id, True)) for r in rows])
     alone = torch.cat([token_losses(collate([as_row(e)], 0, False)) for e in exs])
@@ -169,23 +175,45 @@ def test_node_rank_falls_back_to_job_completion_index():
 
 
 def test_missing_dataset_exits_2_with_one_message(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "thinkube.cli", "train", "--dataset", str(tmp_path / "nope.jsonl"),
-                        "--output", str(tmp_path / "out"), "--block-size", "256"], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "thinkube.cli",
+            "train",
+            "--dataset",
+            str(tmp_path / "nope.jsonl"),
+            "--output",
+            str(tmp_path / "out"),
+            "--block-size",
+            "256",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == EXIT_BAD_CONFIG
     assert "thinkube train: dataset" in p.stderr and "nope.jsonl" in p.stderr and "Traceback" not in p.stderr
 
 
-@pytest.mark.parametrize("case,message", [
-    ("empty", "empty"),
-    ("model", "cannot be loaded"),
-    ("block", "exceeds the model's max_position_embeddings 4096"),
-    ("batch", "not divisible"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("empty", "empty"),
+        ("model", "cannot be loaded"),
+        ("block", "exceeds the model's max_position_embeddings 4096"),
+        ("batch", "not divisible"),
+    ],
+)
 def test_bad_input_exits_2(tmp_path, capsys, case, message):
     data = tmp_path / "d.jsonl"
     data.write_text("" if case == "empty" else "\n".join(json.dumps(r) for r in make_records(4)))
     argv = ["train", "--dataset", str(data), "--output", str(tmp_path / "out"), "--block-size", "256"]
-    argv += {"empty": [], "model": ["--model", str(tmp_path / "no-model")], "block": ["--block-size", "8192"],
-             "batch": ["--global-batch-size", "3", "--micro-batch-size", "2"]}[case]
+    argv += {
+        "empty": [],
+        "model": ["--model", str(tmp_path / "no-model")],
+        "block": ["--block-size", "8192"],
+        "batch": ["--global-batch-size", "3", "--micro-batch-size", "2"],
+    }[case]
     assert main(argv) == EXIT_BAD_CONFIG
     assert message in capsys.readouterr().err

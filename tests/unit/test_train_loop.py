@@ -4,6 +4,7 @@ processes, 2 "nodes" on 127.0.0.1, kill-and-resume, and the final model's reload
 Every run uses the same data, global batch 4 and max_steps 6 (two epochs of 3 steps), so
 the LR schedule and the batches are identical and the losses must agree step by step.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,24 @@ def data(tmp_path_factory) -> Path:
 
 
 def train_args(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["-m", "thinkube.cli", "train", "--dataset", str(data), "--output", str(out), "--block-size", "256",
-            "--global-batch-size", "4", "--max-steps", str(STEPS), "--learning-rate", "1e-3", *extra]
+    return [
+        "-m",
+        "thinkube.cli",
+        "train",
+        "--dataset",
+        str(data),
+        "--output",
+        str(out),
+        "--block-size",
+        "256",
+        "--global-batch-size",
+        "4",
+        "--max-steps",
+        str(STEPS),
+        "--learning-rate",
+        "1e-3",
+        *extra,
+    ]
 
 
 def env() -> dict[str, str]:
@@ -42,8 +59,9 @@ def env() -> dict[str, str]:
 
 
 def run_single(data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *train_args(data, out, *extra)], capture_output=True, text=True,
-                          timeout=TIMEOUT, env=env())
+    return subprocess.run(
+        [sys.executable, *train_args(data, out, *extra)], capture_output=True, text=True, timeout=TIMEOUT, env=env()
+    )
 
 
 def torchrun(*launcher: str) -> list[str]:
@@ -92,19 +110,36 @@ def test_final_model_reloads_with_from_pretrained(reference):
 
 def test_two_processes_match_one(data, reference, tmp_path):
     out = tmp_path / "fsdp"
-    p = subprocess.run(torchrun("--nproc_per_node=2", "--master-port", str(free_port()), *train_args(data, out)),
-                       capture_output=True, text=True, timeout=TIMEOUT, env=env())
+    p = subprocess.run(
+        torchrun("--nproc_per_node=2", "--master-port", str(free_port()), *train_args(data, out)),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env(),
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     assert_same_losses(losses(out), losses(reference))
 
 
 def test_two_nodes_on_localhost_match_one(data, reference, tmp_path):
     out, port = tmp_path / "nodes", str(free_port())
-    procs = [subprocess.Popen(torchrun("--nnodes=2", "--nproc-per-node=1", f"--node-rank={rank}",
-                                       "--master-addr=127.0.0.1", f"--master-port={port}", *train_args(data, out)),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env={**env(), "NNODES": "2", "NODE_RANK": str(rank), "NPROC_PER_NODE": "1"})
-             for rank in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            torchrun(
+                "--nnodes=2",
+                "--nproc-per-node=1",
+                f"--node-rank={rank}",
+                "--master-addr=127.0.0.1",
+                f"--master-port={port}",
+                *train_args(data, out),
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**env(), "NNODES": "2", "NODE_RANK": str(rank), "NPROC_PER_NODE": "1"},
+        )
+        for rank in (0, 1)
+    ]
     logs = [p.communicate(timeout=TIMEOUT)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
     assert "nnodes=2" in logs[0]
@@ -128,9 +163,18 @@ def test_crash_then_resume_matches_uninterrupted(data, reference, tmp_path):
 def test_resume_on_another_world_size_matches_uninterrupted(data, reference, tmp_path):
     """Checkpoints are sharded per rank (torch.distributed.checkpoint): 2 ranks write, 1 reads."""
     out = tmp_path / "reshard"
-    crashed = subprocess.run(torchrun("--nproc_per_node=2", "--master-port", str(free_port()),
-                                      *train_args(data, out, "--save-every", "2", "--stop-after-steps", "4")),
-                             capture_output=True, text=True, timeout=TIMEOUT, env=env())
+    crashed = subprocess.run(
+        torchrun(
+            "--nproc_per_node=2",
+            "--master-port",
+            str(free_port()),
+            *train_args(data, out, "--save-every", "2", "--stop-after-steps", "4"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env(),
+    )
     assert crashed.returncode != 0 and (out / "step-000004" / "COMPLETE").is_file(), crashed.stderr[-3000:]
     assert json.loads((out / "step-000004" / "trainer_state.json").read_text())["world_size"] == 2
     resumed = run_single(data, out, "--save-every", "2")
@@ -149,9 +193,17 @@ def larger_model(tmp_path_factory) -> tuple[Path, int, int]:
 
     tiny, _ = resolve_model("tiny")
     config = AutoConfig.from_pretrained(tiny)
-    config.update({"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 8,
-                   "num_attention_heads": 16, "num_key_value_heads": 4, "head_dim": 64,
-                   "layer_types": ["full_attention"] * 8})
+    config.update(
+        {
+            "hidden_size": 1024,
+            "intermediate_size": 2816,
+            "num_hidden_layers": 8,
+            "num_attention_heads": 16,
+            "num_key_value_heads": 4,
+            "head_dim": 64,
+            "layer_types": ["full_attention"] * 8,
+        }
+    )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     folder = tmp_path_factory.mktemp("larger-model")
@@ -164,13 +216,32 @@ def larger_model(tmp_path_factory) -> tuple[Path, int, int]:
 def test_each_rank_holds_only_its_share_of_the_model(data, larger_model, tmp_path):
     folder, model_bytes, largest = larger_model
     out = tmp_path / "memory"
-    p = subprocess.run(torchrun("--nproc_per_node=2", "--master-port", str(free_port()),
-                                *train_args(data, out, "--model", str(folder), "--block-size", "64")[:-2],
-                                "--learning-rate", "1e-4", "--max-steps", "1", "--no-gradient-checkpointing"),
-                       capture_output=True, text=True, timeout=TIMEOUT, env=env())
+    p = subprocess.run(
+        torchrun(
+            "--nproc_per_node=2",
+            "--master-port",
+            str(free_port()),
+            *train_args(data, out, "--model", str(folder), "--block-size", "64")[:-2],
+            "--learning-rate",
+            "1e-4",
+            "--max-steps",
+            "1",
+            "--no-gradient-checkpointing",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env(),
+    )
     assert p.returncode == 0, p.stderr[-3000:]
-    grown = {int(m[0]): float(m[1]) for m in re.findall(r"rank (\d+): model loaded .*host memory for the model "
-                                                        r"\+(\d+) MiB", p.stderr)}
+    grown = {
+        int(m[0]): float(m[1])
+        for m in re.findall(
+            r"rank (\d+): model loaded .*host memory for the model "
+            r"\+(\d+) MiB",
+            p.stderr,
+        )
+    }
     assert sorted(grown) == [0, 1], p.stderr[-3000:]
     # Its half of the weights, one tensor in flight, and allocator slack: never the whole model,
     # which is what every rank held when it loaded the model before sharding it.

@@ -1,4 +1,5 @@
 """Training progress: metrics.jsonl rows, the best-effort POST, and what the progress helper shows."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,7 @@ def test_rows_are_written_and_posted(tmp_path, caplog):
     server = HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        p = Progress(tmp_path, total_steps=4, start_step=0,
-                     url=f"http://127.0.0.1:{server.server_port}/metrics")
+        p = Progress(tmp_path, total_steps=4, start_step=0, url=f"http://127.0.0.1:{server.server_port}/metrics")
         with caplog.at_level(logging.INFO):
             for step in range(1, 5):
                 p.step({**ROW, "step": step})

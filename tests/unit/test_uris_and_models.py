@@ -17,10 +17,15 @@ def test_parse_uri_forms(monkeypatch):
     assert parse_uri("s3://bucket/key/x").location == "bucket/key/x"
 
 
-@pytest.mark.parametrize("bad, msg", [
-    ("", "empty URI"), ("ftp://x/y", "unsupported URI scheme 'ftp'"), ("hf://justname", "hf://<org>/<name>"),
-    ("pvc:///x", "pvc://<claim>/<path>"),
-])
+@pytest.mark.parametrize(
+    "bad, msg",
+    [
+        ("", "empty URI"),
+        ("ftp://x/y", "unsupported URI scheme 'ftp'"),
+        ("hf://justname", "hf://<org>/<name>"),
+        ("pvc:///x", "pvc://<claim>/<path>"),
+    ],
+)
 def test_parse_uri_rejects_with_fix(bad, msg):
     with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace("[", r"\[")):
         parse_uri(bad)

@@ -3,6 +3,7 @@
 One line per finished call, flushed at once: a run killed mid-stage keeps every call that
 completed. A torn last line (killed while writing) is skipped on load.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -5,6 +5,7 @@ question is then checked n-gram by n-gram in O(length), so the stage is linear i
 size, never pool x benchmark. Python's tuple hash is salted per process, which is fine:
 the table is rebuilt every run and never stored.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,7 +24,7 @@ def ngram_hashes(text: str, n: int) -> list[int]:
     words = _WORD.findall(text.lower())
     if len(words) < n:
         return [hash(tuple(words))] if words else []
-    return [hash(tuple(words[i:i + n])) for i in range(len(words) - n + 1)]
+    return [hash(tuple(words[i : i + n])) for i in range(len(words) - n + 1)]
 
 
 def benchmark_questions(name: str, uri: str, column: str | None) -> list[str]:
@@ -33,8 +34,10 @@ def benchmark_questions(name: str, uri: str, column: str | None) -> list[str]:
     found = list(dict.fromkeys(k for row in rows[:100] for k in row))
     col = column or next((c for c in BENCHMARK_QUESTION_COLUMNS if c in found), None)
     if col is None or col not in found:
-        raise ValueError(f"benchmark {name!r} ({uri}): no question column {column or BENCHMARK_QUESTION_COLUMNS}; "
-                         f"columns found: {', '.join(found)}; pass --benchmark-question-column COL")
+        raise ValueError(
+            f"benchmark {name!r} ({uri}): no question column {column or BENCHMARK_QUESTION_COLUMNS}; "
+            f"columns found: {', '.join(found)}; pass --benchmark-question-column COL"
+        )
     return [str(row[col]) for row in rows if row.get(col)]
 
 

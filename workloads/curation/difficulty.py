@@ -5,6 +5,7 @@ each finished call is cached (model name, question hash, request settings), so a
 failed run resumes without repeating it. Answers are graded offline by the evaluation
 grader against the reference's extracted answer, or by an optional LLM judge.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,11 +43,16 @@ def answer_kind(record: S1Record, cfg: CurateConfig) -> str:
     return "integer" if aime and parse_integer(reference_answer(record.solution)) is not None else "math"
 
 
-async def _ask_base_models(records: list[S1Record], endpoints: list[Endpoint], cfg: CurateConfig,
-                           cache: CallCache) -> dict[tuple[str, str], dict]:
+async def _ask_base_models(
+    records: list[S1Record], endpoints: list[Endpoint], cfg: CurateConfig, cache: CallCache
+) -> dict[tuple[str, str], dict]:
     """(model, question sha) -> the cached or new reply {answer, reasoning, finish_reason}."""
-    settings = {"prompt_version": PROMPT_VERSION, "max_tokens": cfg.max_tokens, "temperature": cfg.temperature,
-                "seed": cfg.seed}
+    settings = {
+        "prompt_version": PROMPT_VERSION,
+        "max_tokens": cfg.max_tokens,
+        "temperature": cfg.temperature,
+        "seed": cfg.seed,
+    }
     todo: list[tuple[int, str, str, str]] = []
     replies: dict[tuple[str, str], dict] = {}
     for i, ep in enumerate(endpoints):
@@ -61,14 +67,26 @@ async def _ask_base_models(records: list[S1Record], endpoints: list[Endpoint], c
     if not todo:
         return replies
     semaphore = asyncio.Semaphore(cfg.concurrency)
-    clients = [ChatClient(ep.url, model=ep.model, timeout_s=cfg.request_timeout_s, max_retries=cfg.max_retries,
-                          backoff_s=cfg.backoff_s) for ep in endpoints]
+    clients = [
+        ChatClient(
+            ep.url,
+            model=ep.model,
+            timeout_s=cfg.request_timeout_s,
+            max_retries=cfg.max_retries,
+            backoff_s=cfg.backoff_s,
+        )
+        for ep in endpoints
+    ]
 
     async def one(i: int, sha: str, question: str, key: str) -> None:
         client = clients[i]
         async with semaphore:
-            r = await client.chat([{"role": "user", "content": PROMPT.format(question=question)}],
-                                  max_tokens=cfg.max_tokens, temperature=cfg.temperature, seed=cfg.seed)
+            r = await client.chat(
+                [{"role": "user", "content": PROMPT.format(question=question)}],
+                max_tokens=cfg.max_tokens,
+                temperature=cfg.temperature,
+                seed=cfg.seed,
+            )
         value = {"answer": r.content, "reasoning": r.thinking or "", "finish_reason": r.finish_reason}
         cache.put(key, value)
         replies[endpoints[i].model, sha] = value
@@ -87,8 +105,9 @@ async def _ask_base_models(records: list[S1Record], endpoints: list[Endpoint], c
     return replies
 
 
-async def judge_all(jobs: list[tuple[str, str, str, str]], judge: Endpoint, cfg: CurateConfig,
-                     cache: CallCache) -> dict[str, bool | None]:
+async def judge_all(
+    jobs: list[tuple[str, str, str, str]], judge: Endpoint, cfg: CurateConfig, cache: CallCache
+) -> dict[str, bool | None]:
     """cache key -> the judge's verdict, for (key, question, reference, answer) jobs."""
     verdicts = {key: hit["verdict"] for key, *_ in jobs if (hit := cache.get(key)) is not None}
     pending = [job for job in jobs if job[0] not in verdicts]
@@ -111,18 +130,35 @@ async def difficulty_filter(records: list[S1Record], cfg: CurateConfig, cache: C
     endpoints = [cfg.base_model(i) for i in range(len(cfg.base_models))]
     replies = await _ask_base_models(records, endpoints, cfg, cache)
     # Rows without a reference cannot be graded: they are kept, as nothing shows a model solves them.
-    graded = [(r, ep, replies[ep.model, question_sha(r.question)]["answer"])
-              for r in records if r.solution and r.solution.strip() for ep in endpoints]
-    verdicts = grade_many([(answer_kind(r, cfg), reference_answer(r.solution), answer, 4) for r, _, answer in graded],
-                          workers=cfg.grade_workers)
+    graded = [
+        (r, ep, replies[ep.model, question_sha(r.question)]["answer"])
+        for r in records
+        if r.solution and r.solution.strip()
+        for ep in endpoints
+    ]
+    verdicts = grade_many(
+        [(answer_kind(r, cfg), reference_answer(r.solution), answer, 4) for r, _, answer in graded],
+        workers=cfg.grade_workers,
+    )
     entries: dict[str, dict] = {prov(r)["uid"]: {} for r in records}
     for (r, ep, _), v in zip(graded, verdicts):
-        entries[prov(r)["uid"]][ep.model] = {"kind": answer_kind(r, cfg), "extracted": v.extracted,
-                                             "correct": v.correct, "method": v.method}
+        entries[prov(r)["uid"]][ep.model] = {
+            "kind": answer_kind(r, cfg),
+            "extracted": v.extracted,
+            "correct": v.correct,
+            "method": v.method,
+        }
     judge = cfg.judge_endpoint() if cfg.grade_with_judge else None
     if judge is not None:
-        jobs = [(cache_key(kind="judge", model=judge.model, question=question_sha(r.question), answer=answer),
-                 r.question, reference_answer(r.solution), answer) for r, _, answer in graded]
+        jobs = [
+            (
+                cache_key(kind="judge", model=judge.model, question=question_sha(r.question), answer=answer),
+                r.question,
+                reference_answer(r.solution),
+                answer,
+            )
+            for r, _, answer in graded
+        ]
         verdict_of = await judge_all(jobs, judge, cfg, cache)
         for (r, ep, _), job in zip(graded, jobs):
             entry = entries[prov(r)["uid"]][ep.model]
@@ -130,8 +166,14 @@ async def difficulty_filter(records: list[S1Record], cfg: CurateConfig, cache: C
             entry["judge"] = verdict_of[job[0]]
             if entry["judge"] is not None:
                 entry["correct"] = entry["judge"]
-    result = StageResult([], info={"base_models": [str(ep) for ep in endpoints], "no_reference": 0,
-                                   "solved_by": {ep.model: 0 for ep in endpoints}})
+    result = StageResult(
+        [],
+        info={
+            "base_models": [str(ep) for ep in endpoints],
+            "no_reference": 0,
+            "solved_by": {ep.model: 0 for ep in endpoints},
+        },
+    )
     for r in records:
         models = entries[prov(r)["uid"]]
         result.info["no_reference"] += not models

@@ -10,6 +10,7 @@ request and token rate limits, retry with back-off (honouring Retry-After), and 
 by question, teacher and sampling settings, so a killed run resumes without repeating one.
 A failed call is recorded on its row, and the quality stage drops the row with the reason.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,9 +43,14 @@ REPLY_FORMAT = THINK_TAGS_FORMAT  # R1-style text without a reasoning field is s
 
 def split_reply(r: ChatReply) -> dict:
     """The teacher's thinking, attempt, finish reason and token usage, as cached."""
-    return {"thinking": (r.thinking or "").strip(), "attempt": r.content.strip(), "finish_reason": r.finish_reason,
-            "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
-            "reasoning_tokens": r.reasoning_tokens}
+    return {
+        "thinking": (r.thinking or "").strip(),
+        "attempt": r.content.strip(),
+        "finish_reason": r.finish_reason,
+        "prompt_tokens": r.prompt_tokens,
+        "completion_tokens": r.completion_tokens,
+        "reasoning_tokens": r.reasoning_tokens,
+    }
 
 
 def failure(value: dict, max_tokens: int) -> str | None:
@@ -74,14 +80,22 @@ class _Calls:
     def __init__(self, cfg: CurateConfig, teacher: TeacherConfig, cache: CallCache):
         self.cfg, self.teacher, self.cache = cfg, teacher, cache
         self.endpoint = teacher.parsed()
-        self.settings = {"prompt_version": PROMPT_VERSION, "max_tokens": teacher.max_tokens,
-                         "temperature": teacher.temperature}
+        self.settings = {
+            "prompt_version": PROMPT_VERSION,
+            "max_tokens": teacher.max_tokens,
+            "temperature": teacher.temperature,
+        }
         self.limiter = RateLimiter(teacher.requests_per_minute, teacher.tokens_per_minute)
         self.made = self.failed = self.tokens_in = self.tokens_out = 0
 
     def key(self, question: str) -> str:
-        return cache_key(kind="teacher", model=self.endpoint.model, url=api_base(self.endpoint.url),
-                         question=question_sha(question), settings=self.settings)
+        return cache_key(
+            kind="teacher",
+            model=self.endpoint.model,
+            url=api_base(self.endpoint.url),
+            question=question_sha(question),
+            settings=self.settings,
+        )
 
     def figures(self) -> str:
         return f"tokens in {self.tokens_in:,} out {self.tokens_out:,}, failed {self.failed}"
@@ -90,13 +104,19 @@ class _Calls:
         budget = self.teacher.max_total_tokens
         if budget is not None and self.tokens_in + self.tokens_out >= budget:  # calls in flight may overshoot it
             self.failed += 1
-            return {"error": f"token budget of {budget:,} spent: raise teacher.max_total_tokens and rerun",
-                    "error_kind": "token budget spent"}
+            return {
+                "error": f"token budget of {budget:,} spent: raise teacher.max_total_tokens and rerun",
+                "error_kind": "token budget spent",
+            }
         estimate = len(question) // 4 + 1  # the prompt's tokens, roughly, for the limiter; the reply says exactly
         try:
-            reply = await client.chat([{"role": "user", "content": question}], chat_format=REPLY_FORMAT,
-                                      tokens=estimate, max_tokens=self.teacher.max_tokens,
-                                      temperature=self.teacher.temperature)
+            reply = await client.chat(
+                [{"role": "user", "content": question}],
+                chat_format=REPLY_FORMAT,
+                tokens=estimate,
+                max_tokens=self.teacher.max_tokens,
+                temperature=self.teacher.temperature,
+            )
             value = split_reply(reply)
         except LLMError as e:  # not cached: a stage that runs again (killed, or new settings) asks again
             self.failed += 1
@@ -120,14 +140,25 @@ async def _ask(questions: dict[str, str], calls: _Calls) -> dict[str, dict]:
             todo.append((sha, question, key))
         else:
             replies[sha] = hit
-    log.info("distill: %d of %d teacher calls cached, %d to make (%s)", len(replies), len(questions), len(todo),
-             calls.endpoint)
+    log.info(
+        "distill: %d of %d teacher calls cached, %d to make (%s)",
+        len(replies),
+        len(questions),
+        len(todo),
+        calls.endpoint,
+    )
     if not todo:
         return replies
     semaphore = asyncio.Semaphore(calls.teacher.concurrency)
-    client = ChatClient(calls.endpoint.url, model=calls.endpoint.model,
-                        api_key=os.environ.get(calls.teacher.api_key_env), timeout_s=calls.teacher.timeout_seconds,
-                        max_retries=calls.cfg.max_retries, backoff_s=calls.cfg.backoff_s, limiter=calls.limiter)
+    client = ChatClient(
+        calls.endpoint.url,
+        model=calls.endpoint.model,
+        api_key=os.environ.get(calls.teacher.api_key_env),
+        timeout_s=calls.teacher.timeout_seconds,
+        max_retries=calls.cfg.max_retries,
+        backoff_s=calls.cfg.backoff_s,
+        limiter=calls.limiter,
+    )
     async with client:
         with Progress(log, "distill", len(todo), figures=calls.figures) as progress:
 
@@ -145,13 +176,21 @@ async def _grade(rows: list[S1Record], cfg: CurateConfig, cache: CallCache) -> C
     returns the count of each grade (correct, wrong, ungraded)."""
     column = cfg.teacher_grade_column or GRADE_COLUMN
     graded = [(r, reference_answer(r.solution), r.attempt or "") for r in rows if r.solution and r.solution.strip()]
-    verdicts = grade_many([(answer_kind(r, cfg), reference, attempt, 4) for r, reference, attempt in graded],
-                          workers=cfg.grade_workers)
+    verdicts = grade_many(
+        [(answer_kind(r, cfg), reference, attempt, 4) for r, reference, attempt in graded], workers=cfg.grade_workers
+    )
     correct: dict[str, bool | None] = {prov(r)["uid"]: v.correct for (r, _, _), v in zip(graded, verdicts)}
     judge = cfg.judge_endpoint() if cfg.teacher is not None and cfg.teacher.grade_with_judge else None
     if judge is not None:
-        jobs = [(cache_key(kind="judge", model=judge.model, question=question_sha(r.question), answer=attempt),
-                 r.question, reference, attempt) for r, reference, attempt in graded]
+        jobs = [
+            (
+                cache_key(kind="judge", model=judge.model, question=question_sha(r.question), answer=attempt),
+                r.question,
+                reference,
+                attempt,
+            )
+            for r, reference, attempt in graded
+        ]
         verdict_of = await judge_all(jobs, judge, cfg, cache)
         for (r, _, _), job in zip(graded, jobs):
             if verdict_of[job[0]] is not None:  # no verdict word: the offline grade stands
@@ -191,8 +230,19 @@ async def distill(records: list[S1Record], cfg: CurateConfig, cache: CallCache) 
         lengths.append(value["reasoning_tokens"] or value["completion_tokens"] or len(value["thinking"].split()))
         traced.append(r)
     grades = await _grade(traced, cfg, cache)
-    return StageResult(records, info={
-        "teacher": str(calls.endpoint), "asked": len(asked), "calls_made": calls.made,
-        "cached": len(asked) - calls.made - calls.failed, "failed": sum(failures.values()),
-        "failures": dict(failures), "tokens_in": calls.tokens_in, "tokens_out": calls.tokens_out,
-        "rate_limit_pauses": calls.limiter.pauses, "trace_tokens": histogram(lengths), "teacher_grades": dict(grades)})
+    return StageResult(
+        records,
+        info={
+            "teacher": str(calls.endpoint),
+            "asked": len(asked),
+            "calls_made": calls.made,
+            "cached": len(asked) - calls.made - calls.failed,
+            "failed": sum(failures.values()),
+            "failures": dict(failures),
+            "tokens_in": calls.tokens_in,
+            "tokens_out": calls.tokens_out,
+            "rate_limit_pauses": calls.limiter.pauses,
+            "trace_tokens": histogram(lengths),
+            "teacher_grades": dict(grades),
+        },
+    )

@@ -4,6 +4,7 @@ Either a judge endpoint classifies each question with the MSC rubric shipped nex
 module (msc2020.tsv), or a user-supplied column holds the domain and no call is made.
 A reply without a code from the rubric is re-asked (bounded), then marked "unknown".
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -62,8 +63,10 @@ def domains_from_column(records: list[S1Record], column: str) -> StageResult:
         value = r.domain if column == "domain" else r.extra.get(column)
         if value is None and column != "domain" and column not in r.extra:
             found = sorted({"domain", *(k for k in r.extra if k != "curation")})
-            raise ValueError(f"--domain-column {column!r}: row {r.id} (pool {prov(r)['source']}) has no such column; "
-                             f"columns found: {', '.join(found)}")
+            raise ValueError(
+                f"--domain-column {column!r}: row {r.id} (pool {prov(r)['source']}) has no such column; "
+                f"columns found: {', '.join(found)}"
+            )
         code = str(value).strip() if value is not None and str(value).strip() else UNKNOWN
         r.domain = code
         decide(r, "domains", {"from": f"column:{column}"})
@@ -76,18 +79,29 @@ async def classify(records: list[S1Record], judge: Endpoint, cfg: CurateConfig, 
     rubric_sha = hashlib.sha256(rubric_text.encode()).hexdigest()[:16]
     semaphore = asyncio.Semaphore(cfg.concurrency)
     calls = 0
-    async with ChatClient(judge.url, model=judge.model, timeout_s=cfg.request_timeout_s, max_retries=cfg.max_retries,
-                          backoff_s=cfg.backoff_s) as client:
+    async with ChatClient(
+        judge.url,
+        model=judge.model,
+        timeout_s=cfg.request_timeout_s,
+        max_retries=cfg.max_retries,
+        backoff_s=cfg.backoff_s,
+    ) as client:
 
         async def one(question: str) -> dict:
             nonlocal calls
-            key = cache_key(kind="domain", model=judge.model, question=question_sha(question), rubric=rubric_sha,
-                            retries=cfg.domain_retries)
+            key = cache_key(
+                kind="domain",
+                model=judge.model,
+                question=question_sha(question),
+                rubric=rubric_sha,
+                retries=cfg.domain_retries,
+            )
             hit = cache.get(key)
             if hit is not None:
                 return hit
-            messages = [{"role": "user", "content": PROMPT.format(rubric=rubric_text,
-                                                                  question=question[:MAX_QUESTION_CHARS])}]
+            messages = [
+                {"role": "user", "content": PROMPT.format(rubric=rubric_text, question=question[:MAX_QUESTION_CHARS])}
+            ]
             replies = []
             for _ in range(cfg.domain_retries + 1):
                 async with semaphore:

@@ -1,4 +1,5 @@
 """Ingest: pools -> records with provenance, then exact-duplicate removal."""
+
 from __future__ import annotations
 
 import logging

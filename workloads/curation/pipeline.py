@@ -6,6 +6,7 @@ A rerun reuses every stage whose fingerprint still matches and recomputes from t
 that changed; model calls are cached on top (cache.py), so a stage killed midway resumes
 without repeating a finished call.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,24 +45,43 @@ def stage_settings(cfg: CurateConfig) -> dict[str, dict]:
     return {
         "ingest": {"pools": {n: _file_stamp(u) for n, u in cfg.pools.items()}, "column_maps": cfg.column_maps},
         "dedupe": {},
-        "decontaminate": {"benchmarks": {n: _file_stamp(u) for n, u in cfg.decontaminate.items()},
-                          "column": cfg.benchmark_question_column, "ngram": cfg.ngram},
+        "decontaminate": {
+            "benchmarks": {n: _file_stamp(u) for n, u in cfg.decontaminate.items()},
+            "column": cfg.benchmark_question_column,
+            "ngram": cfg.ngram,
+        },
         # What the traces depend on (and the token budget, so a larger one goes on where a spent
         # one stopped); concurrency, rate limits and timeouts do not change them.
-        "distill": {**cfg.teacher.model_dump(include={"endpoint", "regenerate", "max_tokens", "temperature",
-                                                       "grade_with_judge", "max_total_tokens"}),
-                    "judge": cfg.judge, "answer_kinds": cfg.answer_kinds, "grade_column": cfg.teacher_grade_column}
-        if cfg.teacher else {},
+        "distill": {
+            **cfg.teacher.model_dump(
+                include={"endpoint", "regenerate", "max_tokens", "temperature", "grade_with_judge", "max_total_tokens"}
+            ),
+            "judge": cfg.judge,
+            "answer_kinds": cfg.answer_kinds,
+            "grade_column": cfg.teacher_grade_column,
+        }
+        if cfg.teacher
+        else {},
         "quality": {"disable": sorted(cfg.disable_rules), "extra": cfg.extra_rules, "asy": cfg.asy_allowed_sources},
         "trace": {"tokenizer": cfg.tokenizer},
-        "difficulty": {"base_models": cfg.base_models, "max_tokens": cfg.max_tokens, "temperature": cfg.temperature,
-                       "seed": cfg.seed, "answer_kinds": cfg.answer_kinds,
-                       "judge": cfg.judge if cfg.grade_with_judge else None},
-        "domains": {"column": cfg.domain_column} if cfg.domain_column else
-                   {"judge": cfg.judge, "retries": cfg.domain_retries},
-        "select": {"auto_include": [r.model_dump() for r in cfg.auto_include],
-                   "grade_column": cfg.teacher_grade_column, "target_size": cfg.target_size, "seed": cfg.seed,
-                   "allow_smaller": cfg.allow_smaller},
+        "difficulty": {
+            "base_models": cfg.base_models,
+            "max_tokens": cfg.max_tokens,
+            "temperature": cfg.temperature,
+            "seed": cfg.seed,
+            "answer_kinds": cfg.answer_kinds,
+            "judge": cfg.judge if cfg.grade_with_judge else None,
+        },
+        "domains": {"column": cfg.domain_column}
+        if cfg.domain_column
+        else {"judge": cfg.judge, "retries": cfg.domain_retries},
+        "select": {
+            "auto_include": [r.model_dump() for r in cfg.auto_include],
+            "grade_column": cfg.teacher_grade_column,
+            "target_size": cfg.target_size,
+            "seed": cfg.seed,
+            "allow_smaller": cfg.allow_smaller,
+        },
     }
 
 
@@ -98,14 +118,28 @@ class Pipeline:
             prov(r)["dropped"] = {"stage": name, "reason": reason}
         save_records(result.kept, kept_path)
         save_records([r for r, _ in result.dropped], dropped_path)
-        summary = {"stage": name, "fingerprint": fingerprint, "in": len(rows), "kept": len(result.kept),
-                   "dropped": result.drop_counts(), "info": result.info, "seconds": round(seconds, 3),
-                   "kept_per_source": report.per_source(result.kept)}
+        summary = {
+            "stage": name,
+            "fingerprint": fingerprint,
+            "in": len(rows),
+            "kept": len(result.kept),
+            "dropped": result.drop_counts(),
+            "info": result.info,
+            "seconds": round(seconds, 3),
+            "kept_per_source": report.per_source(result.kept),
+        }
         # The marker goes last: a stage killed before it is recomputed, never half-reused.
         done_path.write_text(json.dumps(summary, indent=1))
         self.summaries.append(summary)
-        log.info("stage %s: %d -> %d rows (dropped %d) in %.2f s (%.0f rows/s)", name, len(rows), len(result.kept),
-                 len(result.dropped), seconds, max(len(rows), len(result.kept)) / max(seconds, 1e-9))
+        log.info(
+            "stage %s: %d -> %d rows (dropped %d) in %.2f s (%.0f rows/s)",
+            name,
+            len(rows),
+            len(result.kept),
+            len(result.dropped),
+            seconds,
+            max(len(rows), len(result.kept)) / max(seconds, 1e-9),
+        )
         return result.kept
 
     async def run(self) -> dict:
@@ -129,7 +163,9 @@ class Pipeline:
             fingerprint = ""
             rows: list[S1Record] = []
             for i, (name, fn) in enumerate(plan):
-                fingerprint = hashlib.sha256(json.dumps([fingerprint, name, settings[name]], sort_keys=True).encode()).hexdigest()
+                fingerprint = hashlib.sha256(
+                    json.dumps([fingerprint, name, settings[name]], sort_keys=True).encode()
+                ).hexdigest()
                 rows = await self._stage(i, name, fingerprint, rows, fn)
         finally:
             cache.close()
@@ -138,8 +174,10 @@ class Pipeline:
         return report.write_reports(self.out, self.summaries, rows, cfg)
 
     def _decontaminate(self, rows: list[S1Record]) -> StageResult:
-        questions = {name: decontam.benchmark_questions(name, uri, self.cfg.benchmark_question_column)
-                     for name, uri in self.cfg.decontaminate.items()}
+        questions = {
+            name: decontam.benchmark_questions(name, uri, self.cfg.benchmark_question_column)
+            for name, uri in self.cfg.decontaminate.items()
+        }
         index = decontam.build_index(questions, self.cfg.ngram)
         result = decontam.decontaminate(rows, index, self.cfg.ngram)
         result.info.update({"benchmarks": {n: len(q) for n, q in questions.items()}, "ngrams": len(index)})
@@ -166,4 +204,3 @@ class Pipeline:
 
 def run(cfg: CurateConfig) -> dict:
     return asyncio.run(Pipeline(cfg).run())
-

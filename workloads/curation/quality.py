@@ -7,6 +7,7 @@ Each rule is named, can be switched off (`disable_rules`) and users add their ow
 (`extra_rules`). A row is counted under the first rule it breaks, so the per-rule counts
 add up to the rows dropped.
 """
+
 from __future__ import annotations
 
 import re

@@ -1,5 +1,6 @@
 """report.json, report.md and domains.png: what each stage kept and dropped, per source
 and per domain, so a curated set can be audited without reading the stage files."""
+
 from __future__ import annotations
 
 import json
@@ -66,11 +67,16 @@ def distill_lines(info: dict) -> list[str]:
     """Markdown: the teacher's calls, failures, tokens and trace lengths."""
     failures = ", ".join(f"{k}: {v}" for k, v in info["failures"].items()) or "none"
     grades = ", ".join(f"{k} {v}" for k, v in info["teacher_grades"].items()) or "-"
-    return [f"Teacher {info['teacher']}: {info['asked']} rows asked, {info['calls_made']} calls made, "
-            f"{info['cached']} from the cache, {info['failed']} failed ({failures}); tokens in {info['tokens_in']:,}, "
-            f"out {info['tokens_out']:,}; rate-limit pauses {info['rate_limit_pauses']}. "
-            f"Teacher's attempts graded against the references: {grades}.", "",
-            "| thinking tokens | traces |", "|---|---|", *[f"| {k} | {v} |" for k, v in info["trace_tokens"].items()]]
+    return [
+        f"Teacher {info['teacher']}: {info['asked']} rows asked, {info['calls_made']} calls made, "
+        f"{info['cached']} from the cache, {info['failed']} failed ({failures}); tokens in {info['tokens_in']:,}, "
+        f"out {info['tokens_out']:,}; rate-limit pauses {info['rate_limit_pauses']}. "
+        f"Teacher's attempts graded against the references: {grades}.",
+        "",
+        "| thinking tokens | traces |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in info["trace_tokens"].items()],
+    ]
 
 
 def stage_table(stages: list[dict]) -> list[str]:
@@ -85,17 +91,31 @@ def stage_table(stages: list[dict]) -> list[str]:
 
 
 def _markdown(data: dict) -> str:
-    lines = ["# Curation report", "", f"Selected **{data['selected']}** rows (target {data['target_size']}, "
-             f"seed {data['seed']}); trace lengths counted with {data['trace_counter']}.", "",
-             "## Stages", "", *stage_table(data["stages"])]
+    lines = [
+        "# Curation report",
+        "",
+        f"Selected **{data['selected']}** rows (target {data['target_size']}, "
+        f"seed {data['seed']}); trace lengths counted with {data['trace_counter']}.",
+        "",
+        "## Stages",
+        "",
+        *stage_table(data["stages"]),
+    ]
     stages = [s["stage"] for s in data["stages"]]
     distilled = distill_info(data["stages"])
     if distilled:
         lines += ["", "## Distillation", "", *distill_lines(distilled), "", f"Plot: {TRACES_PNG}"]
-    lines += ["", "## Per source (rows kept after each stage)", "",
-              "| source | " + " | ".join(stages) + " |", "|---" * (len(stages) + 1) + "|"]
+    lines += [
+        "",
+        "## Per source (rows kept after each stage)",
+        "",
+        "| source | " + " | ".join(stages) + " |",
+        "|---" * (len(stages) + 1) + "|",
+    ]
     for source in data["stages"][0]["kept_per_source"]:
-        lines.append(f"| {source} | " + " | ".join(str(s["kept_per_source"].get(source, 0)) for s in data["stages"]) + " |")
+        lines.append(
+            f"| {source} | " + " | ".join(str(s["kept_per_source"].get(source, 0)) for s in data["stages"]) + " |"
+        )
     lines += ["", "## Per domain (selected)", "", "| domain | name | selected |", "|---|---|---|"]
     lines += [f"| {d} | {domain_name(d)} | {n} |" for d, n in data["per_domain"].items()]
     return "\n".join(lines) + "\n"
@@ -104,10 +124,13 @@ def _markdown(data: dict) -> str:
 def write_reports(out: Path, summaries: list[dict], selected: list[S1Record], cfg: CurateConfig) -> dict:
     domains = per_domain(selected)
     data = {
-        "selected": len(selected), "target_size": cfg.target_size, "seed": cfg.seed,
+        "selected": len(selected),
+        "target_size": cfg.target_size,
+        "seed": cfg.seed,
         "trace_counter": cfg.tokenizer or "whitespace words (no --tokenizer)",
         "stages": [{k: v for k, v in s.items() if k != "fingerprint"} for s in summaries],
-        "per_source": per_source(selected), "per_domain": domains,
+        "per_source": per_source(selected),
+        "per_domain": domains,
     }
     (out / REPORT_JSON).write_text(json.dumps(data, indent=1))
     (out / REPORT_MD).write_text(_markdown(data))

@@ -4,6 +4,7 @@ Provenance lives in `record.extra["curation"]` so it is saved by `save_records`,
 a load -> save round trip, and ends up in every output row: the pool it came from, its
 row index there, each stage's decision and the trace length.
 """
+
 from __future__ import annotations
 
 import hashlib

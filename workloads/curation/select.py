@@ -6,6 +6,7 @@ proportional to 2^-rank (rank 0 = longest trace, ties broken by row id); remove 
 empty domains; repeat to the target size. `random.Random(seed)` gives the same selection
 for the same seed and inputs on every platform.
 """
+
 from __future__ import annotations
 
 import random
@@ -63,23 +64,27 @@ def select(records: list[S1Record], cfg: CurateConfig) -> StageResult:
     auto = len(chosen)
     target = cfg.target_size
     if auto > target:
-        raise SelectionError(f"auto-include keeps {auto} rows, more than target_size {target}: raise --target-size "
-                             f"or narrow the auto_include rules in --config")
+        raise SelectionError(
+            f"auto-include keeps {auto} rows, more than target_size {target}: raise --target-size "
+            f"or narrow the auto_include rules in --config"
+        )
     if len(records) < target and not cfg.allow_smaller:
-        raise SelectionError(f"target_size {target} is larger than the {len(records)} rows left after filtering "
-                             f"({auto} auto-included + {len(rest)} to draw from): lower --target-size, add pools, "
-                             f"or pass --allow-smaller to keep all {len(records)}")
+        raise SelectionError(
+            f"target_size {target} is larger than the {len(records)} rows left after filtering "
+            f"({auto} auto-included + {len(rest)} to draw from): lower --target-size, add pools, "
+            f"or pass --allow-smaller to keep all {len(records)}"
+        )
     domains: dict[str, list[S1Record]] = {}
     for r in rest:
         domains.setdefault(r.domain or "unknown", []).append(r)
     # Sorted domain names and ranked lists: the draw depends on the seed and the rows only.
     pools = {d: _by_rank(rows) for d, rows in sorted(domains.items())}
-    weights = [2.0 ** -k for k in range(_MAX_RANK)]
+    weights = [2.0**-k for k in range(_MAX_RANK)]
     draw = 0
     while len(chosen) < target and pools:
         domain = rng.choice(list(pools))
         rows = pools[domain]
-        k = rng.choices(range(min(len(rows), _MAX_RANK)), weights=weights[:len(rows)])[0]
+        k = rng.choices(range(min(len(rows), _MAX_RANK)), weights=weights[: len(rows)])[0]
         r = rows.pop(k)
         decide(r, "select", {"how": "draw", "order": draw, "rank": k})
         chosen.append(r)

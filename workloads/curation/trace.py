@@ -5,6 +5,7 @@ Without a tokenizer the count is whitespace-separated words, which undercounts t
 (roughly 0.75 words per token for English math text): thresholds such as s1's 5,600
 tokens then mean something else, so the report says which counter was used.
 """
+
 from __future__ import annotations
 
 from thinkube.workloads.curation.rows import StageResult, prov
@@ -34,7 +35,7 @@ def count_tokens(texts: list[str], tokenizer_spec: str | None) -> list[int]:
     tok = load_tokenizer(tokenizer_spec)
     counts: list[int] = []
     for i in range(0, len(texts), _BATCH):
-        counts.extend(len(ids) for ids in tok(texts[i:i + _BATCH], add_special_tokens=False)["input_ids"])
+        counts.extend(len(ids) for ids in tok(texts[i : i + _BATCH], add_special_tokens=False)["input_ids"])
     return counts
 
 

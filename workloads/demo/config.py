@@ -1,6 +1,7 @@
 """What a demo run is: sizes, training settings and the sweep, with defaults that finish in
 minutes on a 2-core CPU. Each stage's fingerprint is taken over the settings it reads, so a
 rerun with the same folder reuses every stage whose inputs did not change."""
+
 from __future__ import annotations
 
 import hashlib
@@ -44,8 +45,9 @@ class DemoConfig:
         if self.select < 1 or self.select > self.data.pool_size:
             raise ValueError(f"select {self.select}: must be between 1 and the pool size {self.data.pool_size}")
         if not self.budgets or min(self.budgets) < 1 or any(k < 0 for k in self.num_ignore):
-            raise ValueError(f"budgets {list(self.budgets)} must be positive and num_ignore {list(self.num_ignore)} "
-                             f"non-negative")
+            raise ValueError(
+                f"budgets {list(self.budgets)} must be positive and num_ignore {list(self.num_ignore)} non-negative"
+            )
         if self.epochs < 1:
             raise ValueError(f"epochs {self.epochs}: must be at least 1")
 
@@ -57,9 +59,15 @@ class DemoConfig:
         """What the demo trains with, locally and on a cluster: the s1 recipe where these
         settings leave it. Gradient checkpointing is off: a tiny model's activations are small,
         and recomputing them only slows the demo."""
-        return TrainRecipe(epochs=self.epochs, learning_rate=self.learning_rate,
-                           global_batch_size=self.global_batch_size, micro_batch_size=self.micro_batch_size,
-                           block_size=BLOCK_SIZE, seed=self.data.seed, gradient_checkpointing=False)
+        return TrainRecipe(
+            epochs=self.epochs,
+            learning_rate=self.learning_rate,
+            global_batch_size=self.global_batch_size,
+            micro_batch_size=self.micro_batch_size,
+            block_size=BLOCK_SIZE,
+            seed=self.data.seed,
+            gradient_checkpointing=False,
+        )
 
     def stage_settings(self, stage: str) -> dict:
         d = asdict(self)
@@ -72,6 +80,6 @@ class DemoConfig:
 
     def fingerprint(self, stage: str) -> str:
         """Over this stage's settings and every earlier stage's: a changed input redoes what follows."""
-        upto = STAGES[:STAGES.index(stage) + 1]
+        upto = STAGES[: STAGES.index(stage) + 1]
         blob = json.dumps([self.stage_settings(s) for s in upto], sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -8,6 +8,7 @@ s1's quality rules catch, and questions the teacher cannot read (it loops until 
 token cap cuts it off: a failed teacher call). Every planted row is tagged in
 `extra.planted`, so a test can check each one went where it should.
 """
+
 from __future__ import annotations
 
 import json
@@ -73,18 +74,26 @@ def build(spec: DataSpec) -> tuple[list[S1Record], list[Problem]]:
     pool: list[S1Record] = []
     for k, (level, share) in enumerate(LEVEL_MIX.items()):
         n = round(spec.pool_size * share)
-        pool += [p.pool_row(f"{level}-{i}") for i, p in
-                 enumerate(problems(n, spec.seed + 10 + k, LEVELS[level], exclude=taken))]
+        pool += [
+            p.pool_row(f"{level}-{i}")
+            for i, p in enumerate(problems(n, spec.seed + 10 + k, LEVELS[level], exclude=taken))
+        ]
         taken |= {r.question for r in pool}
     rng.shuffle(pool)
     # Disjoint slices: a duplicated row never also gets an artefact (it would stop being a copy).
     n_art = spec.per_artefact * len(ARTEFACTS)
-    originals, victims, clean = pool[:spec.duplicates], pool[spec.duplicates:spec.duplicates + n_art], \
-        pool[spec.duplicates + n_art:]
+    originals, victims, clean = (
+        pool[: spec.duplicates],
+        pool[spec.duplicates : spec.duplicates + n_art],
+        pool[spec.duplicates + n_art :],
+    )
     rows = originals + clean
     rows += [_tag(r.model_copy(update={"id": f"dup-{i}"}), "duplicate") for i, r in enumerate(originals)]
-    rows += [_tag(ARTEFACTS[name](r), name) for i, r in enumerate(victims)
-             for name in [list(ARTEFACTS)[i // spec.per_artefact]]]
+    rows += [
+        _tag(ARTEFACTS[name](r), name)
+        for i, r in enumerate(victims)
+        for name in [list(ARTEFACTS)[i // spec.per_artefact]]
+    ]
     rows += [_tag(p.pool_row(f"leak-{i}"), "leaked") for i, p in enumerate(rng.sample(bench, spec.leaked))]
     rng.shuffle(rows)
     return rows, bench
@@ -104,6 +113,17 @@ def write(spec: DataSpec, folder: Path) -> Written:
     save_records(rows, pool_path)
     with bench_path.open("w", encoding="utf-8") as f:
         for i, p in enumerate(bench):
-            f.write(json.dumps({"id": f"heldout-{i}", "question": p.benchmark_question, "answer": p.answer, "kind": "integer",
-                                "domain": p.domain.name, "steps": len(p.digits)}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "id": f"heldout-{i}",
+                        "question": p.benchmark_question,
+                        "answer": p.answer,
+                        "kind": "integer",
+                        "domain": p.domain.name,
+                        "steps": len(p.digits),
+                    }
+                )
+                + "\n"
+            )
     return Written(pool_path, bench_path, len(rows))

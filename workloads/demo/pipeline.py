@@ -10,6 +10,7 @@ eval    `thinkube serve` on the trained model, then `thinkube eval` over thinkin
 A stage whose `done.json` carries the current fingerprint is reused; the first one that
 changed, and everything after it, runs again.
 """
+
 from __future__ import annotations
 
 import json
@@ -80,8 +81,9 @@ def _run_logged(cmd: list[str], log_path: Path, stage: str, env: dict | None = N
     """Runs `cmd`, writing its output to `log_path` and echoing lines containing `echo`
     (progress lines with rates) to the console."""
     with log_path.open("w") as f:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}
+        )
         assert proc.stdout is not None  # stdout=PIPE
         for line in proc.stdout:
             f.write(line)
@@ -95,29 +97,54 @@ def _run_logged(cmd: list[str], log_path: Path, stage: str, env: dict | None = N
 
 def _serve(model: str, name: str, engine: str, cfg: DemoConfig, log_path: Path) -> ServeProcess:
     log.info("starting thinkube serve --model %s (engine %s); log %s", model, engine, log_path)
-    return ServeProcess("--model", model, "--served-model-name", name, "--engine", engine,
-                        "--default-max-tokens", str(cfg.max_tokens), log_path=log_path).wait(SERVER_START_S)
+    return ServeProcess(
+        "--model",
+        model,
+        "--served-model-name",
+        name,
+        "--engine",
+        engine,
+        "--default-max-tokens",
+        str(cfg.max_tokens),
+        log_path=log_path,
+    ).wait(SERVER_START_S)
 
 
 def run_data(cfg: DemoConfig, stage: Stage) -> dict:
     written = data.write(cfg.data, stage.folder)
-    return {"pool": str(written.pool), "benchmark": str(written.benchmark), "pool_rows": written.pool_rows,
-            "benchmark_items": cfg.data.benchmark_size}
+    return {
+        "pool": str(written.pool),
+        "benchmark": str(written.benchmark),
+        "pool_rows": written.pool_rows,
+        "benchmark_items": cfg.data.benchmark_size,
+    }
 
 
 def run_curate(cfg: DemoConfig, stage: Stage, inputs: dict) -> dict:
     from thinkube.api.stages.curate import SELECTED_JSONL, CurateConfig, TeacherConfig
     from thinkube.workloads.curation.pipeline import run as curate
 
-    with _serve("tiny", TEACHER_NAME, TEACHER_ENGINE, cfg, stage.folder / "teacher-server.log") as teacher, \
-            _serve("tiny", BASE_MODEL_NAME, cfg.engine, cfg, stage.folder / "base-server.log") as base:
-        ccfg = CurateConfig(out=str(stage.folder / "run"), pools={POOL_NAME: inputs["pool"]},
-                            teacher=TeacherConfig(endpoint=f"{teacher.url}@{TEACHER_NAME}", max_tokens=TEACHER_MAX_TOKENS,
-                                                  concurrency=CONCURRENCY),
-                            decontaminate={data.BENCHMARK_NAME: inputs["benchmark"]}, ngram=NGRAM,
-                            base_models=[f"{base.url}@{BASE_MODEL_NAME}"], answer_kinds={POOL_NAME: "integer"},
-                            max_tokens=cfg.base_max_tokens, concurrency=CONCURRENCY, domain_column="domain",
-                            tokenizer="tiny", target_size=cfg.select, seed=cfg.data.seed)
+    with (
+        _serve("tiny", TEACHER_NAME, TEACHER_ENGINE, cfg, stage.folder / "teacher-server.log") as teacher,
+        _serve("tiny", BASE_MODEL_NAME, cfg.engine, cfg, stage.folder / "base-server.log") as base,
+    ):
+        ccfg = CurateConfig(
+            out=str(stage.folder / "run"),
+            pools={POOL_NAME: inputs["pool"]},
+            teacher=TeacherConfig(
+                endpoint=f"{teacher.url}@{TEACHER_NAME}", max_tokens=TEACHER_MAX_TOKENS, concurrency=CONCURRENCY
+            ),
+            decontaminate={data.BENCHMARK_NAME: inputs["benchmark"]},
+            ngram=NGRAM,
+            base_models=[f"{base.url}@{BASE_MODEL_NAME}"],
+            answer_kinds={POOL_NAME: "integer"},
+            max_tokens=cfg.base_max_tokens,
+            concurrency=CONCURRENCY,
+            domain_column="domain",
+            tokenizer="tiny",
+            target_size=cfg.select,
+            seed=cfg.data.seed,
+        )
         report = curate(ccfg)
     return {"selected": str(stage.folder / "run" / SELECTED_JSONL), "report": report}
 
@@ -126,12 +153,23 @@ def run_train(cfg: DemoConfig, stage: Stage, inputs: dict) -> dict:
     from thinkube.api.stages.train import TrainConfig
 
     out = stage.folder / "run"
-    train_cfg = TrainConfig(**cfg.train_recipe().model_dump(), model="tiny", dataset=inputs["selected"],
-                            output=str(out))
+    train_cfg = TrainConfig(
+        **cfg.train_recipe().model_dump(), model="tiny", dataset=inputs["selected"], output=str(out)
+    )
     config_path = stage.folder / "train.json"
     config_path.write_text(train_cfg.to_json())
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={cfg.nproc}",
-           f"--master-port={free_port()}", "-m", "thinkube.cli", "train", "--config", str(config_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc-per-node={cfg.nproc}",
+        f"--master-port={free_port()}",
+        "-m",
+        "thinkube.cli",
+        "train",
+        "--config",
+        str(config_path),
+    ]
     # One thread per process: cfg.nproc processes share the machine's cores.
     _run_logged(cmd, stage.folder / "train.log", "train", env={"OMP_NUM_THREADS": "1"}, echo="loss")
     summary = train_summary(out / METRICS_FILE)
@@ -145,11 +183,29 @@ def run_eval(cfg: DemoConfig, stage: Stage, inputs: dict, bench: str) -> dict:
 
     out = stage.folder / "sweep"
     with _serve(inputs["model"], TRAINED_MODEL_NAME, cfg.engine, cfg, stage.folder / "server.log") as server:
-        cmd = [sys.executable, "-m", "thinkube.cli", "eval", "--target", server.url, "--model", TRAINED_MODEL_NAME,
-               "--benchmark", f"{data.BENCHMARK_NAME}={bench}", "--out", str(out),
-               "--max-thinking-tokens", ",".join(map(str, cfg.budgets)),
-               "--num-ignore", ",".join(map(str, cfg.num_ignore)), "--max-tokens", str(cfg.max_tokens),
-               "--concurrency", str(CONCURRENCY), "--no-progress"]  # progress comes as log lines with rates
+        cmd = [
+            sys.executable,
+            "-m",
+            "thinkube.cli",
+            "eval",
+            "--target",
+            server.url,
+            "--model",
+            TRAINED_MODEL_NAME,
+            "--benchmark",
+            f"{data.BENCHMARK_NAME}={bench}",
+            "--out",
+            str(out),
+            "--max-thinking-tokens",
+            ",".join(map(str, cfg.budgets)),
+            "--num-ignore",
+            ",".join(map(str, cfg.num_ignore)),
+            "--max-tokens",
+            str(cfg.max_tokens),
+            "--concurrency",
+            str(CONCURRENCY),
+            "--no-progress",
+        ]  # progress comes as log lines with rates
         _run_logged(cmd, stage.folder / "eval.log", "eval", echo="sweep:")
     return {"results": str(out / RESULTS_JSON), "plot": str(out / PLOT_PNG)}
 
@@ -166,10 +222,12 @@ def run(cfg: DemoConfig) -> dict:
             results[name] = reused
             continue
         if name not in cfg.stages:
-            if not any(later in cfg.stages for later in STAGES[STAGES.index(name) + 1:]):
+            if not any(later in cfg.stages for later in STAGES[STAGES.index(name) + 1 :]):
                 break  # nothing selected after this stage: stop here
-            raise StageFailed(f"{name}: a later stage needs it, but it is not in --stages and {stage.folder} holds "
-                              f"no finished run with these settings; add {name} to --stages")
+            raise StageFailed(
+                f"{name}: a later stage needs it, but it is not in --stages and {stage.folder} holds "
+                f"no finished run with these settings; add {name} to --stages"
+            )
         print(f"[demo] {name}: running", flush=True)
         stage.clear_if_stale()
         start = time.monotonic()

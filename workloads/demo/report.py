@@ -1,6 +1,7 @@
 """The demo's report: stage counts, the training loss, the accuracy table with s1's
 Control/Scaling/Performance, and a verdict on the scaling curve taken from the measured
 numbers (report.md, report.json, loss.png; the evaluation writes the scaling plot)."""
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,14 @@ def train_summary(metrics_path: Path) -> dict:
     if not losses:
         return {}
     window = max(1, min(25, len(losses) // 4))
-    return {"metrics": str(metrics_path), "steps": len(losses), "first_loss": sum(losses[:window]) / window,
-            "last_loss": sum(losses[-window:]) / window, "loss_window": window,
-            "step_seconds": sum(r.get("step_seconds", 0.0) for r in rows)}
+    return {
+        "metrics": str(metrics_path),
+        "steps": len(losses),
+        "first_loss": sum(losses[:window]) / window,
+        "last_loss": sum(losses[-window:]) / window,
+        "loss_window": window,
+        "step_seconds": sum(r.get("step_seconds", 0.0) for r in rows),
+    }
 
 
 def plot_loss(curve: list[tuple[int, float]], path: Path) -> None:
@@ -60,14 +66,24 @@ def scaling_verdict(bench: dict) -> dict:
         return {"verdict": "no budget curve: sweep at least two --budgets values"}
     low, high = (bench["settings"][k] for k in (maxima[0], maxima[-1]))
     margin = high["accuracy"] - low["accuracy"]
-    verdict = (f"accuracy rose by {margin:.1f} points from the smallest to the largest thinking budget"
-               if margin > 0 else
-               f"accuracy did NOT rise with the thinking budget ({margin:+.1f} points): the model has not learned "
-               f"to use its thinking; train longer (--epochs) or on more data (--select)")
-    return {"smallest": maxima[0], "largest": maxima[-1], "accuracy_smallest": low["accuracy"],
-            "accuracy_largest": high["accuracy"], "margin_points": round(margin, 1), "rose": margin > 0,
-            "verdict": verdict, "control": curve["control"], "scaling": curve["scaling"],
-            "performance": curve["performance"]}
+    verdict = (
+        f"accuracy rose by {margin:.1f} points from the smallest to the largest thinking budget"
+        if margin > 0
+        else f"accuracy did NOT rise with the thinking budget ({margin:+.1f} points): the model has not learned "
+        f"to use its thinking; train longer (--epochs) or on more data (--select)"
+    )
+    return {
+        "smallest": maxima[0],
+        "largest": maxima[-1],
+        "accuracy_smallest": low["accuracy"],
+        "accuracy_largest": high["accuracy"],
+        "margin_points": round(margin, 1),
+        "rose": margin > 0,
+        "verdict": verdict,
+        "control": curve["control"],
+        "scaling": curve["scaling"],
+        "performance": curve["performance"],
+    }
 
 
 def extension_verdict(bench: dict) -> dict | None:
@@ -81,35 +97,58 @@ def extension_verdict(bench: dict) -> dict | None:
     best = max(margins, key=margins.__getitem__)
     parts = ", ".join(f"{k} {m:+.1f} points" for k, m in margins.items())
     helped = margins[best] > 0
-    verdict = (f"extending thinking raised accuracy: {parts} against no extension ({base:.1f}%)" if helped else
-               f"extending thinking did NOT raise accuracy ({parts} against no extension, {base:.1f}%): the model "
-               f"does not use the extra thinking to check its answer")
+    verdict = (
+        f"extending thinking raised accuracy: {parts} against no extension ({base:.1f}%)"
+        if helped
+        else f"extending thinking did NOT raise accuracy ({parts} against no extension, {base:.1f}%): the model "
+        f"does not use the extra thinking to check its answer"
+    )
     return {"baseline_accuracy": base, "margins_points": margins, "best": best, "helped": helped, "verdict": verdict}
 
 
 def write(out: Path, results: dict) -> dict:
     """results: pipeline.run's per-stage info. Returns the report as a dict."""
     report: dict = {"stages": {k: v.get("seconds") for k, v in results.items()}}
-    lines = ["# Thinkube demo", "", "The s1 pipeline on the built-in tiny model: curate -> SFT -> serve with "
-             "budget forcing -> sweep thinking budgets. Every number below was measured in this run.", ""]
+    lines = [
+        "# Thinkube demo",
+        "",
+        "The s1 pipeline on the built-in tiny model: curate -> SFT -> serve with "
+        "budget forcing -> sweep thinking budgets. Every number below was measured in this run.",
+        "",
+    ]
     if "data" in results:
         d = results["data"]
-        lines += [f"Pool: {d['pool_rows']} generated questions with reference answers and no traces (with planted "
-                  f"duplicates, benchmark copies, formatting artefacts and questions the teacher cannot read); "
-                  f"held-out benchmark: {d['benchmark_items']} questions.", ""]
+        lines += [
+            f"Pool: {d['pool_rows']} generated questions with reference answers and no traces (with planted "
+            f"duplicates, benchmark copies, formatting artefacts and questions the teacher cannot read); "
+            f"held-out benchmark: {d['benchmark_items']} questions.",
+            "",
+        ]
     if "curate" in results:
         cur = results["curate"]["report"]
-        report["curation"] = {s["stage"]: {"in": s["in"], "kept": s["kept"], "dropped": s["dropped"]}
-                              for s in cur["stages"]}
-        lines += ["## Curation", "", *stage_table(cur["stages"]), "",
-                  "Selected per domain: " + ", ".join(f"{k} {v}" for k, v in cur["per_domain"].items()), ""]
+        report["curation"] = {
+            s["stage"]: {"in": s["in"], "kept": s["kept"], "dropped": s["dropped"]} for s in cur["stages"]
+        }
+        lines += [
+            "## Curation",
+            "",
+            *stage_table(cur["stages"]),
+            "",
+            "Selected per domain: " + ", ".join(f"{k} {v}" for k, v in cur["per_domain"].items()),
+            "",
+        ]
     if "train" in results:
         t = results["train"]
         curve = loss_curve(Path(t["metrics"]))
         plot_loss(curve, out / LOSS_PNG)
         report["training"] = {"steps": t["steps"], "first_loss": t["first_loss"], "last_loss": t["last_loss"]}
-        lines += ["## Training", "", f"{t['steps']} optimizer steps in {t['seconds']:.0f} s; mean loss of the first "
-                  f"and last {t['loss_window']} steps {t['first_loss']:.4g} -> {t['last_loss']:.4g} (plot: {LOSS_PNG}).", ""]
+        lines += [
+            "## Training",
+            "",
+            f"{t['steps']} optimizer steps in {t['seconds']:.0f} s; mean loss of the first "
+            f"and last {t['loss_window']} steps {t['first_loss']:.4g} -> {t['last_loss']:.4g} (plot: {LOSS_PNG}).",
+            "",
+        ]
     if "eval" in results:
         sweep = Path(results["eval"]["results"])
         ev = json.loads(sweep.read_text())

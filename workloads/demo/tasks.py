@@ -13,6 +13,7 @@ trace line copies always sits the same number of tokens back, and the new state 
 the two tokens before it. Fixed-offset attention learns that in a couple of minutes on a
 CPU; an induction head (look a key up anywhere in the question) does not. tests/unit/test_demo_tasks.py checks these lengths.
 """
+
 from __future__ import annotations
 
 import random
@@ -74,8 +75,8 @@ class Problem:
         values = [line.partition(":")[2] for line in slots]
         if not all(v == EMPTY or (len(v) == 1 and v.isdigit()) for v in values):
             return None
-        digits = values[:values.index(EMPTY)] if EMPTY in values else values
-        if not digits or any(v != EMPTY for v in values[len(digits):]):
+        digits = values[: values.index(EMPTY)] if EMPTY in values else values
+        if not digits or any(v != EMPTY for v in values[len(digits) :]):
             return None
         return cls(domain, tuple(int(v) for v in digits))
 
@@ -114,8 +115,15 @@ class Problem:
 
     def pool_row(self, uid: str) -> S1Record:
         """The question and its reference answer, as a pool holds them before distillation."""
-        return S1Record(id=uid, question=self.question, solution=self.answer, cot_type="math", source_type=SOURCE,
-                        domain=self.domain.name, metadata={"level": self.level, "steps": len(self.digits)})
+        return S1Record(
+            id=uid,
+            question=self.question,
+            solution=self.answer,
+            cot_type="math",
+            source_type=SOURCE,
+            domain=self.domain.name,
+            metadata={"level": self.level, "steps": len(self.digits)},
+        )
 
     def record(self, uid: str) -> S1Record:
         """The pool row with the teacher's trace and attempt: what distillation makes of it."""
@@ -125,7 +133,7 @@ class Problem:
 def problems(n: int, seed: int, steps_range: tuple[int, int], exclude: Collection[str] = frozenset()) -> list[Problem]:
     """`n` distinct problems (by question text) with steps in the range, none in `exclude`."""
     lo, hi = steps_range
-    if n > 0.5 * sum(len(DOMAINS) * 10 ** k for k in range(lo, hi + 1)):
+    if n > 0.5 * sum(len(DOMAINS) * 10**k for k in range(lo, hi + 1)):
         raise ValueError(f"{n} distinct problems do not fit in {lo}..{hi} steps: widen the range")
     rng, seen = random.Random(seed), set(exclude)
     out: list[Problem] = []

@@ -6,6 +6,7 @@ distillation calls it exactly as it would call a hosted teacher. A question it c
 makes it loop ("Hmm") until the call's max_tokens cuts it off: the demo's planted teacher
 failures, which the quality stage drops.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -56,7 +57,7 @@ class SyntheticTeacher:
         else:
             rest = problem.trace() + "\n" + fmt.end_of_thinking + "\n" + problem.attempt() + fmt.im_end
             # Past what is written; where forced text (a "Wait") made it differ, without the gap.
-            rest = rest[len(thinking):] if rest.startswith(thinking) else rest[len(thinking):].lstrip()
+            rest = rest[len(thinking) :] if rest.startswith(thinking) else rest[len(thinking) :].lstrip()
         return iter(tokenizer.encode(rest, add_special_tokens=False))
 
     async def stream(self, prompt_ids: list[int], params: StepParams) -> AsyncIterator[StepChunk]:

@@ -25,6 +25,7 @@ Known layouts: AIME (`problem`, `answer`, `id`), MATH-500 (`problem`, `answer`, 
 `Record ID`). GPQA options are shuffled with a seed derived from (seed, question id), so
 the correct option is never at a fixed position and the order is reproducible.
 """
+
 from __future__ import annotations
 
 import csv
@@ -46,7 +47,9 @@ _CHOICE_COLUMNS = ("choices", "options")
 _GPQA_WRONG = ("Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
 
 _MATH_PROMPT = "{question}\n\nPut your final answer within \\boxed{{}}."
-_CHOICE_PROMPT = "{question}\n\n{options}\n\nThink step by step, then give the letter of the correct option as 'Answer: X'."
+_CHOICE_PROMPT = (
+    "{question}\n\n{options}\n\nThink step by step, then give the letter of the correct option as 'Answer: X'."
+)
 
 
 @dataclass(frozen=True)
@@ -60,20 +63,32 @@ class BenchmarkSpec:
 
 _HF = "python -c \"import datasets; datasets.load_dataset({args}).to_json('{file}')\""
 KNOWN: dict[str, BenchmarkSpec] = {
-    "aime24": BenchmarkSpec("AIME 2024", "integer", 30,
-                            _HF.format(args="'HuggingFaceH4/aime_2024', split='train'", file="aime24.jsonl")
-                            + "  (s1 reports the no-figures variant: 'simplescaling/aime24_nofigures')"),
-    "aime25": BenchmarkSpec("AIME 2025", "integer", 30,
-                            _HF.format(args="'MathArena/aime_2025', split='train'", file="aime25.jsonl")),
-    "math500": BenchmarkSpec("MATH-500", "math", 500,
-                             _HF.format(args="'HuggingFaceH4/MATH-500', split='test'", file="math500.jsonl"),
-                             split="test"),
-    "gpqa_diamond": BenchmarkSpec("GPQA Diamond", "choice", 198,
-                                  "accept the licence at https://huggingface.co/datasets/Idavidrein/gpqa, log in "
-                                  "(`hf auth login`), then "
-                                  + _HF.format(args="'Idavidrein/gpqa', 'gpqa_diamond', split='train'",
-                                               file="gpqa_diamond.jsonl")
-                                  + "  (or use gpqa_diamond.csv from the GPQA release); never commit it"),
+    "aime24": BenchmarkSpec(
+        "AIME 2024",
+        "integer",
+        30,
+        _HF.format(args="'HuggingFaceH4/aime_2024', split='train'", file="aime24.jsonl")
+        + "  (s1 reports the no-figures variant: 'simplescaling/aime24_nofigures')",
+    ),
+    "aime25": BenchmarkSpec(
+        "AIME 2025", "integer", 30, _HF.format(args="'MathArena/aime_2025', split='train'", file="aime25.jsonl")
+    ),
+    "math500": BenchmarkSpec(
+        "MATH-500",
+        "math",
+        500,
+        _HF.format(args="'HuggingFaceH4/MATH-500', split='test'", file="math500.jsonl"),
+        split="test",
+    ),
+    "gpqa_diamond": BenchmarkSpec(
+        "GPQA Diamond",
+        "choice",
+        198,
+        "accept the licence at https://huggingface.co/datasets/Idavidrein/gpqa, log in "
+        "(`hf auth login`), then "
+        + _HF.format(args="'Idavidrein/gpqa', 'gpqa_diamond', split='train'", file="gpqa_diamond.jsonl")
+        + "  (or use gpqa_diamond.csv from the GPQA release); never commit it",
+    ),
 }
 
 
@@ -143,8 +158,11 @@ def _item(row: dict, index: int, name: str, default_kind: str | None, seed: int)
     question = _first(row, _QUESTION_COLUMNS)
     answer = _first(row, _ANSWER_COLUMNS)
     if question is None or answer is None:
-        missing = "question (one of: " + ", ".join(_QUESTION_COLUMNS) + ")" if question is None else \
-            "answer (one of: " + ", ".join(_ANSWER_COLUMNS) + ")"
+        missing = (
+            "question (one of: " + ", ".join(_QUESTION_COLUMNS) + ")"
+            if question is None
+            else "answer (one of: " + ", ".join(_ANSWER_COLUMNS) + ")"
+        )
         raise BenchmarkError(f"{where}: no {missing}; columns present: {', '.join(map(str, row)) or 'none'}")
     question, answer = str(question).strip(), str(answer).strip()
     raw_id = _first(row, _ID_COLUMNS)
@@ -162,18 +180,22 @@ def _item(row: dict, index: int, name: str, default_kind: str | None, seed: int)
         choices, letter = _shuffled(answer, wrong, seed, item_id)
         return BenchmarkItem(item_id, question, letter, kind, choices, metadata)
     if not listed:
-        raise BenchmarkError(f"{where}: a choice question needs `choices` (a list) or GPQA's "
-                             f"'Correct Answer' and 'Incorrect Answer 1..3' columns")
+        raise BenchmarkError(
+            f"{where}: a choice question needs `choices` (a list) or GPQA's "
+            f"'Correct Answer' and 'Incorrect Answer 1..3' columns"
+        )
     choices = tuple(str(c).strip() for c in listed)
     if len(choices) > len(LETTERS):
         raise BenchmarkError(f"{where}: {len(choices)} choices; at most {len(LETTERS)} are supported")
     # A generic file keeps its own option order; the answer is a letter or the option's text.
-    if answer.upper() in LETTERS[:len(choices)]:
+    if answer.upper() in LETTERS[: len(choices)]:
         return BenchmarkItem(item_id, question, answer.upper(), kind, choices, metadata)
     if answer in choices:
         return BenchmarkItem(item_id, question, LETTERS[choices.index(answer)], kind, choices, metadata)
-    raise BenchmarkError(f"{where}: answer {answer!r} is neither an option letter "
-                         f"({LETTERS[0]}-{LETTERS[len(choices) - 1]}) nor the text of one of the choices")
+    raise BenchmarkError(
+        f"{where}: answer {answer!r} is neither an option letter "
+        f"({LETTERS[0]}-{LETTERS[len(choices) - 1]}) nor the text of one of the choices"
+    )
 
 
 def load_benchmark(name: str, uri: str, *, seed: int = 0, limit: int | None = None) -> Benchmark:
@@ -188,9 +210,14 @@ def load_benchmark(name: str, uri: str, *, seed: int = 0, limit: int | None = No
     except ValueError as e:
         raise BenchmarkError(f"benchmark {name!r}: {e}") from e
     if path is not None and not path.exists():
-        hint = f"get it with: {spec.how_to_get}, then pass --benchmark {name}=<that file>" if spec else \
-            "give a JSONL, CSV or Parquet file with question and answer columns"
-        raise BenchmarkError(f"benchmark {name!r}: no file at {path}. {spec.title + ' is not bundled; ' if spec else ''}{hint}")
+        hint = (
+            f"get it with: {spec.how_to_get}, then pass --benchmark {name}=<that file>"
+            if spec
+            else "give a JSONL, CSV or Parquet file with question and answer columns"
+        )
+        raise BenchmarkError(
+            f"benchmark {name!r}: no file at {path}. {spec.title + ' is not bundled; ' if spec else ''}{hint}"
+        )
     rows = _read_rows(uri, path, spec.split if spec else "train")
     if limit is not None:
         rows = rows[:limit]
@@ -200,9 +227,13 @@ def load_benchmark(name: str, uri: str, *, seed: int = 0, limit: int | None = No
     seen: dict[str, int] = {}
     for i, item in enumerate(items):  # ids key the resumable records, so they must be unique
         if item.id in seen:
-            raise BenchmarkError(f"benchmark {name!r}: rows {seen[item.id] + 1} and {i + 1} share the id {item.id!r} "
-                                 f"(from the id column, else the question text); remove or re-number the duplicate")
+            raise BenchmarkError(
+                f"benchmark {name!r}: rows {seen[item.id] + 1} and {i + 1} share the id {item.id!r} "
+                f"(from the id column, else the question text); remove or re-number the duplicate"
+            )
         seen[item.id] = i
     if spec and limit is None and len(items) != spec.size:
-        log.warning("benchmark %s: %d items in %s, the official %s has %d", name, len(items), path, spec.title, spec.size)
+        log.warning(
+            "benchmark %s: %d items in %s, the official %s has %d", name, len(items), path, spec.title, spec.size
+        )
     return Benchmark(name, str(uri), tuple(items))

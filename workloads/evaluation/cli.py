@@ -4,6 +4,7 @@ Every option can also come from a YAML/JSON file (`--config`, and $THINKUBE_CONF
 keyed by the field names of EvalConfig (thinkube.api.stages.evaluate): `max_thinking_tokens:
 [512, 1024]`, `benchmarks: {aime24: /data/aime24.jsonl}`; the command line wins.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,11 +26,18 @@ API_KEY_ENV = "OPENAI_API_KEY"  # the usual variable of OpenAI-compatible client
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help=f"YAML/JSON file with any of these options (over ${ENV_CONFIG}'s); flags override both")
+    p.add_argument(
+        "--config", help=f"YAML/JSON file with any of these options (over ${ENV_CONFIG}'s); flags override both"
+    )
     p.add_argument("--target", help="http(s):// URL of `thinkube serve` or any OpenAI-compatible server")
     p.add_argument("--model", help="model name to request (default: the server's first model)")
-    p.add_argument("--benchmark", action="append", dest="benchmarks", metavar="NAME=PATH",
-                   help=f"benchmark file, repeatable; known names: {', '.join(KNOWN)}")
+    p.add_argument(
+        "--benchmark",
+        action="append",
+        dest="benchmarks",
+        metavar="NAME=PATH",
+        help=f"benchmark file, repeatable; known names: {', '.join(KNOWN)}",
+    )
     p.add_argument("--out", help="output folder (path or pvc://): records, results.json, results.md, plot")
     p.add_argument("--max-thinking-tokens", metavar="N,N,...", help="budget-forcing maxima to sweep")
     p.add_argument("--num-ignore", metavar="K,K,...", help="extension counts to sweep (0 = baseline)")
@@ -42,8 +50,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, help="requests in flight (default 8)")
     p.add_argument("--max-tokens", type=int, help="completion cap per request (default: the server's)")
     p.add_argument("--limit", type=int, help="first N questions of each benchmark (smoke runs)")
-    p.add_argument("--chat-format", choices=tuple(CHAT_FORMATS),
-                   help="split thinking from content for servers that return no reasoning_content")
+    p.add_argument(
+        "--chat-format",
+        choices=tuple(CHAT_FORMATS),
+        help="split thinking from content for servers that return no reasoning_content",
+    )
     p.add_argument("--judge-url", help="optional LLM judge (OpenAI-compatible); off by default")
     p.add_argument("--judge-model", help="model name for the judge")
     p.add_argument("--grade-timeout", type=float, help=f"seconds per symbolic comparison (default {GRADE_TIMEOUT_S:g})")
@@ -67,16 +78,34 @@ async def _sweep(o: EvalConfig, out: Path) -> None:
     from thinkube.workloads.grading.judge import LLMJudge
 
     benchmarks = [load_benchmark(name, uri, seed=o.seed, limit=o.limit) for name, uri in o.benchmarks.items()]
-    settings = budget_grid(o.max_thinking_tokens, o.num_ignore, combine=o.combine, ignore_string=o.ignore_string,
-                           final_answer_prefix=o.final_answer_prefix)
-    cfg = SweepConfig(n=o.samples, temperature=o.temperature, seed=o.seed, concurrency=o.concurrency,
-                      max_tokens=o.max_tokens, grade_timeout_s=o.grade_timeout)
+    settings = budget_grid(
+        o.max_thinking_tokens,
+        o.num_ignore,
+        combine=o.combine,
+        ignore_string=o.ignore_string,
+        final_answer_prefix=o.final_answer_prefix,
+    )
+    cfg = SweepConfig(
+        n=o.samples,
+        temperature=o.temperature,
+        seed=o.seed,
+        concurrency=o.concurrency,
+        max_tokens=o.max_tokens,
+        grade_timeout_s=o.grade_timeout,
+    )
     assert o.target is not None  # EvalConfig requires it unless report_only, which never sweeps
-    target = make_target(o.target, model=o.model, api_key=os.environ.get(API_KEY_ENV),
-                         chat_format=CHAT_FORMATS[o.chat_format] if o.chat_format else None)
+    target = make_target(
+        o.target,
+        model=o.model,
+        api_key=os.environ.get(API_KEY_ENV),
+        chat_format=CHAT_FORMATS[o.chat_format] if o.chat_format else None,
+    )
     # EvalConfig requires judge_model with judge_url.
-    judge = (LLMJudge(o.judge_url, o.judge_model, api_key=os.environ.get(API_KEY_ENV))
-             if o.judge_url and o.judge_model else None)
+    judge = (
+        LLMJudge(o.judge_url, o.judge_model, api_key=os.environ.get(API_KEY_ENV))
+        if o.judge_url and o.judge_model
+        else None
+    )
     try:
         await Sweep(target, benchmarks, settings, cfg, out, judge=judge, progress=o.progress).run()
     finally:
@@ -104,11 +133,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"thinkube eval: {e}", file=sys.stderr)
             return EXIT_BAD_CONFIG
         except LLMError as e:
-            print(f"thinkube eval: {e}\nrecords so far are kept in {out}; rerun the same command to resume",
-                  file=sys.stderr)
+            print(
+                f"thinkube eval: {e}\nrecords so far are kept in {out}; rerun the same command to resume",
+                file=sys.stderr,
+            )
             return EXIT_FAILED
         except KeyboardInterrupt:
-            print(f"thinkube eval: interrupted; records kept in {out}; rerun the same command to resume", file=sys.stderr)
+            print(
+                f"thinkube eval: interrupted; records kept in {out}; rerun the same command to resume", file=sys.stderr
+            )
             return EXIT_INTERRUPTED
     if not out.is_dir():
         print(f"thinkube eval: {out} holds no sweep to report on", file=sys.stderr)

@@ -17,6 +17,7 @@ tokens and f(a) = its accuracy:
   (results.md also prints it per 1,000 tokens for readability).
 - Performance = max f(a), percent.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,8 +55,11 @@ def majority_correct(samples: Sequence[dict]) -> bool:
     their strings may differ: "1/2", "0.5"); wrong ones vote by normalised answer;
     unextracted ones abstain. Ties go to the answer seen first.
     """
-    votes = Counter("\0correct" if s["correct"] else normalize_math(s["extracted"])
-                    for s in samples if s.get("extracted") is not None)
+    votes = Counter(
+        "\0correct" if s["correct"] else normalize_math(s["extracted"])
+        for s in samples
+        if s.get("extracted") is not None
+    )
     return bool(votes) and votes.most_common(1)[0][0] == "\0correct"
 
 
@@ -86,22 +90,31 @@ def summarize(records: Sequence[dict], bounds: tuple[float, float] = (0.0, math.
     }
     if n > 1:
         ks = ks_up_to(n)
-        out["pass_at"] = {k: _pct(statistics.fmean(pass_at_k(len(s), sum(r["correct"] for r in s), k)
-                                                   for s in items.values())) for k in ks}
+        out["pass_at"] = {
+            k: _pct(statistics.fmean(pass_at_k(len(s), sum(r["correct"] for r in s), k) for s in items.values()))
+            for k in ks
+        }
         out["maj_at"] = {k: _pct(statistics.fmean(majority_correct(s[:k]) for s in items.values())) for k in ks}
     tokens = [r["thinking_tokens"] for r in records if r.get("thinking_tokens") is not None]
     if len(tokens) == len(records):
         low, high = bounds
-        out["thinking_tokens"] = {"mean": round(statistics.fmean(tokens), 2), "median": statistics.median(tokens),
-                                  "min": min(tokens), "max": max(tokens)}
+        out["thinking_tokens"] = {
+            "mean": round(statistics.fmean(tokens), 2),
+            "median": statistics.median(tokens),
+            "min": min(tokens),
+            "max": max(tokens),
+        }
         out["within_budget"] = _pct(statistics.fmean(low <= t <= high for t in tokens))
     else:
         out["thinking_tokens"] = None  # the endpoint did not report reasoning tokens for every sample
         out["within_budget"] = None
     judged = [r for r in records if r.get("judge") is not None]
     if judged:
-        out["judge"] = {"judged": len(judged), "accuracy": _pct(statistics.fmean(r["judge"] for r in judged)),
-                        "agreement": _pct(statistics.fmean(r["judge"] == r["correct"] for r in judged))}
+        out["judge"] = {
+            "judged": len(judged),
+            "accuracy": _pct(statistics.fmean(r["judge"] for r in judged)),
+            "agreement": _pct(statistics.fmean(r["judge"] == r["correct"] for r in judged)),
+        }
     return out
 
 
@@ -119,9 +132,11 @@ def control(points: Sequence[CurvePoint]) -> float:
 
 def scaling(points: Sequence[CurvePoint]) -> float | None:
     """Mean slope over pairs a < b, percentage points per thinking token; None without such a pair."""
-    slopes = [(hi.accuracy - lo.accuracy) / (hi.tokens - lo.tokens)
-              for lo, hi in (sorted(pair, key=lambda p: p.tokens) for pair in combinations(points, 2))
-              if hi.tokens > lo.tokens]
+    slopes = [
+        (hi.accuracy - lo.accuracy) / (hi.tokens - lo.tokens)
+        for lo, hi in (sorted(pair, key=lambda p: p.tokens) for pair in combinations(points, 2))
+        if hi.tokens > lo.tokens
+    ]
     return statistics.fmean(slopes) if slopes else None
 
 
@@ -132,5 +147,9 @@ def performance(points: Sequence[CurvePoint]) -> float:
 def curve_metrics(points: Sequence[CurvePoint]) -> dict:
     """Control, Scaling and Performance of one curve (one method's settings)."""
     points = sorted(points, key=lambda p: p.tokens)
-    return {"settings": [p.setting for p in points], "control": control(points), "scaling": scaling(points),
-            "performance": performance(points)}
+    return {
+        "settings": [p.setting for p in points],
+        "control": control(points),
+        "scaling": scaling(points),
+        "performance": performance(points),
+    }

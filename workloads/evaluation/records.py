@@ -4,6 +4,7 @@ A sweep resumes by reading what is already there and skipping those (item, sampl
 A process killed mid-write can leave a torn last line; it is cut off on open, so the file
 stays valid JSONL and the torn sample is simply generated again.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,9 @@ class RecordFile:
         data = self.path.read_bytes()
         end = data.rfind(b"\n") + 1
         if end < len(data):
-            log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", self.path, len(data) - end)
+            log.warning(
+                "%s: dropping a torn last line (%d bytes) left by an interrupted run", self.path, len(data) - end
+            )
             with self.path.open("r+b") as f:
                 f.truncate(end)
         return [json.loads(line) for line in data[:end].splitlines() if line.strip()]
@@ -69,4 +72,3 @@ def read_all(out: Path) -> dict[str, dict[str, list[dict]]]:
             if records:
                 result.setdefault(bench_dir.name, {})[f.stem] = records
     return result
-

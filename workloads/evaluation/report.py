@@ -3,6 +3,7 @@
 Everything is computed from the record files alone, so a report can be rebuilt at any
 time (also for a sweep still running or one that was stopped).
 """
+
 from __future__ import annotations
 
 import json
@@ -36,33 +37,55 @@ CURVES = {
 
 def _setting(record: dict) -> BudgetSetting:
     b = record.get("budget") or {}
-    return BudgetSetting(b.get("max_thinking_tokens"), b.get("num_ignore", 0), b.get("min_thinking_tokens"),
-                         b.get("ignore_string"), b.get("final_answer_prefix"))
+    return BudgetSetting(
+        b.get("max_thinking_tokens"),
+        b.get("num_ignore", 0),
+        b.get("min_thinking_tokens"),
+        b.get("ignore_string"),
+        b.get("final_answer_prefix"),
+    )
 
 
 def _order(setting: BudgetSetting) -> tuple:
-    return (setting.max_thinking_tokens if setting.max_thinking_tokens is not None else math.inf,
-            setting.num_ignore, setting.min_thinking_tokens or 0)
+    return (
+        setting.max_thinking_tokens if setting.max_thinking_tokens is not None else math.inf,
+        setting.num_ignore,
+        setting.min_thinking_tokens or 0,
+    )
 
 
 def build_results(out: Path) -> dict:
     """Per benchmark: each setting's summary and each curve's Control/Scaling/Performance."""
     meta_path = out / META_FILE
-    results: dict = {"units": UNITS, "sweep": json.loads(meta_path.read_text()) if meta_path.exists() else None,
-                     "benchmarks": {}}
+    results: dict = {
+        "units": UNITS,
+        "sweep": json.loads(meta_path.read_text()) if meta_path.exists() else None,
+        "benchmarks": {},
+    }
     for bench, per_setting in read_all(out).items():
-        settings = dict(sorted(((key, _setting(recs[0])) for key, recs in per_setting.items()),
-                               key=lambda kv: _order(kv[1])))
+        settings = dict(
+            sorted(((key, _setting(recs[0])) for key, recs in per_setting.items()), key=lambda kv: _order(kv[1]))
+        )
         summaries = {key: summarize(per_setting[key], s.bounds) for key, s in settings.items()}
         curves = {}
         for family in CURVES:
             members = [key for key, s in settings.items() if family in s.families]
             # A curve needs a point of its own; the baseline alone is not a method.
-            if all(settings[k].key == "none" for k in members) or any(summaries[k]["thinking_tokens"] is None for k in members):
+            if all(settings[k].key == "none" for k in members) or any(
+                summaries[k]["thinking_tokens"] is None for k in members
+            ):
                 continue
-            curves[family] = curve_metrics([CurvePoint(k, summaries[k]["thinking_tokens"]["mean"],
-                                                       summaries[k]["accuracy"], summaries[k]["within_budget"] == 100.0)
-                                            for k in members])
+            curves[family] = curve_metrics(
+                [
+                    CurvePoint(
+                        k,
+                        summaries[k]["thinking_tokens"]["mean"],
+                        summaries[k]["accuracy"],
+                        summaries[k]["within_budget"] == 100.0,
+                    )
+                    for k in members
+                ]
+            )
         results["benchmarks"][bench] = {"settings": summaries, "curves": curves}
     return results
 
@@ -74,32 +97,49 @@ def _fmt(x, digits: int = 1) -> str:
 
 
 def render_markdown(results: dict) -> str:
-    lines = ["# Evaluation results", "",
-             "Accuracy in percent (pass@1 averaged over the n samples of each item). Thinking tokens as the "
-             "target reports them. Control/Scaling/Performance as defined in s1 (see results.json `units`).", ""]
+    lines = [
+        "# Evaluation results",
+        "",
+        "Accuracy in percent (pass@1 averaged over the n samples of each item). Thinking tokens as the "
+        "target reports them. Control/Scaling/Performance as defined in s1 (see results.json `units`).",
+        "",
+    ]
     for bench, data in results["benchmarks"].items():
         first = next(iter(data["settings"].values()))
-        lines += [f"## {bench} ({first['items']} items, n = {first['n']})", "",
-                  "| setting | samples | accuracy | maj@n | pass@n | thinking mean | median | max | within budget | unextracted |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {bench} ({first['items']} items, n = {first['n']})",
+            "",
+            "| setting | samples | accuracy | maj@n | pass@n | thinking mean | median | max | within budget | unextracted |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for key, s in data["settings"].items():
             tok = s["thinking_tokens"] or {}
             maj = s.get("maj_at", {}).get(s["n"])
             pas = s.get("pass_at", {}).get(s["n"])
-            lines.append(f"| {key} | {s['samples']} | {_fmt(s['accuracy'])} | {_fmt(maj)} | {_fmt(pas)} | "
-                         f"{_fmt(tok.get('mean'))} | {_fmt(tok.get('median'))} | {_fmt(tok.get('max'))} | "
-                         f"{_fmt(s['within_budget'])} | {_fmt(s['unextracted'])} |")
+            lines.append(
+                f"| {key} | {s['samples']} | {_fmt(s['accuracy'])} | {_fmt(maj)} | {_fmt(pas)} | "
+                f"{_fmt(tok.get('mean'))} | {_fmt(tok.get('median'))} | {_fmt(tok.get('max'))} | "
+                f"{_fmt(s['within_budget'])} | {_fmt(s['unextracted'])} |"
+            )
         if any("judge" in s for s in data["settings"].values()):
             lines += ["", "| setting | judged | judge accuracy | agreement with offline grader |", "|---|---|---|---|"]
-            lines += [f"| {key} | {s['judge']['judged']} | {_fmt(s['judge']['accuracy'])} | {_fmt(s['judge']['agreement'])} |"
-                      for key, s in data["settings"].items() if "judge" in s]
+            lines += [
+                f"| {key} | {s['judge']['judged']} | {_fmt(s['judge']['accuracy'])} | {_fmt(s['judge']['agreement'])} |"
+                for key, s in data["settings"].items()
+                if "judge" in s
+            ]
         if data["curves"]:
-            lines += ["", "| curve | settings | Control (%) | Scaling (pp per 1k thinking tokens) | Performance (%) |",
-                      "|---|---|---|---|---|"]
+            lines += [
+                "",
+                "| curve | settings | Control (%) | Scaling (pp per 1k thinking tokens) | Performance (%) |",
+                "|---|---|---|---|---|",
+            ]
             for family, c in data["curves"].items():
                 per_k = None if c["scaling"] is None else 1000 * c["scaling"]
-                lines.append(f"| {CURVES[family]} | {', '.join(c['settings'])} | {_fmt(c['control'])} | "
-                             f"{_fmt(per_k, 2)} | {_fmt(c['performance'])} |")
+                lines.append(
+                    f"| {CURVES[family]} | {', '.join(c['settings'])} | {_fmt(c['control'])} | "
+                    f"{_fmt(per_k, 2)} | {_fmt(c['performance'])} |"
+                )
         lines.append("")
     return "\n".join(lines)
 
@@ -117,8 +157,11 @@ def point_labels(points: list[tuple[str, float, float]]) -> list[tuple[str, floa
 
 def plot(results: dict, path: Path) -> bool:
     """Accuracy vs mean thinking tokens, one panel per benchmark, one line per method; False if nothing to plot."""
-    panels = [(b, d) for b, d in results["benchmarks"].items()
-              if any(c in d["curves"] for c in (FAMILY_MAX, FAMILY_IGNORE, FAMILY_COMBINED))]
+    panels = [
+        (b, d)
+        for b, d in results["benchmarks"].items()
+        if any(c in d["curves"] for c in (FAMILY_MAX, FAMILY_IGNORE, FAMILY_COMBINED))
+    ]
     if not panels:
         return False
     import matplotlib

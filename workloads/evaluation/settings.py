@@ -5,6 +5,7 @@ form one curve (S1.md section 3): budget forcing by maximum thinking tokens, ext
 `num_ignore` ("Wait" k times), and both combined. The no-budget baseline belongs to the
 first two curves: it is their unbounded end and their k = 0 start.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,14 +64,24 @@ class BudgetSetting:
 
     def request_fields(self) -> dict:
         """The extra body fields of `POST /v1/chat/completions` (only those set)."""
-        fields = {"max_thinking_tokens": self.max_thinking_tokens, "min_thinking_tokens": self.min_thinking_tokens,
-                  "num_ignore": self.num_ignore or None, "ignore_string": self.ignore_string,
-                  "final_answer_prefix": self.final_answer_prefix}
+        fields = {
+            "max_thinking_tokens": self.max_thinking_tokens,
+            "min_thinking_tokens": self.min_thinking_tokens,
+            "num_ignore": self.num_ignore or None,
+            "ignore_string": self.ignore_string,
+            "final_answer_prefix": self.final_answer_prefix,
+        }
         return {k: v for k, v in fields.items() if v is not None}
 
 
-def budget_grid(max_thinking_tokens: Iterable[int] = (), num_ignore: Iterable[int] = (), *, combine: bool = False,
-                ignore_string: str | None = None, final_answer_prefix: str | None = None) -> list[BudgetSetting]:
+def budget_grid(
+    max_thinking_tokens: Iterable[int] = (),
+    num_ignore: Iterable[int] = (),
+    *,
+    combine: bool = False,
+    ignore_string: str | None = None,
+    final_answer_prefix: str | None = None,
+) -> list[BudgetSetting]:
     """The baseline, one setting per maximum, one per k > 0, and with `combine` every (maximum, k) pair."""
     maxima = sorted(set(max_thinking_tokens))
     ks = sorted(set(k for k in num_ignore if k))  # k = 0 is the baseline

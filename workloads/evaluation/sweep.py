@@ -6,6 +6,7 @@ reason continues where it was: a rerun with the same --out skips recorded sample
 Cancelling (Ctrl-C, task.cancel()) stops handing out work, lets the requests in flight
 finish and be recorded, then re-raises, so no answer already paid for is requested again.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -66,12 +67,18 @@ def _check_meta(out: Path, cfg: SweepConfig, target: Target) -> None:
     fixed = {k: getattr(cfg, k) for k in _FIXED}
     if path.exists():
         before = json.loads(path.read_text())
-        changed = [f"{k}: {before['fixed'].get(k)!r} -> {fixed[k]!r}" for k in _FIXED if before["fixed"].get(k) != fixed[k]]
+        changed = [
+            f"{k}: {before['fixed'].get(k)!r} -> {fixed[k]!r}" for k in _FIXED if before["fixed"].get(k) != fixed[k]
+        ]
         if changed:
-            raise SweepConflict(f"{out} holds records of a sweep with other options ({'; '.join(changed)}): "
-                                f"use another --out, or the same options to resume")
+            raise SweepConflict(
+                f"{out} holds records of a sweep with other options ({'; '.join(changed)}): "
+                f"use another --out, or the same options to resume"
+            )
         if before.get("target") != target.describe():
-            log.warning("resuming %s with a different target (%s, was %s)", out, target.describe(), before.get("target"))
+            log.warning(
+                "resuming %s with a different target (%s, was %s)", out, target.describe(), before.get("target")
+            )
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"fixed": fixed, "config": asdict(cfg), "target": target.describe()}, indent=2))
 
@@ -86,8 +93,17 @@ class _Job:
 
 
 class Sweep:
-    def __init__(self, target: Target, benchmarks: Sequence[Benchmark], settings: Sequence[BudgetSetting],
-                 cfg: SweepConfig, out: Path, *, judge: LLMJudge | None = None, progress: bool = True):
+    def __init__(
+        self,
+        target: Target,
+        benchmarks: Sequence[Benchmark],
+        settings: Sequence[BudgetSetting],
+        cfg: SweepConfig,
+        out: Path,
+        *,
+        judge: LLMJudge | None = None,
+        progress: bool = True,
+    ):
         if not benchmarks or not settings:
             raise ValueError("a sweep needs at least one benchmark and one setting")
         keys = [s.key for s in settings]
@@ -120,9 +136,14 @@ class Sweep:
                 already += len(mine)
                 self._graded += len(mine)
                 self._correct += sum(r["correct"] for r in mine)
-        jobs = [_Job(bench.name, item, setting, sample, self._files[bench.name, setting.key])
-                for bench in self.benchmarks for item in bench.items for sample in range(self.cfg.n)
-                for setting in self.settings if (item.id, sample) not in done_keys[bench.name, setting.key]]
+        jobs = [
+            _Job(bench.name, item, setting, sample, self._files[bench.name, setting.key])
+            for bench in self.benchmarks
+            for item in bench.items
+            for sample in range(self.cfg.n)
+            for setting in self.settings
+            if (item.id, sample) not in done_keys[bench.name, setting.key]
+        ]
         return jobs, already
 
     async def _run_job(self, job: _Job) -> None:
@@ -130,21 +151,38 @@ class Sweep:
         seed = sample_seed(cfg.seed, job.benchmark, job.item.id, job.sample)
         messages = [{"role": "user", "content": job.item.prompt}]
         started = time.monotonic()
-        [gen] = await self.target.generate(messages, job.setting, n=1, temperature=cfg.temperature, seed=seed,
-                                           max_tokens=cfg.max_tokens)
+        [gen] = await self.target.generate(
+            messages, job.setting, n=1, temperature=cfg.temperature, seed=seed, max_tokens=cfg.max_tokens
+        )
         latency = time.monotonic() - started
-        grade_it = functools.partial(grade, job.item.kind, job.item.answer, gen.answer,
-                                     n_choices=len(job.item.choices) or 4, timeout_s=cfg.grade_timeout_s)
+        grade_it = functools.partial(
+            grade,
+            job.item.kind,
+            job.item.answer,
+            gen.answer,
+            n_choices=len(job.item.choices) or 4,
+            timeout_s=cfg.grade_timeout_s,
+        )
         # Symbolic (math) grading can take milliseconds to seconds of CPU: off the event loop,
         # so requests keep flowing. Integer and letter checks are microseconds: inline.
         verdict = await asyncio.to_thread(grade_it) if job.item.kind == "math" else grade_it()
         record = {
-            "benchmark": job.benchmark, "setting": job.setting.key, "budget": job.setting.request_fields(),
-            "item_id": job.item.id, "sample": job.sample, "seed": seed, "kind": job.item.kind,
-            "prompt": job.item.prompt, "gold": job.item.answer,
-            "thinking": gen.thinking, "answer": gen.answer, **verdict.to_dict(),
-            "thinking_tokens": gen.thinking_tokens, "answer_tokens": gen.answer_tokens,
-            "finish_reason": gen.finish_reason, "latency_s": round(latency, 3),
+            "benchmark": job.benchmark,
+            "setting": job.setting.key,
+            "budget": job.setting.request_fields(),
+            "item_id": job.item.id,
+            "sample": job.sample,
+            "seed": seed,
+            "kind": job.item.kind,
+            "prompt": job.item.prompt,
+            "gold": job.item.answer,
+            "thinking": gen.thinking,
+            "answer": gen.answer,
+            **verdict.to_dict(),
+            "thinking_tokens": gen.thinking_tokens,
+            "answer_tokens": gen.answer_tokens,
+            "finish_reason": gen.finish_reason,
+            "latency_s": round(latency, 3),
         }
         if self.judge is not None:
             record["judge"] = await self.judge.judge(job.item.prompt, job.item.answer, gen.answer)
@@ -169,11 +207,25 @@ class Sweep:
         _check_meta(self.out, self.cfg, self.target)
         jobs, already = self._plan()
         total = already + len(jobs)
-        log.info("sweep: %d samples (%d benchmarks x %d settings x n=%d), %d already recorded, %d to run",
-                 total, len(self.benchmarks), len(self.settings), self.cfg.n, already, len(jobs))
+        log.info(
+            "sweep: %d samples (%d benchmarks x %d settings x n=%d), %d already recorded, %d to run",
+            total,
+            len(self.benchmarks),
+            len(self.settings),
+            self.cfg.n,
+            already,
+            len(jobs),
+        )
         # progress=False: log lines even on a terminal.
-        self._progress = Progress(log, "sweep", total, done=already, unit="sample", figures=self._accuracy,
-                                  bar=None if self.progress else False)
+        self._progress = Progress(
+            log,
+            "sweep",
+            total,
+            done=already,
+            unit="sample",
+            figures=self._accuracy,
+            bar=None if self.progress else False,
+        )
         before = self._graded
         shared = iter(jobs)
         workers = [asyncio.create_task(self._worker(shared)) for _ in range(min(self.cfg.concurrency, len(jobs)))]

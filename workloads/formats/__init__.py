@@ -1,4 +1,5 @@
 """Data records and the s1 chat format shared by curation, training, serving and evaluation."""
+
 from thinkube.workloads.formats.chat import (
     CHAT_FORMATS,
     QWEN_SYSTEM_PROMPT,

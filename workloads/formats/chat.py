@@ -4,6 +4,7 @@ s1 keeps Qwen's chat template and writes the assistant turn as
 `<|im_start|>think\\n{trace}\\n<|im_start|>answer\\n{answer}<|im_end|>` (no new tokens);
 models trained with `<think>...</think>` use THINK_TAGS_FORMAT instead.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -27,7 +28,9 @@ class ChatFormat:
     def __post_init__(self) -> None:
         # One delimiter ends thinking; two would make budget forcing ambiguous.
         if self.think_end and self.answer_start:
-            raise ValueError("set think_end ('</think>' style, with answer_start='') or answer_start (s1 style), not both")
+            raise ValueError(
+                "set think_end ('</think>' style, with answer_start='') or answer_start (s1 style), not both"
+            )
         if not self.end_of_thinking:
             raise ValueError("a ChatFormat needs answer_start or think_end to mark the end of thinking")
 
@@ -50,8 +53,9 @@ class Completion:
     finished_thinking: bool  # False: the end-of-thinking delimiter never came (truncated)
 
 
-def render_messages(messages: list[Mapping[str, str]], fmt: ChatFormat = S1_FORMAT, *,
-                    open_thinking: bool = True) -> str:
+def render_messages(
+    messages: list[Mapping[str, str]], fmt: ChatFormat = S1_FORMAT, *, open_thinking: bool = True
+) -> str:
     """OpenAI-style messages in the Qwen chat template layout, the assistant turn opened
     (and thinking opened too, by default). A default system turn is added when none leads."""
     turns = list(messages)
@@ -65,8 +69,9 @@ def render_messages(messages: list[Mapping[str, str]], fmt: ChatFormat = S1_FORM
 def render_prompt(question: str, fmt: ChatFormat = S1_FORMAT, system_prompt: str | None = None) -> str:
     """System and user turns, then the opened assistant turn (Qwen chat template layout)."""
     system = fmt.system_prompt if system_prompt is None else system_prompt
-    return render_messages([{"role": "system", "content": system}, {"role": "user", "content": question}], fmt,
-                           open_thinking=False)
+    return render_messages(
+        [{"role": "system", "content": system}, {"role": "user", "content": question}], fmt, open_thinking=False
+    )
 
 
 def render_generation_prompt(question: str, fmt: ChatFormat = S1_FORMAT, system_prompt: str | None = None) -> str:
@@ -79,18 +84,30 @@ def render_completion(thinking: str, answer: str, fmt: ChatFormat = S1_FORMAT) -
     return f"{fmt.think_start}\n{thinking}\n{fmt.end_of_thinking}\n{answer}{fmt.im_end}"
 
 
-def render_training_example(record: S1Record | Mapping[str, Any], fmt: ChatFormat = S1_FORMAT, *,
-                            index: int | None = None, system_prompt: str | None = None) -> tuple[str, str]:
+def render_training_example(
+    record: S1Record | Mapping[str, Any],
+    fmt: ChatFormat = S1_FORMAT,
+    *,
+    index: int | None = None,
+    system_prompt: str | None = None,
+) -> tuple[str, str]:
     """(prompt, completion) for SFT; the answer is the teacher's attempt text, kept as is."""
     get = record.get if isinstance(record, Mapping) else lambda k: getattr(record, k, None)
     question, thinking, attempt = get("question"), get("thinking"), get("attempt")
     if not (_filled(question) and _filled(thinking) and _filled(attempt)):
-        missing = [k for k, v in (("question", question), ("thinking", thinking), ("attempt", attempt))
-                   if not _filled(v)]
-        which = (f"record id={get('id')!r}" if get("id") is not None
-                 else f"record index {index}" if index is not None else "record")
-        raise ValueError(f"{which}: missing {', '.join(missing)}; s1 training needs a question, "
-                         "a thinking trace and an attempt")
+        missing = [
+            k for k, v in (("question", question), ("thinking", thinking), ("attempt", attempt)) if not _filled(v)
+        ]
+        which = (
+            f"record id={get('id')!r}"
+            if get("id") is not None
+            else f"record index {index}"
+            if index is not None
+            else "record"
+        )
+        raise ValueError(
+            f"{which}: missing {', '.join(missing)}; s1 training needs a question, a thinking trace and an attempt"
+        )
     return render_prompt(question, fmt, system_prompt), render_completion(thinking, attempt, fmt)
 
 

@@ -4,6 +4,7 @@ Loads JSON lines, Parquet, `datasets` save_to_disk folders, folders of data file
 `hf://` ids. Columns that map to no field are kept in `S1Record.extra`, so a
 load -> save -> load round trip loses nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from thinkube.workloads.uris import local_path, parse_uri
 
 TEACHERS = ("deepseek", "gemini")
-SUPPORTED = (".jsonl or .json (JSON lines), .parquet, a folder of .jsonl/.parquet files, "
-             "or a folder written by datasets' save_to_disk")
+SUPPORTED = (
+    ".jsonl or .json (JSON lines), .parquet, a folder of .jsonl/.parquet files, "
+    "or a folder written by datasets' save_to_disk"
+)
 # Parquet files from save_records hold metadata/extra as JSON text: their types vary from
 # row to row, which a Parquet column cannot; this schema key tells the loader to decode them.
 _PARQUET_MARKER = b"thinkube.s1record"
@@ -120,7 +123,9 @@ def _iter_json_lines(path: Path) -> Iterator[dict[str, Any]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}, line {lineno}: invalid JSON ({e.msg}); each line must be one JSON object") from e
+                raise ValueError(
+                    f"{path}, line {lineno}: invalid JSON ({e.msg}); each line must be one JSON object"
+                ) from e
             if not isinstance(row, dict):
                 raise ValueError(f"{path}, line {lineno}: expected a JSON object, got {type(row).__name__}")
             yield row
@@ -152,12 +157,16 @@ def _column_mapping(columns: list[str], source: str, column_map: Mapping[str, st
     for field, col in chosen.items():
         if col not in columns:
             other = " (or pick the other teacher: teacher='deepseek'|'gemini')" if layout == "s1K-1.1" else ""
-            raise ValueError(f"{source}: column {col!r} for field {field!r} ({layout} layout) not found; "
-                             f"columns found: {found}; pass column_map={{{field!r}: '<your column>'}}{other}")
+            raise ValueError(
+                f"{source}: column {col!r} for field {field!r} ({layout} layout) not found; "
+                f"columns found: {found}; pass column_map={{{field!r}: '<your column>'}}{other}"
+            )
     mapping = {f: f for f in _MAPPABLE if f in columns} | chosen
     if "question" not in mapping:
-        raise ValueError(f"{source}: missing column 'question'; columns found: {found}; "
-                         "pass column_map={'question': '<your column>'}")
+        raise ValueError(
+            f"{source}: missing column 'question'; columns found: {found}; "
+            "pass column_map={'question': '<your column>'}"
+        )
     return mapping
 
 
@@ -173,8 +182,13 @@ def _to_record(row: Mapping[str, Any], mapping: Mapping[str, str], used: set[str
         raise ValueError(f"{source}: row index {index}: {problems}") from e
 
 
-def load_records(source: str | os.PathLike, *, column_map: Mapping[str, str] | None = None,
-                 teacher: str = "deepseek", split: str = "train") -> list[S1Record]:
+def load_records(
+    source: str | os.PathLike,
+    *,
+    column_map: Mapping[str, str] | None = None,
+    teacher: str = "deepseek",
+    split: str = "train",
+) -> list[S1Record]:
     """Records from a path, file:// or pvc:// URI, or hf://org/name; see SUPPORTED for formats.
 
     The layout (s1K, s1K-1.1, plain field names) is detected from the columns; `teacher`

@@ -5,6 +5,7 @@ the last "Answer:". The reference code asked gpt-4o-mini to do this and, for mul
 choice, silently fell back to "A"; here extraction is deterministic and returns None when
 nothing is found, so the caller can count the item as unextracted (and wrong).
 """
+
 from __future__ import annotations
 
 import re
@@ -61,7 +62,7 @@ def _boxes(text: str) -> list[str]:
             if end is None:  # truncated output: skip this box, keep earlier complete ones
                 i = j + 1
                 continue
-            found.append(text[j + 1:end])
+            found.append(text[j + 1 : end])
             i = end + 1
         elif m.end() < j < len(text):  # `\boxed 5`: one token up to whitespace or `$`
             token = _BARE_BOX_TOKEN.match(text, j)
@@ -105,11 +106,11 @@ def _after_marker(text: str, pattern: re.Pattern) -> str | None:
     matches = list(pattern.finditer(text))
     if not matches:
         return None
-    rest = text[matches[-1].end():]
+    rest = text[matches[-1].end() :]
     line = next((ln for ln in rest.splitlines() if ln.strip()), "")  # "Answer:\n\n42": a later line
     inner = _ANSWER_IS.search(line)
     if inner:  # "Final Answer: The final answer is $3$. I hope it is correct."
-        line = line[inner.end():]
+        line = line[inner.end() :]
     maths = [a or b for a, b in _INLINE_MATH.findall(line)]
     if maths and _is_prose(_INLINE_MATH.sub(" ", line)):  # "the area is $12$ square units"
         return maths[-1].strip()
@@ -134,8 +135,13 @@ def extract_answer(text: str | None) -> str | None:
         if found:
             return None if _BOX.search(found) else found
     whole = _clean(text)
-    if (whole and "\n" not in whole and len(whole) <= _BARE_ANSWER_MAX_CHARS and not _is_prose(whole)
-            and not _BOX.search(whole)):
+    if (
+        whole
+        and "\n" not in whole
+        and len(whole) <= _BARE_ANSWER_MAX_CHARS
+        and not _is_prose(whole)
+        and not _BOX.search(whole)
+    ):
         return whole
     return None
 

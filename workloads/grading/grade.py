@@ -8,6 +8,7 @@
 - choice (GPQA): the extracted option letter equals the reference letter.
 An answer that cannot be extracted is wrong and flagged `unextracted`; never a default.
 """
+
 from __future__ import annotations
 
 import logging
@@ -91,11 +92,15 @@ def _verify(gold: str, pred: str) -> bool:
     return bool(gold_parsed and pred_parsed and verify(gold_parsed, pred_parsed, timeout_seconds=None))
 
 
-def grade(kind: str, gold: str, text: str | None, *, n_choices: int = 4, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> Verdict:
+def grade(
+    kind: str, gold: str, text: str | None, *, n_choices: int = 4, timeout_s: float | None = DEFAULT_TIMEOUT_S
+) -> Verdict:
     """Grade the answer text of one generation against the reference `gold`."""
     if kind == "choice":
         letter = extract_choice(text, LETTERS[:n_choices])
-        return Verdict(letter, letter is not None and letter == gold.strip().upper(), "choice" if letter else "unextracted")
+        return Verdict(
+            letter, letter is not None and letter == gold.strip().upper(), "choice" if letter else "unextracted"
+        )
     if kind not in KINDS:
         raise ValueError(f"unknown answer kind {kind!r}: use one of {', '.join(KINDS)}")
     try:  # linear time, but a stalled sweep costs more than one unextracted answer
@@ -107,7 +112,9 @@ def grade(kind: str, gold: str, text: str | None, *, n_choices: int = 4, timeout
     if kind == "integer":
         want, got = parse_integer(gold), parse_integer(extracted)
         if want is None:
-            raise ValueError(f"integer benchmark with a non-integer reference answer {gold!r}: set kind 'math' for this benchmark")
+            raise ValueError(
+                f"integer benchmark with a non-integer reference answer {gold!r}: set kind 'math' for this benchmark"
+            )
         return Verdict(extracted, got == want, "integer")
     if normalize_math(gold) == normalize_math(extracted):
         return Verdict(extracted, True, "string")

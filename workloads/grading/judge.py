@@ -5,6 +5,7 @@ also gets `judge` (True/False, None when the reply had no verdict) and the repor
 judge's accuracy and its agreement with the offline grader, side by side, so a judge never
 silently replaces the reproducible verdict.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,8 +39,9 @@ def parse_verdict(text: str) -> bool | None:
 
 
 class LLMJudge:
-    def __init__(self, url: str, model: str, *, api_key: str | None = None, timeout_s: float = 120.0,
-                 max_retries: int = 5):
+    def __init__(
+        self, url: str, model: str, *, api_key: str | None = None, timeout_s: float = 120.0, max_retries: int = 5
+    ):
         if not model:
             raise ValueError("the judge needs a model name: pass --judge-model")
         self.client = ChatClient(url, model=model, api_key=api_key, timeout_s=timeout_s, max_retries=max_retries)

@@ -10,6 +10,7 @@ adversarial answers (huge powers, nested radicals), so the limit must stay. Here
 The exception derives from BaseException so that the broad `except Exception` handlers in
 math-verify and sympy cannot swallow it.
 """
+
 from __future__ import annotations
 
 import ctypes

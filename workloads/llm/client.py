@@ -7,6 +7,7 @@ limiter too (the server's limit is shared). Other 4xx replies fail at once: a re
 server rejects (say, a budget field out of range) would be rejected again, and its message
 names the field.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -59,8 +60,17 @@ class ChatClient:
     `limiter` spaces the attempts and is charged the tokens each reply reports using.
     """
 
-    def __init__(self, url: str, *, model: str | None = None, api_key: str | None = None, timeout_s: float = 600.0,
-                 max_retries: int = 5, backoff_s: float = 0.5, limiter: RateLimiter | None = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 600.0,
+        max_retries: int = 5,
+        backoff_s: float = 0.5,
+        limiter: RateLimiter | None = None,
+    ):
         self.base, self.model, self.timeout_s = api_base(url), model, timeout_s
         self.max_retries, self.backoff_s, self.limiter = max_retries, backoff_s, limiter
         # The key is always passed: left out, the SDK would send the user's OPENAI_API_KEY to
@@ -86,22 +96,33 @@ class ChatClient:
                 try:
                     page = await self._sdk.models.list(extra_headers=self._headers)
                 except APIError as e:
-                    raise LLMError(f"GET {self.base}/models failed ({self._problem(e)}): is the server up? "
-                                   "or pass --model") from e
+                    raise LLMError(
+                        f"GET {self.base}/models failed ({self._problem(e)}): is the server up? or pass --model"
+                    ) from e
                 if not page.data:
                     raise LLMError(f"{self.base}/models lists no model; pass --model")
                 self.model = page.data[0].id
             return self.model
 
-    async def chat(self, messages: list[dict], *, chat_format: ChatFormat | None = None, tokens: int = 0,
-                   extra_body: dict | None = None, **fields) -> ChatReply:
+    async def chat(
+        self,
+        messages: list[dict],
+        *,
+        chat_format: ChatFormat | None = None,
+        tokens: int = 0,
+        extra_body: dict | None = None,
+        **fields,
+    ) -> ChatReply:
         """One completion of `messages`. `fields`: standard request fields (temperature,
         max_tokens, seed; None ones are left out); `extra_body`: fields outside the OpenAI
         schema, such as the budget-forcing ones; `tokens`: the prompt's estimate the limiter
         counts; `chat_format` splits the content of servers that return no reasoning field."""
         url = f"{self.base}/chat/completions"
-        body = {"model": await self.model_name(), "messages": messages,
-                **{k: v for k, v in fields.items() if v is not None}}
+        body = {
+            "model": await self.model_name(),
+            "messages": messages,
+            **{k: v for k, v in fields.items() if v is not None},
+        }
         # The SDK's request for custom calls, not chat.completions.create: that one walks every
         # message through its typed schema first, which doubles the SDK's cost per call (about
         # 0.6 ms instead of 0.3 against an instant server), and these messages are plain dicts.
@@ -111,8 +132,9 @@ class ChatClient:
                 await self.limiter.acquire(tokens)
             wait = None
             try:
-                completion = await self._sdk.post("/chat/completions", cast_to=ChatCompletion, body=body,
-                                                  options=options)
+                completion = await self._sdk.post(
+                    "/chat/completions", cast_to=ChatCompletion, body=body, options=options
+                )
             except APIStatusError as e:
                 problem = self._problem(e)
                 if e.status_code not in RETRY_STATUS:
@@ -128,9 +150,10 @@ class ChatClient:
                     self.limiter.charge((reply.prompt_tokens or tokens) - tokens + (reply.completion_tokens or 0))
                 return reply
             if attempt < self.max_retries:
-                delay = wait if wait is not None else min(MAX_BACKOFF_S, self.backoff_s * 2 ** attempt)
-                log.warning("POST %s: %s; retrying in %.2f s (%d/%d)", url, problem, delay, attempt + 1,
-                            self.max_retries)
+                delay = wait if wait is not None else min(MAX_BACKOFF_S, self.backoff_s * 2**attempt)
+                log.warning(
+                    "POST %s: %s; retrying in %.2f s (%d/%d)", url, problem, delay, attempt + 1, self.max_retries
+                )
                 await asyncio.sleep(delay)
         raise LLMError(f"POST {url} failed after {self.max_retries + 1} attempts; last: {problem}")
 

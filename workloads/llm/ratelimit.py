@@ -5,6 +5,7 @@ prompt estimate before it is sent and is charged what the reply says it used aft
 call that spent more than expected delays the next ones instead of being refused. A 429's
 Retry-After pauses every caller, not just the one that got it: the server's limit is shared.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,8 +14,9 @@ import time
 
 class RateLimiter:
     def __init__(self, requests_per_minute: float | None = None, tokens_per_minute: float | None = None):
-        if (requests_per_minute is not None and requests_per_minute <= 0) or \
-                (tokens_per_minute is not None and tokens_per_minute <= 0):
+        if (requests_per_minute is not None and requests_per_minute <= 0) or (
+            tokens_per_minute is not None and tokens_per_minute <= 0
+        ):
             raise ValueError("requests_per_minute and tokens_per_minute must be positive (or unset)")
         self.rpm, self.tpm = requests_per_minute, tokens_per_minute
         now = time.monotonic()

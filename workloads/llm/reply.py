@@ -1,4 +1,5 @@
 """The one reading of a chat completion: thinking, answer, finish reason and token usage."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,5 +48,11 @@ def parse_reply(completion: ChatCompletion, where: str, chat_format: ChatFormat 
         thinking, content = split.thinking, split.answer if split.finished_thinking else ""
     usage = getattr(completion, "usage", None)
     details = getattr(usage, "completion_tokens_details", None)
-    return ChatReply(thinking, content, getattr(choice, "finish_reason", None), getattr(usage, "prompt_tokens", None),
-                     getattr(usage, "completion_tokens", None), getattr(details, "reasoning_tokens", None))
+    return ChatReply(
+        thinking,
+        content,
+        getattr(choice, "finish_reason", None),
+        getattr(usage, "prompt_tokens", None),
+        getattr(usage, "completion_tokens", None),
+        getattr(details, "reasoning_tokens", None),
+    )

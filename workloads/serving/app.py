@@ -3,6 +3,7 @@
 POST /v1/chat/completions, POST /v1/completions (both with SSE streaming), GET /v1/models,
 GET /health (503 until the model can serve), GET /metrics (Prometheus).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -121,8 +122,11 @@ def create_app(engine, config: ServerConfig) -> FastAPI:
         if req.stream:
             return event_stream(gen, "chatcmpl-", ChatCompletionChunk)
         results = await server.complete(gen)
-        return ChatCompletion(**head("chatcmpl-"), choices=[ChatChoice.of(i, r) for i, r in enumerate(results)],
-                              usage=_usage(gen, [r.outcome for r in results]))
+        return ChatCompletion(
+            **head("chatcmpl-"),
+            choices=[ChatChoice.of(i, r) for i, r in enumerate(results)],
+            usage=_usage(gen, [r.outcome for r in results]),
+        )
 
     @app.post("/v1/completions", response_model=Completion)
     async def completions(req: CompletionRequest):
@@ -134,8 +138,11 @@ def create_app(engine, config: ServerConfig) -> FastAPI:
             return event_stream(gen, "cmpl-", CompletionChunk)
         results = await server.complete(gen)
         closing = f"\n{config.fmt.end_of_thinking}\n"
-        return Completion(**head("cmpl-"), choices=[CompletionChoice.of(i, r, closing) for i, r in enumerate(results)],
-                          usage=_usage(gen, [r.outcome for r in results]))
+        return Completion(
+            **head("cmpl-"),
+            choices=[CompletionChoice.of(i, r, closing) for i, r in enumerate(results)],
+            usage=_usage(gen, [r.outcome for r in results]),
+        )
 
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
     return app

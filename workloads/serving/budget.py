@@ -13,6 +13,7 @@ forcing.py) get one request per turn and this controller only splits the stream 
 thinking / closing / answer. For the others each step re-submits the whole context (with
 prefix caching only the new tokens are computed).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -99,8 +100,10 @@ class BudgetForcing:
         # away leaves the resubmitting controller.
         offset = delimiters.marker_offset
         self._forcing: tuple[ForcingEngine, int] | None = (
-            (engine, offset) if isinstance(engine, ForcingEngine) and engine.forces_budget and offset is not None
-            else None)
+            (engine, offset)
+            if isinstance(engine, ForcingEngine) and engine.forces_budget and offset is not None
+            else None
+        )
         self.in_engine = self._forcing is not None
 
     def _enc(self, text: str) -> list[int]:
@@ -114,24 +117,42 @@ class BudgetForcing:
         an ignore_string that the plan refuses."""
         prefix = tuple(self._enc(s.final_answer_prefix)) if s.final_answer_prefix else ()
         return ForcingPlan(
-            think_stop=self.d.think_stop, closing=self.d.end_thinking, forced_closing=self.d.end_thinking + prefix,
+            think_stop=self.d.think_stop,
+            closing=self.d.end_thinking,
+            forced_closing=self.d.end_thinking + prefix,
             ignore_string_ids=tuple(self._enc(s.ignore_string)) if s.ignore_string else (),
-            max_tokens=s.max_tokens, max_thinking_tokens=s.max_thinking_tokens,
-            min_thinking_tokens=s.min_thinking_tokens, num_ignore=s.num_ignore)
+            max_tokens=s.max_tokens,
+            max_thinking_tokens=s.max_thinking_tokens,
+            min_thinking_tokens=s.min_thinking_tokens,
+            num_ignore=s.num_ignore,
+        )
 
-    def run(self, prompt_ids: list[int], s: BudgetSettings, plan: ForcingPlan,
-            outcome: Outcome) -> AsyncIterator[Event]:
+    def run(
+        self, prompt_ids: list[int], s: BudgetSettings, plan: ForcingPlan, outcome: Outcome
+    ) -> AsyncIterator[Event]:
         """Yield one choice's events in order: `s` is the choice's settings (sampling),
         `plan` the request's, from plan(). `outcome` is filled in as the choice proceeds."""
         if self._forcing is None:
             return self._resubmit(prompt_ids, s, plan, outcome)
         return self._run_in_engine(*self._forcing, prompt_ids, s, plan, outcome)
 
-    async def _run_in_engine(self, engine: ForcingEngine, marker_offset: int, prompt_ids: list[int],
-                             s: BudgetSettings, plan: ForcingPlan, outcome: Outcome) -> AsyncIterator[Event]:
+    async def _run_in_engine(
+        self,
+        engine: ForcingEngine,
+        marker_offset: int,
+        prompt_ids: list[int],
+        s: BudgetSettings,
+        plan: ForcingPlan,
+        outcome: Outcome,
+    ) -> AsyncIterator[Event]:
         split = _Splitter(self.d.end_marker, marker_offset, plan, s, outcome)
-        params = StepParams(max_tokens=plan.max_tokens, stop_token_ids=self.d.end_of_turn,
-                            temperature=s.temperature, top_p=s.top_p, seed=s.seed)
+        params = StepParams(
+            max_tokens=plan.max_tokens,
+            stop_token_ids=self.d.end_of_turn,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            seed=s.seed,
+        )
         outcome.steps, outcome.submitted_tokens = 1, len(prompt_ids)
         async for chunk in engine.stream_forced(prompt_ids, plan, params):
             for ev in split.feed(self._received(chunk, outcome)):
@@ -142,8 +163,9 @@ class BudgetForcing:
                 for ev in split.finish():
                     yield ev
 
-    async def _resubmit(self, prompt_ids: list[int], s: BudgetSettings, plan: ForcingPlan,
-                        outcome: Outcome) -> AsyncIterator[Event]:
+    async def _resubmit(
+        self, prompt_ids: list[int], s: BudgetSettings, plan: ForcingPlan, outcome: Outcome
+    ) -> AsyncIterator[Event]:
         context = list(prompt_ids)
 
         # Thinking phase.
@@ -187,8 +209,13 @@ class BudgetForcing:
         outcome.finish_reason = reason or "stop"
 
     async def _step(self, context, max_tokens, stop_ids, s: BudgetSettings, outcome: Outcome):
-        params = StepParams(max_tokens=max_tokens, stop_token_ids=stop_ids, temperature=s.temperature,
-                            top_p=s.top_p, seed=None if s.seed is None else s.seed + outcome.steps)
+        params = StepParams(
+            max_tokens=max_tokens,
+            stop_token_ids=stop_ids,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            seed=None if s.seed is None else s.seed + outcome.steps,
+        )
         outcome.steps += 1
         outcome.submitted_tokens += len(context)
         async for chunk in self.engine.stream(context, params):
@@ -241,7 +268,7 @@ class _Splitter:
             self.held, start = [], at + 1
         skip = min(self.closing_left, len(ids) - start)
         self.closing_left -= skip
-        self._emit(events, ANSWER, ids[start + skip:])
+        self._emit(events, ANSWER, ids[start + skip :])
         return events
 
     def finish(self) -> list[Event]:

@@ -1,6 +1,7 @@
 """Every failure the server reports is an OpenAI error object,
 {"error": {"message", "type", "param", "code"}}: refused requests, invalid bodies, bodies
 over the size limit, and errors in the middle of a stream."""
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,9 @@ class BodyLimit:
 
     async def _reject(self, send):
         error = too_large(self.limit)
-        await send({"type": "http.response.start", "status": error.status,
-                    "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {"type": "http.response.start", "status": error.status, "headers": [(b"content-type", b"application/json")]}
+        )
         await send({"type": "http.response.body", "body": json.dumps(error.body()).encode()})
 
 
@@ -72,8 +74,11 @@ def add_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
     async def _invalid(request: Request, e: RequestValidationError):
         first = e.errors()[0]
         if first["type"] == "json_invalid":  # its loc is a byte offset, not a field
-            return ApiError(400, f"the request body is not valid JSON ({first['ctx'].get('error', first['msg'])} "
-                                 f"at byte {first['loc'][-1]})").response()
+            return ApiError(
+                400,
+                f"the request body is not valid JSON ({first['ctx'].get('error', first['msg'])} "
+                f"at byte {first['loc'][-1]})",
+            ).response()
         field = ".".join(str(p) for p in first["loc"] if p != "body") or None
         return ApiError(400, f"{field}: {first['msg']}" if field else first["msg"], field).response()
 
@@ -86,5 +91,6 @@ def add_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
             return too_large(max_body_bytes).response()
         if isinstance(cause, UnicodeDecodeError):
             return ApiError(400, "the request body is not UTF-8 JSON").response()
-        return ApiError(e.status_code, str(e.detail),
-                        type_="invalid_request_error" if e.status_code < 500 else "server_error").response()
+        return ApiError(
+            e.status_code, str(e.detail), type_="invalid_request_error" if e.status_code < 500 else "server_error"
+        ).response()

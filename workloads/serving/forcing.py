@@ -12,6 +12,7 @@ request and asks this state machine, before every sampling step, what it may sam
 - the answer is the model's until end of turn or max_tokens (the engine's own stops).
 Pure Python over token ids, so the engine side (engines/vllm_forcing.py) stays thin.
 """
+
 from __future__ import annotations
 
 from collections import deque

@@ -1,5 +1,6 @@
 """`thinkube serve` as a child process on 127.0.0.1: how the demo, tests and benchmarks run
 a real server without a cluster."""
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,13 @@ class ServeProcess:
         self.log_path = log_path
         cmd = [sys.executable, "-m", "thinkube.cli", "serve", "--port", str(self.port), *args]
         log_file = log_path.open("w") if log_path else None
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if log_file is None else log_file,
-                                     stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE if log_file is None else log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
         if log_file is not None:
             log_file.close()  # the child holds its own descriptor
 

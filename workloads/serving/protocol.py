@@ -1,6 +1,7 @@
 """OpenAI-compatible request bodies with Thinkube's budget-forcing fields. Field bounds are
 checked here when the body is parsed; BudgetFields.resolve applies the server's defaults
 and the checks that need them or the prompt (min <= max thinking, context length)."""
+
 from __future__ import annotations
 
 from dataclasses import fields, replace
@@ -54,23 +55,37 @@ class BudgetFields(BaseModel):
         naming the field at fault."""
         if prompt_tokens >= context:
             name = "prompt" if self.prompt_field == "prompt" else f"prompt ({self.prompt_field})"
-            raise ApiError(400, f"{name} has {prompt_tokens} tokens but the model's context is {context}: "
-                                f"shorten the prompt", self.prompt_field)
+            raise ApiError(
+                400,
+                f"{name} has {prompt_tokens} tokens but the model's context is {context}: shorten the prompt",
+                self.prompt_field,
+            )
         room = context - prompt_tokens
         cap = self.max_completion_tokens or self.max_tokens
         if cap is not None and cap > room:
-            raise ApiError(400, f"max_tokens={cap} plus the prompt's {prompt_tokens} tokens exceeds the context of "
-                                f"{context}: ask for at most {room}", "max_tokens")
+            raise ApiError(
+                400,
+                f"max_tokens={cap} plus the prompt's {prompt_tokens} tokens exceeds the context of "
+                f"{context}: ask for at most {room}",
+                "max_tokens",
+            )
         named = {k: getattr(self, k) for k in DEFAULTED if getattr(self, k) is not None}
         s = replace(defaults, max_tokens=cap or min(defaults.max_tokens, room), **named)
         if s.max_thinking_tokens is not None and s.min_thinking_tokens > s.max_thinking_tokens:
             # Maybe a request value against a server default: name the minimum either way.
-            raise ApiError(400, f"min_thinking_tokens ({s.min_thinking_tokens}) must be <= max_thinking_tokens "
-                                f"({s.max_thinking_tokens}): lower the minimum or raise the maximum",
-                           "min_thinking_tokens")
+            raise ApiError(
+                400,
+                f"min_thinking_tokens ({s.min_thinking_tokens}) must be <= max_thinking_tokens "
+                f"({s.max_thinking_tokens}): lower the minimum or raise the maximum",
+                "min_thinking_tokens",
+            )
         if (s.min_thinking_tokens or s.num_ignore) and not s.ignore_string:
-            raise ApiError(400, "ignore_string is empty but min_thinking_tokens/num_ignore ask for extensions: "
-                                "give an ignore_string such as 'Wait'", "ignore_string")
+            raise ApiError(
+                400,
+                "ignore_string is empty but min_thinking_tokens/num_ignore ask for extensions: "
+                "give an ignore_string such as 'Wait'",
+                "ignore_string",
+            )
         return s
 
 

@@ -1,5 +1,6 @@
 """OpenAI-compatible response bodies, with the budget-forcing additions: `reasoning_content`
 beside the answer, `budget` per choice, `completion_tokens_details.reasoning_tokens`."""
+
 from __future__ import annotations
 
 from typing import ClassVar, Literal, Self
@@ -29,8 +30,12 @@ class BudgetInfo(WireModel):
 
     @classmethod
     def of(cls, o: Outcome) -> BudgetInfo:
-        return cls(thinking_tokens=o.thinking_tokens, answer_tokens=o.answer_tokens, extensions=o.extensions,
-                   forced_end=o.forced_end)
+        return cls(
+            thinking_tokens=o.thinking_tokens,
+            answer_tokens=o.answer_tokens,
+            extensions=o.extensions,
+            forced_end=o.forced_end,
+        )
 
 
 class CompletionTokensDetails(WireModel):
@@ -46,9 +51,14 @@ class Usage(WireModel):
     @classmethod
     def of(cls, prompt_tokens: int, outcomes: list[Outcome]) -> Usage:
         completion = sum(o.thinking_tokens + o.answer_tokens for o in outcomes)
-        return cls(prompt_tokens=prompt_tokens, completion_tokens=completion, total_tokens=prompt_tokens + completion,
-                   completion_tokens_details=CompletionTokensDetails(
-                       reasoning_tokens=sum(o.thinking_tokens for o in outcomes)))
+        return cls(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion,
+            total_tokens=prompt_tokens + completion,
+            completion_tokens_details=CompletionTokensDetails(
+                reasoning_tokens=sum(o.thinking_tokens for o in outcomes)
+            ),
+        )
 
 
 class Head(WireModel):
@@ -74,6 +84,7 @@ class Choice(WireModel):
 
 # ----------------------------------------------------------------- /v1/chat/completions
 
+
 class AssistantMessage(WireModel):
     role: Literal["assistant"] = "assistant"
     content: str
@@ -85,8 +96,9 @@ class ChatChoice(Choice):
 
     @classmethod
     def of(cls, index: int, r: Result) -> ChatChoice:
-        return cls.last(index, r.outcome, message=AssistantMessage(content=r.content,
-                                                                   reasoning_content=r.reasoning_content))
+        return cls.last(
+            index, r.outcome, message=AssistantMessage(content=r.content, reasoning_content=r.reasoning_content)
+        )
 
 
 class ChatCompletion(Head):
@@ -129,6 +141,7 @@ class ChatCompletionChunk(Head):
 
 # ----------------------------------------------------------------- /v1/completions
 
+
 class CompletionChoice(Choice):
     text: str
     reasoning_content: str | None = None
@@ -137,8 +150,13 @@ class CompletionChoice(Choice):
     @classmethod
     def of(cls, index: int, r: Result, closing: str) -> CompletionChoice:
         """The whole completion as text (thinking, `closing`, answer), and its two parts."""
-        return cls.last(index, r.outcome, text=r.reasoning_content + closing + r.content,
-                        reasoning_content=r.reasoning_content, content=r.content)
+        return cls.last(
+            index,
+            r.outcome,
+            text=r.reasoning_content + closing + r.content,
+            reasoning_content=r.reasoning_content,
+            content=r.content,
+        )
 
 
 class _CompletionBody(Head):
@@ -163,8 +181,9 @@ class CompletionChunk(_CompletionBody):
     @classmethod
     def text(cls, head: dict, index: int, field: DeltaField, delta: str) -> Self:
         content, reasoning = (delta, None) if field == "content" else (None, delta)
-        return cls(**head, choices=[CompletionChoice(index=index, text=delta, content=content,
-                                                     reasoning_content=reasoning)])
+        return cls(
+            **head, choices=[CompletionChoice(index=index, text=delta, content=content, reasoning_content=reasoning)]
+        )
 
     @classmethod
     def final(cls, head: dict, index: int, o: Outcome) -> Self:
@@ -172,6 +191,7 @@ class CompletionChunk(_CompletionBody):
 
 
 # ----------------------------------------------------------------- /v1/models
+
 
 class ModelCard(WireModel):
     id: str

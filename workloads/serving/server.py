@@ -1,5 +1,6 @@
 """The model behind the HTTP endpoints: loads the engine, turns a parsed request into a
 Generation (settings resolved, forcing plan built, once), and runs its choices."""
+
 from __future__ import annotations
 
 import asyncio
@@ -63,8 +64,7 @@ class Server:
     async def load(self) -> None:
         try:
             await self.engine.start()
-            self.forcing = BudgetForcing(self.engine, Delimiters.from_tokenizer(self.engine.tokenizer,
-                                                                                self.config.fmt))
+            self.forcing = BudgetForcing(self.engine, Delimiters.from_tokenizer(self.engine.tokenizer, self.config.fmt))
             self.ready = True
             log.info("model %s ready (context %d tokens)", self.engine.name, self.engine.max_model_len)
         except Exception as e:  # reported by /health; the liveness probe restarts the pod
@@ -79,8 +79,12 @@ class Server:
         if not self.ready or forcing is None:  # load() builds the controller, then the server is ready
             raise ApiError(503, "model is still loading: retry when GET /health returns 200", type_="unavailable")
         if req.model != self.engine.name:
-            raise ApiError(400, f"model {req.model!r} is not served here; available: [{self.engine.name!r}]",
-                           "model", "model_not_found")
+            raise ApiError(
+                400,
+                f"model {req.model!r} is not served here; available: [{self.engine.name!r}]",
+                "model",
+                "model_not_found",
+            )
         prompt_ids = self.engine.tokenizer.encode(prompt, add_special_tokens=False)
         settings = req.resolve(self.defaults, len(prompt_ids), self.engine.max_model_len)
         try:
@@ -131,7 +135,7 @@ class Server:
                 text = self._decode(phase_ids[key])
                 if text.endswith("\ufffd"):
                     continue  # half of a multi-byte character: wait for the rest
-                delta, sent[key] = text[len(sent[key]):], text
+                delta, sent[key] = text[len(sent[key]) :], text
                 if delta:
                     yield key, delta
         self.metrics.observe(outcome)

@@ -1,6 +1,7 @@
 """What one request asks of budget forcing and sampling, every field resolved: the request's
 value, else the server's default (protocol.BudgetFields.resolve). The server's defaults are
 a BudgetSettings too, so a request field and its default always share one name."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace

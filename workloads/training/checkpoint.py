@@ -10,6 +10,7 @@ Every rank writes its shards into `step-N.tmp`; after a barrier rank 0 writes CO
 renames the folder, so a crash at any point leaves either a whole checkpoint or a `.tmp`.
 The output folder must be shared by all nodes (a PVC), as DCP writes one file per rank.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,11 @@ def step_dir(output: Path, step: int) -> Path:
 
 
 def latest_complete(output: Path) -> Path | None:
-    done = [(int(m.group(1)), p) for p in output.glob("step-*")
-            if (m := _STEP_DIR.match(p.name)) and (p / COMPLETE).is_file()]
+    done = [
+        (int(m.group(1)), p)
+        for p in output.glob("step-*")
+        if (m := _STEP_DIR.match(p.name)) and (p / COMPLETE).is_file()
+    ]
     return max(done)[1] if done else None
 
 
@@ -62,8 +66,9 @@ def _rng_state() -> dict[str, Any]:
     return state
 
 
-def save(output: Path, step: int, model, optimizer, scheduler, cfg: TrainConfig, world: World,
-         data_position: dict[str, int]) -> Path:
+def save(
+    output: Path, step: int, model, optimizer, scheduler, cfg: TrainConfig, world: World, data_position: dict[str, int]
+) -> Path:
     final, tmp = step_dir(output, step), Path(str(step_dir(output, step)) + ".tmp")
     model_sd, optim_sd = get_state_dict(model, optimizer)
     dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp))
@@ -99,8 +104,9 @@ def load(path: Path, model, optimizer, scheduler, world: World) -> dict[str, Any
     return trainer
 
 
-def save_final(output: Path, model, model_path: str, tokenizer, cfg: TrainConfig, world: World,
-               dtype: torch.dtype) -> Path:
+def save_final(
+    output: Path, model, model_path: str, tokenizer, cfg: TrainConfig, world: World, dtype: torch.dtype
+) -> Path:
     """A from_pretrained-loadable folder in the training compute dtype (bf16 on GPU, as s1 ships;
     fp32 master weights would double the size), gathered one tensor at a time."""
     dest = output / FINAL_MODEL_DIR

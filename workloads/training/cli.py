@@ -7,6 +7,7 @@ Exit codes: 0 done, EXIT_BAD_CONFIG (2) bad input (never retry), EXIT_RETRIABLE 
 distributed error, out of memory or a simulated crash (retry: it resumes from the last
 complete checkpoint). torch is imported only in run(), so `thinkube --help` stays fast.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@ answer). Prompt and completion are tokenized separately and concatenated, so the
 is exact (the completion starts with the `<|im_start|>` special token, so no BPE merge can
 cross it).
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,8 +47,9 @@ def tokenize_example(record: S1Record, tokenizer, fmt: ChatFormat, index: int) -
     return Example(input_ids=p + c, labels=[IGNORE] * len(p) + c)
 
 
-def build_examples(records: list[S1Record], tokenizer, fmt: ChatFormat, block_size: int,
-                   overlong: str) -> tuple[list[Example], DataReport]:
+def build_examples(
+    records: list[S1Record], tokenizer, fmt: ChatFormat, block_size: int, overlong: str
+) -> tuple[list[Example], DataReport]:
     """Apply the overlong policy; never silently: the count is logged and returned."""
     out: list[Example] = []
     n_over = truncated = dropped = 0
@@ -59,8 +61,10 @@ def build_examples(records: list[S1Record], tokenizer, fmt: ChatFormat, block_si
         if len(ex.input_ids) > block_size:
             n_over += 1
             if overlong == "error":
-                raise BadConfig(f"record {i}: {len(ex.input_ids)} tokens > block size {block_size} "
-                                "(overlong=error; use truncate or drop, or raise block_size)")
+                raise BadConfig(
+                    f"record {i}: {len(ex.input_ids)} tokens > block size {block_size} "
+                    "(overlong=error; use truncate or drop, or raise block_size)"
+                )
             cut = Example(ex.input_ids[:block_size], ex.labels[:block_size])
             # A cut that keeps no completion token would train on nothing: drop it instead.
             if overlong == "drop" or cut.n_label_tokens == 0:
@@ -71,9 +75,15 @@ def build_examples(records: list[S1Record], tokenizer, fmt: ChatFormat, block_si
         out.append(ex)
     if n_over:
         # s1: training at 4K (74% of samples cut) scored 30% on AIME24 vs 50% at 32K.
-        log.warning("%d of %d examples are longer than the block size %d: %d truncated, %d dropped "
-                    "(truncation hurts reasoning quality; raise block_size if memory allows)",
-                    n_over, len(records), block_size, truncated, dropped)
+        log.warning(
+            "%d of %d examples are longer than the block size %d: %d truncated, %d dropped "
+            "(truncation hurts reasoning quality; raise block_size if memory allows)",
+            n_over,
+            len(records),
+            block_size,
+            truncated,
+            dropped,
+        )
     if not out:
         raise BadConfig(f"no trainable examples left out of {len(records)} records (block size {block_size})")
     return out, DataReport(len(out), n_over, truncated, dropped)
@@ -82,6 +92,7 @@ def build_examples(records: list[S1Record], tokenizer, fmt: ChatFormat, block_si
 @dataclass(frozen=True)
 class Row:
     """One sequence of a micro batch: one example, or several packed (segments numbered 0..k)."""
+
     input_ids: list[int]
     labels: list[int]
     position_ids: list[int]
@@ -169,11 +180,11 @@ class GlobalBatches:
         perm = torch.randperm(len(self.rows), generator=g).tolist()
         need = self.steps_per_epoch * self.global_batch
         perm = (perm * (need // len(perm) + 1))[:need]
-        return perm[offset * self.global_batch:(offset + 1) * self.global_batch]
+        return perm[offset * self.global_batch : (offset + 1) * self.global_batch]
 
     def micro_batches(self, step: int, rank: int, world: int) -> list[list[Row]]:
         idx = self.indices(step)
-        chunks = [idx[i:i + self.micro_batch] for i in range(0, len(idx), self.micro_batch)]
+        chunks = [idx[i : i + self.micro_batch] for i in range(0, len(idx), self.micro_batch)]
         return [[self.rows[i] for i in c] for c in chunks[rank::world]]
 
     def label_tokens(self, step: int) -> int:

@@ -3,6 +3,7 @@
 torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; the operator starts it with NNODES, NODE_RANK (or
 an Indexed Job's JOB_COMPLETION_INDEX), NPROC_PER_NODE, MASTER_ADDR and MASTER_PORT.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,14 +49,20 @@ def init_world() -> World:
     else:
         device = torch.device("cpu")
     if size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", device_id=
-                                device if device.type == "cuda" else None)
+        dist.init_process_group(
+            backend="nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None
+        )
     world = World(rank, size, local_rank, device)
     if world.is_main:
-        log.info("world: %d process(es) on %s; nnodes=%s node_rank=%d nproc_per_node=%s", size, device.type,
-                 os.environ.get(ENV_NNODES, "1"), node_rank(),
-                 # torchrun exports LOCAL_WORLD_SIZE; NPROC_PER_NODE is what the operator set
-                 os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get(ENV_NPROC_PER_NODE, "1"))
+        log.info(
+            "world: %d process(es) on %s; nnodes=%s node_rank=%d nproc_per_node=%s",
+            size,
+            device.type,
+            os.environ.get(ENV_NNODES, "1"),
+            node_rank(),
+            # torchrun exports LOCAL_WORLD_SIZE; NPROC_PER_NODE is what the operator set
+            os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get(ENV_NPROC_PER_NODE, "1"),
+        )
     return world
 
 
@@ -77,8 +84,9 @@ def all_sum(value: float, world: World) -> float:
     return float(t.item())
 
 
-def shard_model(model: torch.nn.Module, world: World, param_dtype: torch.dtype | None, *,
-                cpu_offload: bool = False) -> torch.nn.Module:
+def shard_model(
+    model: torch.nn.Module, world: World, param_dtype: torch.dtype | None, *, cpu_offload: bool = False
+) -> torch.nn.Module:
     """FSDP2 full shard: each decoder layer is its own unit (its all-gather overlaps the
     previous layer's compute), then the root (embeddings, norm, head). MixedPrecisionPolicy
     only on GPU: bf16 compute with fp32 gradient reduction, as s1 trains. `cpu_offload`

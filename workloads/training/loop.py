@@ -7,6 +7,7 @@ in the global batch), whatever the world size: every rank divides by the same gl
 by the world size because FSDP averages gradients over ranks. So 1 process and N processes
 take the same optimizer steps.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,11 +73,23 @@ def preflight(cfg: TrainConfig, world_size: int) -> Prepared:
     fmt = CHAT_FORMATS[cfg.chat_format]
     examples, report = build_examples(records, tokenizer, fmt, cfg.block_size, cfg.overlong)
     rows = pack(examples, cfg.block_size) if cfg.packing else [as_row(e) for e in examples]
-    log.info("data: %d records -> %d examples -> %d rows (packing %s; %d overlong: %d truncated, %d dropped)",
-             len(records), report.examples, len(rows), "on" if cfg.packing else "off", report.overlong,
-             report.truncated, report.dropped)
-    return Prepared(path, revision, tokenizer, GlobalBatches(rows, cfg.global_batch_size, cfg.micro_batch_size,
-                                                             cfg.seed), accumulation)
+    log.info(
+        "data: %d records -> %d examples -> %d rows (packing %s; %d overlong: %d truncated, %d dropped)",
+        len(records),
+        report.examples,
+        len(rows),
+        "on" if cfg.packing else "off",
+        report.overlong,
+        report.truncated,
+        report.dropped,
+    )
+    return Prepared(
+        path,
+        revision,
+        tokenizer,
+        GlobalBatches(rows, cfg.global_batch_size, cfg.micro_batch_size, cfg.seed),
+        accumulation,
+    )
 
 
 def compute_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
@@ -101,8 +114,10 @@ def warmup_cosine(total_steps: int, warmup_ratio: float):
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     # As HF Trainer (which s1 used): no weight decay on biases and norm weights (1-D tensors).
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2))
 
 
@@ -129,12 +144,18 @@ def _train(cfg: TrainConfig, prep: Prepared, world: World) -> dict:
     torch.manual_seed(cfg.seed)
     dtype = compute_dtype(cfg, world.device)
     # fp32 master weights; bf16 compute comes from the FSDP policy (GPU) or autocast.
-    model = weights.build_sharded(prep.model_path, prep.revision, world,
-                                  param_dtype=dtype if dtype != torch.float32 else None,
-                                  gradient_checkpointing=cfg.gradient_checkpointing, cpu_offload=cfg.cpu_offload)
+    model = weights.build_sharded(
+        prep.model_path,
+        prep.revision,
+        world,
+        param_dtype=dtype if dtype != torch.float32 else None,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        cpu_offload=cfg.cpu_offload,
+    )
     mp_on_fsdp = world.distributed and world.device.type == "cuda"
-    autocast = (torch.autocast(world.device.type, dtype=dtype) if dtype != torch.float32 and not mp_on_fsdp
-                else nullcontext())
+    autocast = (
+        torch.autocast(world.device.type, dtype=dtype) if dtype != torch.float32 and not mp_on_fsdp else nullcontext()
+    )
     model.train()
 
     batches = prep.batches
@@ -172,15 +193,29 @@ def _train(cfg: TrainConfig, prep: Prepared, world: World) -> dict:
         optimizer.zero_grad(set_to_none=True)
         step_loss = all_sum(local_loss, world)
         done = step + 1
-        row = {"step": done, "epoch": step // batches.steps_per_epoch, "loss": step_loss, "lr": lr,
-               "grad_norm": float(grad_norm), "tokens": batches.tokens(step), "label_tokens": n_labels,
-               "step_seconds": time.perf_counter() - t0}
+        row = {
+            "step": done,
+            "epoch": step // batches.steps_per_epoch,
+            "loss": step_loss,
+            "lr": lr,
+            "grad_norm": float(grad_norm),
+            "tokens": batches.tokens(step),
+            "label_tokens": n_labels,
+            "step_seconds": time.perf_counter() - t0,
+        }
         if progress:
             progress.step(row)
         if cfg.save_every and done % cfg.save_every == 0 and done < steps:
-            checkpoint.save(output, done, model, optimizer, scheduler, cfg, world,
-                            {"epoch": done // batches.steps_per_epoch,
-                             "step_in_epoch": done % batches.steps_per_epoch})
+            checkpoint.save(
+                output,
+                done,
+                model,
+                optimizer,
+                scheduler,
+                cfg,
+                world,
+                {"epoch": done // batches.steps_per_epoch, "step_in_epoch": done % batches.steps_per_epoch},
+            )
         if cfg.stop_after_steps and done == cfg.stop_after_steps and done < steps:
             raise SimulatedCrash(f"stop_after_steps={cfg.stop_after_steps}: stopping as if crashed")
     if progress:

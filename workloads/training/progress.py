@@ -1,4 +1,5 @@
 """Per-step progress: metrics.jsonl in the output folder, what the progress helper shows, and an optional POST."""
+
 from __future__ import annotations
 
 import json
@@ -30,16 +31,24 @@ class Progress:
 
     def _figures(self) -> str:
         r = self._last
-        return (f"loss {r['loss']:.4f} lr {r['lr']:.3e} grad_norm {r['grad_norm']:.3f} tokens/s "
-                f"{r['tokens_per_s']:.0f} eta {timedelta(seconds=round(r['eta_s']))}")
+        return (
+            f"loss {r['loss']:.4f} lr {r['lr']:.3e} grad_norm {r['grad_norm']:.3f} tokens/s "
+            f"{r['tokens_per_s']:.0f} eta {timedelta(seconds=round(r['eta_s']))}"
+        )
 
     def step(self, row: dict) -> None:
         """row: step (1-based), loss, lr, grad_norm, tokens, step_seconds, epoch."""
         done = row["step"] - self.start
         elapsed = time.perf_counter() - self.t0
         eta = elapsed / done * (self.total - row["step"]) if done else 0.0
-        row = {**row, "tokens_per_s": row["tokens"] / max(row["step_seconds"], 1e-9), "elapsed_s": elapsed,
-               "eta_s": eta, "total_steps": self.total, "time": time.time()}
+        row = {
+            **row,
+            "tokens_per_s": row["tokens"] / max(row["step_seconds"], 1e-9),
+            "elapsed_s": elapsed,
+            "eta_s": eta,
+            "total_steps": self.total,
+            "time": time.time(),
+        }
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
         self._last = row
@@ -52,8 +61,9 @@ class Progress:
 
     def _post(self, url: str, row: dict) -> None:
         # Best effort: a dashboard being down must never slow or stop training for long.
-        req = urllib.request.Request(url, data=json.dumps(row).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            url, data=json.dumps(row).encode(), method="POST", headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=POST_TIMEOUT_S):
                 pass

@@ -9,6 +9,7 @@ each not hold it in fp32.
 Out: the final from_pretrained folder is gathered one tensor at a time and written in
 safetensors shards of at most SHARD_BYTES, so rank 0 never holds the whole model either.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,15 @@ SHARD_BYTES = 2 << 30  # the final model's safetensors files, as save_pretrained
 INDEX_FILE = "model.safetensors.index.json"
 
 
-def build_sharded(path: str, revision: str | None, world: World, *, param_dtype: torch.dtype | None,
-                  gradient_checkpointing: bool, cpu_offload: bool) -> PreTrainedModel:
+def build_sharded(
+    path: str,
+    revision: str | None,
+    world: World,
+    *,
+    param_dtype: torch.dtype | None,
+    gradient_checkpointing: bool,
+    cpu_offload: bool,
+) -> PreTrainedModel:
     """The model from `path`, sharded over the world (one process: not sharded), fp32 master weights."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -56,17 +64,27 @@ def build_sharded(path: str, revision: str | None, world: World, *, param_dtype:
     _init_computed_buffers(model, world.device)
     read = load_weights(model, Path(path))
     # Every rank logs this: per-rank memory is what a larger world must shrink.
-    log.info("rank %d: model loaded in %.1f s, %.2f GiB of weights read (world size %d); host memory for the "
-             "model +%.0f MiB (peak %.0f MiB)", world.rank, time.perf_counter() - started, read / 2**30, world.size,
-             peak_rss_mib() - before, peak_rss_mib())
+    log.info(
+        "rank %d: model loaded in %.1f s, %.2f GiB of weights read (world size %d); host memory for the "
+        "model +%.0f MiB (peak %.0f MiB)",
+        world.rank,
+        time.perf_counter() - started,
+        read / 2**30,
+        world.size,
+        peak_rss_mib() - before,
+        peak_rss_mib(),
+    )
     return model
 
 
 def _init_computed_buffers(model: PreTrainedModel, device: torch.device) -> None:
     """Buffers that are computed, not stored (rotary frequencies): to_empty left them undefined."""
     for module in model.modules():
-        transient = {name: buf for name, buf in module._buffers.items()
-                     if name in module._non_persistent_buffers_set and buf is not None}
+        transient = {
+            name: buf
+            for name, buf in module._buffers.items()
+            if name in module._non_persistent_buffers_set and buf is not None
+        }
         if not transient:
             continue
         for name, buf in transient.items():
@@ -75,9 +93,18 @@ def _init_computed_buffers(model: PreTrainedModel, device: torch.device) -> None
 
 
 # safetensors dtype names -> torch dtypes (the ones model weights come in)
-DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-          "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-          "BOOL": torch.bool}
+DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 
 
 @dataclass(frozen=True)
@@ -96,8 +123,11 @@ def _header(file: Path) -> dict[str, Stored]:
         (length,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(length))
     base = 8 + length
-    return {name: Stored(file, DTYPES[info["dtype"]], tuple(info["shape"]), base + info["data_offsets"][0])
-            for name, info in header.items() if name != "__metadata__"}
+    return {
+        name: Stored(file, DTYPES[info["dtype"]], tuple(info["shape"]), base + info["data_offsets"][0])
+        for name, info in header.items()
+        if name != "__metadata__"
+    }
 
 
 def _weight_files(folder: Path) -> dict[str, Stored]:
@@ -108,8 +138,10 @@ def _weight_files(folder: Path) -> dict[str, Stored]:
     elif (folder / "model.safetensors").is_file():
         files = ["model.safetensors"]
     else:
-        raise BadConfig(f"model {folder}: no model.safetensors or {INDEX_FILE}; the trainer reads safetensors "
-                        "weights (convert .bin checkpoints with save_pretrained first)")
+        raise BadConfig(
+            f"model {folder}: no model.safetensors or {INDEX_FILE}; the trainer reads safetensors "
+            "weights (convert .bin checkpoints with save_pretrained first)"
+        )
     return {name: stored for file in files for name, stored in _header(folder / file).items()}
 
 
@@ -150,11 +182,15 @@ def load_weights(model: torch.nn.Module, folder: Path) -> int:
     read = 0
     for name, tensor in _stored_tensors(model):
         if name not in stored:
-            raise BadConfig(f"model {folder}: no tensor {name!r} in its weights; the trainer reads checkpoints "
-                            "whose tensor names match the model's parameters")
+            raise BadConfig(
+                f"model {folder}: no tensor {name!r} in its weights; the trainer reads checkpoints "
+                "whose tensor names match the model's parameters"
+            )
         if tuple(tensor.shape) != stored[name].shape:
-            raise BadConfig(f"model {folder}: {name} is {stored[name].shape} in the weights but "
-                            f"{tuple(tensor.shape)} in the model's config")
+            raise BadConfig(
+                f"model {folder}: {name} is {stored[name].shape} in the weights but "
+                f"{tuple(tensor.shape)} in the model's config"
+            )
         local, rows = _local_slice(tensor)
         if local.numel():
             read += _read_rows(stored[name], rows, local)
@@ -207,9 +243,12 @@ def save_weights(model: torch.nn.Module, folder: Path, dtype: torch.dtype, world
     final = {f: f.replace(".safetensors", f"-of-{len(files):05d}.safetensors") for f in files}
     for old, new in final.items():
         (folder / old).rename(folder / new)
-    (folder / INDEX_FILE).write_text(json.dumps(
-        {"metadata": {"total_size": total}, "weight_map": {k: final[v] for k, v in sorted(weight_map.items())}},
-        indent=2))
+    (folder / INDEX_FILE).write_text(
+        json.dumps(
+            {"metadata": {"total_size": total}, "weight_map": {k: final[v] for k, v in sorted(weight_map.items())}},
+            indent=2,
+        )
+    )
 
 
 def rss_mib() -> float:

@@ -1,6 +1,7 @@
 """The interface every generation engine implements: one streamed generation step over
 token ids. Budget forcing (serving/budget.py) composes steps; engines know nothing of it,
 except those that force budgets themselves (ForcingEngine)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -53,8 +54,9 @@ class ForcingEngine(Engine, Protocol):
 
     forces_budget: bool  # whether this instance does (the vLLM engine can be told not to)
 
-    def stream_forced(self, prompt_ids: list[int], plan: ForcingPlan,
-                      params: StepParams) -> AsyncIterator[StepChunk]: ...
+    def stream_forced(
+        self, prompt_ids: list[int], plan: ForcingPlan, params: StepParams
+    ) -> AsyncIterator[StepChunk]: ...
 
 
 def strip_stop(token_ids: list[int], stop_ids: tuple[int, ...], finish_reason: str | None) -> list[int]:

@@ -1,6 +1,7 @@
 """Transformers engine: an explicit decode loop with a KV cache, for the tiny model and for
 users without vLLM. Requests run one at a time (a lock) in a worker thread, so the event
 loop keeps serving health checks and streams while the model computes."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,8 +15,14 @@ if TYPE_CHECKING:
 
 
 class TransformersEngine:
-    def __init__(self, model_path: str, name: str, revision: str | None = None, dtype: str = "float32",
-                 max_model_len: int | None = None):
+    def __init__(
+        self,
+        model_path: str,
+        name: str,
+        revision: str | None = None,
+        dtype: str = "float32",
+        max_model_len: int | None = None,
+    ):
         self.model_path, self.name, self.revision, self.dtype = model_path, name, revision, dtype
         self._max_model_len = max_model_len
         self._lock = asyncio.Lock()
@@ -31,7 +38,8 @@ class TransformersEngine:
 
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, revision=self.revision)
         self.model = model = AutoModelForCausalLM.from_pretrained(
-            self.model_path, revision=self.revision, dtype=getattr(torch, self.dtype)).eval()
+            self.model_path, revision=self.revision, dtype=getattr(torch, self.dtype)
+        ).eval()
         cfg_len = model.config.max_position_embeddings
         self.max_model_len = min(self._max_model_len or cfg_len, cfg_len)
 

@@ -8,6 +8,7 @@ with `in_engine_forcing=False` every budget-forcing step is an ordinary request 
 and prefix caching makes a step that re-submits the context compute only the tokens
 appended since the previous one.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -29,8 +30,10 @@ SUPPORTED = ((0, 32), (0, 34))  # [min, max) of vllm major.minor
 def check_version(version: str) -> None:
     major_minor = tuple(int(x) for x in version.split(".")[:2])
     if not SUPPORTED[0] <= major_minor < SUPPORTED[1]:
-        raise RuntimeError(f"vLLM {version} is outside the supported range "
-                           f"{'.'.join(map(str, SUPPORTED[0]))} to <{'.'.join(map(str, SUPPORTED[1]))}")
+        raise RuntimeError(
+            f"vLLM {version} is outside the supported range "
+            f"{'.'.join(map(str, SUPPORTED[0]))} to <{'.'.join(map(str, SUPPORTED[1]))}"
+        )
 
 
 class EngineSettings(TypedDict, total=False):
@@ -59,16 +62,27 @@ def on_cpu() -> bool:
 
 
 class VLLMEngine:
-    def __init__(self, model_path: str, name: str, revision: str | None = None, dtype: str = "auto",
-                 max_model_len: int | None = None, prefix_caching: bool = True,
-                 kv_cache_bytes: int | None = None, gpu_memory_utilization: float | None = None, seed: int = 0,
-                 tensor_parallel_size: int = 1, in_engine_forcing: bool = True):
+    def __init__(
+        self,
+        model_path: str,
+        name: str,
+        revision: str | None = None,
+        dtype: str = "auto",
+        max_model_len: int | None = None,
+        prefix_caching: bool = True,
+        kv_cache_bytes: int | None = None,
+        gpu_memory_utilization: float | None = None,
+        seed: int = 0,
+        tensor_parallel_size: int = 1,
+        in_engine_forcing: bool = True,
+    ):
         self.model_path, self.name, self.revision = model_path, name, revision
         self.forces_budget = in_engine_forcing  # engines.base.ForcingEngine: BudgetForcing calls stream_forced
         self._tally: Tally | None = None
         self.dtype = dtype
-        self._args = EngineSettings(enable_prefix_caching=prefix_caching, seed=seed,
-                                    tensor_parallel_size=tensor_parallel_size)
+        self._args = EngineSettings(
+            enable_prefix_caching=prefix_caching, seed=seed, tensor_parallel_size=tensor_parallel_size
+        )
         if max_model_len is not None:
             self._args["max_model_len"] = max_model_len
         if kv_cache_bytes is not None:
@@ -96,9 +110,17 @@ class VLLMEngine:
 
             processors = [BudgetForcingLogitsProcessor]
             self._tally = Tally()
-        self.engine = engine = AsyncLLM.from_engine_args(AsyncEngineArgs(
-            model=self.model_path, revision=self.revision, served_model_name=[self.name], disable_log_stats=True,
-            dtype=self.dtype, logits_processors=processors, **self._args))
+        self.engine = engine = AsyncLLM.from_engine_args(
+            AsyncEngineArgs(
+                model=self.model_path,
+                revision=self.revision,
+                served_model_name=[self.name],
+                disable_log_stats=True,
+                dtype=self.dtype,
+                logits_processors=processors,
+                **self._args,
+            )
+        )
         self.tokenizer = tokenizer = AutoTokenizer.from_pretrained(self.model_path, revision=self.revision)
         self.max_model_len = engine.model_config.max_model_len
         self._allowed = None
@@ -109,8 +131,9 @@ class VLLMEngine:
     def stream(self, prompt_ids: list[int], params: StepParams) -> AsyncIterator[StepChunk]:
         return self._generate(prompt_ids, params)
 
-    async def stream_forced(self, prompt_ids: list[int], plan: ForcingPlan,
-                            params: StepParams) -> AsyncIterator[StepChunk]:
+    async def stream_forced(
+        self, prompt_ids: list[int], plan: ForcingPlan, params: StepParams
+    ) -> AsyncIterator[StepChunk]:
         """One request with budget forcing applied in the engine; the last chunk carries
         the number of extensions the engine applied."""
         from thinkube.workloads.serving.engines.vllm_forcing import EXTRA_ARGS_KEY
@@ -119,8 +142,9 @@ class VLLMEngine:
         assert tally is not None  # start() opens it when this engine forces budgets
         slot = tally.acquire()
         try:
-            args = {EXTRA_ARGS_KEY: {"plan": plan.as_args(), "tally": tally.path, "slot": slot,
-                                     "key": uuid.uuid4().hex}}
+            args = {
+                EXTRA_ARGS_KEY: {"plan": plan.as_args(), "tally": tally.path, "slot": slot, "key": uuid.uuid4().hex}
+            }
             async for chunk in self._generate(prompt_ids, params, args):
                 if chunk.finish_reason:
                     chunk.extensions = tally.read(slot)
@@ -128,16 +152,25 @@ class VLLMEngine:
         finally:
             tally.release(slot)
 
-    async def _generate(self, prompt_ids: list[int], params: StepParams,
-                        extra_args: dict[str, Any] | None = None) -> AsyncIterator[StepChunk]:
+    async def _generate(
+        self, prompt_ids: list[int], params: StepParams, extra_args: dict[str, Any] | None = None
+    ) -> AsyncIterator[StepChunk]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
         from vllm.sampling_params import RequestOutputKind
 
-        sp = SamplingParams(max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
-                            seed=params.seed, stop_token_ids=list(params.stop_token_ids), ignore_eos=True,
-                            detokenize=False, output_kind=RequestOutputKind.DELTA,
-                            allowed_token_ids=self._allowed, extra_args=extra_args)
+        sp = SamplingParams(
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            seed=params.seed,
+            stop_token_ids=list(params.stop_token_ids),
+            ignore_eos=True,
+            detokenize=False,
+            output_kind=RequestOutputKind.DELTA,
+            allowed_token_ids=self._allowed,
+            extra_args=extra_args,
+        )
         engine = self.engine
         assert engine is not None  # start() starts it before requests come
         request_id = uuid.uuid4().hex
@@ -148,8 +181,9 @@ class VLLMEngine:
                 o = out.outputs[0]
                 ids = strip_stop(list(o.token_ids), params.stop_token_ids, o.finish_reason)
                 finished = out.finished
-                yield StepChunk(ids, o.finish_reason if out.finished else None,
-                                out.num_cached_tokens if first else None)
+                yield StepChunk(
+                    ids, o.finish_reason if out.finished else None, out.num_cached_tokens if first else None
+                )
                 first = False
         finally:
             if not finished:  # the client went away: free the sequence in the engine

@@ -31,6 +31,7 @@ One exception, at most once per request: when a request's last token could be a 
 extension, no later step would count it, so the processor waits for that answer and
 writes the tally before the request ends.
 """
+
 from __future__ import annotations
 
 import logging
@@ -129,8 +130,14 @@ class _Decisions:
 
 
 class _Request:
-    def __init__(self, params: SamplingParams, args: dict, prompt_ids: list[int] | None, output_ids: list[int],
-                 max_model_len: int | None):
+    def __init__(
+        self,
+        params: SamplingParams,
+        args: dict,
+        prompt_ids: list[int] | None,
+        output_ids: list[int],
+        max_model_len: int | None,
+    ):
         self.state = ForcingState(ForcingPlan.from_args(args["plan"]))
         self.output_ids = output_ids  # vLLM's live list of this request's sampled tokens
         self.key = args["key"]
@@ -195,8 +202,9 @@ class BudgetForcingLogitsProcessor(LogitsProcessor):
             args = (params.extra_args or {}).get(EXTRA_ARGS_KEY)
             if args is not None:
                 # A request back from preemption keeps its state (extensions cannot be re-derived).
-                req = self.parked.pop(args["key"], None) or _Request(params, args, prompt_ids, output_ids,
-                                                                      self.max_model_len)
+                req = self.parked.pop(args["key"], None) or _Request(
+                    params, args, prompt_ids, output_ids, self.max_model_len
+                )
                 req.output_ids = output_ids
                 self.rows[index] = req
         for a, b, direction in batch_update.moved:
@@ -250,8 +258,14 @@ class _Step:
     candidates: forced ones (their token is known), then greedy and sampled deciding ones
     (forced to the token end_attempt would choose, when the model tries to end)."""
 
-    def __init__(self, logits: torch.Tensor, forced: list[tuple[int, int]], greedy: list[tuple[int, _Request]],
-                 sampled: list[tuple[int, _Request]], pin_memory: bool):
+    def __init__(
+        self,
+        logits: torch.Tensor,
+        forced: list[tuple[int, int]],
+        greedy: list[tuple[int, _Request]],
+        sampled: list[tuple[int, _Request]],
+        pin_memory: bool,
+    ):
         self.logits, self.nf, self.ng, self.ns = logits, len(forced), len(greedy), len(sampled)
         deciding = greedy + sampled
         rows = [r for r, _ in forced] + [r for r, _ in deciding]
@@ -260,8 +274,11 @@ class _Step:
         m = max((len(req.state.plan.think_stop) for _, req in deciding), default=0)
         stops = [c for _, req in deciding for c in _padded(req.state.plan.think_stop, m)]
         reqs = [req for _, req in sampled]
-        floats = ([q.temperature for q in reqs] + [q.top_p for q in reqs]
-                  + [float(torch.rand((), generator=q.generator)) for q in reqs])  # host generators, as before
+        floats = (
+            [q.temperature for q in reqs]
+            + [q.top_p for q in reqs]
+            + [float(torch.rand((), generator=q.generator)) for q in reqs]
+        )  # host generators, as before
         self.nucleus = any(q.nucleus for q in reqs)
         # One buffer, one copy: the integers, then the floats' float64 bits (the sampler's
         # float32 values are exact in float64).
@@ -270,9 +287,9 @@ class _Step:
         host = torch.frombuffer(data, dtype=torch.int64)
         dev = (host.pin_memory() if pin_memory else host).to(logits.device, non_blocking=True)
         n = len(rows)
-        self.rows, self.toks, self.stops = dev[:n], dev[n:2 * n], dev[2 * n:len(ints)].view(len(deciding), m)
-        vals = dev[len(ints):].view(torch.float64).float()
-        self.temperature, self.top_p, self.u = vals[:self.ns], vals[self.ns:2 * self.ns], vals[2 * self.ns:]
+        self.rows, self.toks, self.stops = dev[:n], dev[n : 2 * n], dev[2 * n : len(ints)].view(len(deciding), m)
+        vals = dev[len(ints) :].view(torch.float64).float()
+        self.temperature, self.top_p, self.u = vals[: self.ns], vals[self.ns : 2 * self.ns], vals[2 * self.ns :]
 
     def apply(self) -> torch.Tensor | None:
         """Edits the logits; returns, per deciding row, whether the model tries to end."""
@@ -287,7 +304,7 @@ class _Step:
         if ns:
             parts.append(self._sampled_ends())
             # Sampled rows never sample a stop: the end was decided above, from the model's odds.
-            logits[self.rows[nf + ng:].unsqueeze(1), self.stops[ng:]] = float("-inf")
+            logits[self.rows[nf + ng :].unsqueeze(1), self.stops[ng:]] = float("-inf")
         ended = parts[0] if len(parts) == 1 else torch.cat(parts)
         keep = logits[self.rows, self.toks]
         row_forced = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
@@ -299,21 +316,21 @@ class _Step:
     def _greedy_ends(self) -> torch.Tensor:
         """Greedy: the model tries to end exactly when its argmax is a stop token. One argmax
         over the whole batch costs less than gathering the rows first."""
-        top = self.logits.argmax(-1)[self.rows[self.nf:self.nf + self.ng]]
-        return (self.stops[:self.ng] == top.unsqueeze(1)).any(-1)
+        top = self.logits.argmax(-1)[self.rows[self.nf : self.nf + self.ng]]
+        return (self.stops[: self.ng] == top.unsqueeze(1)).any(-1)
 
     def _sampled_ends(self) -> torch.Tensor:
         """Sampling: the model ends with the probability its sampler gives the stop tokens;
         otherwise they are masked, so the thinking token comes from the distribution
         conditioned on not ending: together exactly the resubmitting controller's odds."""
-        x = self.logits[self.rows[self.nf + self.ng:]]
+        x = self.logits[self.rows[self.nf + self.ng :]]
         probs = torch.softmax(x / self.temperature.unsqueeze(1), -1)
         if self.nucleus:
             ranked, order = probs.sort(-1, descending=True)
             keep = (ranked.cumsum(-1) - ranked) < self.top_p.unsqueeze(1)  # the nucleus the sampler draws from
             probs = torch.zeros_like(probs).scatter(-1, order, ranked * keep)
             probs = probs / probs.sum(-1, keepdim=True)
-        stop = torch.zeros_like(probs, dtype=torch.bool).scatter_(1, self.stops[self.ng:], True)
+        stop = torch.zeros_like(probs, dtype=torch.bool).scatter_(1, self.stops[self.ng :], True)
         return self.u < (probs * stop).sum(-1)
 
 
