@@ -150,13 +150,13 @@ class CurateSettings(Model):
             check=lambda s: s.teacher is None or not s.teacher.grade_with_judge or s.judge is not None,
         ),
         Rule(
-            "self.columnMaps.all(k, k in self.pools)",
+            "!has(self.columnMaps) || self.columnMaps.all(k, k in self.pools)",
             "every columnMaps key must name a pool",
             field_path=".columnMaps",
             check=lambda s: set(s.column_maps) <= set(s.pools),
         ),
         Rule(
-            "self.answerKinds.all(k, k in self.pools)",
+            "!has(self.answerKinds) || self.answerKinds.all(k, k in self.pools)",
             "every answerKinds key must name a pool",
             field_path=".answerKinds",
             check=lambda s: set(s.answer_kinds) <= set(s.pools),

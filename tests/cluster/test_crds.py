@@ -56,12 +56,15 @@ def test_s1_defaults_are_filled_in_by_the_api_server(cluster, namespace, crds):
         "adamBeta2": 0.95,
         "weightDecay": 1e-4,
         "maxGradNorm": 1.0,
-        "precision": "bf16",
+        "overlong": "truncate",
+        "packing": False,
+        "precision": "auto",  # bf16 on GPUs
         "fsdp": "full_shard",
+        "cpuOffload": False,
         "gradientCheckpointing": True,
         "chatFormat": "s1",
         "saveEvery": 0,
-        "seed": 0,
+        "seed": 42,
     }
     apply(cluster, namespace, cr("BudgetForcedServer", "srv", "{model: {uri: tiny}}"))
     budget = cluster.kubectl_json("get", "bfs", "srv", "-n", namespace)["spec"]["budget"]
@@ -98,6 +101,18 @@ def test_s1_defaults_are_filled_in_by_the_api_server(cluster, namespace, crds):
             "spec.teacher.apiKeySecret",
         ),
         ("EvalSweep", "e", "{target: {url: 'http://s:8000'}, benchmarks: []}", "spec.benchmarks"),
+        (
+            "CurationJob",
+            "c",
+            "{pools: {p: 'pvc://d/p'}, domainColumn: d, columnMaps: {q: {question: x}}}",
+            "spec.columnMaps",
+        ),
+        (
+            "CurationJob",
+            "c",
+            "{pools: {p: 'pvc://d/p'}, domainColumn: d, answerKinds: {q: integer}}",
+            "spec.answerKinds",
+        ),
     ],
 )
 def test_bad_resources_are_rejected_naming_the_field(cluster, namespace, crds, kind, name, spec, field):
