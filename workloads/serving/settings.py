@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from thinkube.api.stages.serve import BudgetDefaults
+
+# The server-wide defaults a BudgetForcedServer's spec.budget documents, defined there once.
+_SPEC = BudgetDefaults()
 # Seeds of the n choices of one request: apart, so that the samples differ, and reproducible.
 SEED_STRIDE = 7919
 
@@ -13,11 +17,11 @@ SEED_STRIDE = 7919
 @dataclass(frozen=True)
 class BudgetSettings:
     max_tokens: int
-    max_thinking_tokens: int | None = None
-    min_thinking_tokens: int = 0
-    num_ignore: int = 0
-    ignore_string: str = "Wait"
-    final_answer_prefix: str = "Final Answer:"
+    max_thinking_tokens: int | None = _SPEC.max_thinking_tokens
+    min_thinking_tokens: int = _SPEC.min_thinking_tokens
+    num_ignore: int = _SPEC.num_ignore
+    ignore_string: str = _SPEC.ignore_string
+    final_answer_prefix: str = _SPEC.final_answer_prefix
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
