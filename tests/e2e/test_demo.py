@@ -11,20 +11,7 @@ import sys
 
 import pytest
 
-SMALL = [
-    "--pool-size",
-    "200",
-    "--benchmark-size",
-    "24",
-    "--select",
-    "120",
-    "--epochs",
-    "2",
-    "--budgets",
-    "4,40",
-    "--num-ignore",
-    "1",
-]
+from tests.support.demo import SMALL
 
 
 def _demo(out, *extra: str) -> subprocess.CompletedProcess:

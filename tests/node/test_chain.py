@@ -17,24 +17,11 @@ from pathlib import Path
 import pytest
 
 from tests.node.test_smoke import job
+from tests.support.demo import SMALL
 from tests.support.wait import wait_for
 from thinkube.workloads.demo.tasks import ANSWER_INSTRUCTION
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "thinkube"
-SMALL = [
-    "--pool-size",
-    "200",
-    "--benchmark-size",
-    "24",
-    "--select",
-    "120",
-    "--epochs",
-    "2",
-    "--budgets",
-    "4,40",
-    "--num-ignore",
-    "1",
-]
 DEMO = "thinkube-demo"
 # The chain (curate, train, serve, sweep) runs in the module's first test, through its fixture.
 pytestmark = pytest.mark.timeout(2700)

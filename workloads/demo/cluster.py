@@ -24,6 +24,7 @@ from thinkube.api.resources.curation import CurationJobSpec, TeacherSpec
 from thinkube.api.resources.eval import Benchmark, EvalSweepSpec, Target
 from thinkube.api.resources.server import BudgetForcedServerSpec, ModelSource
 from thinkube.api.resources.sft import DatasetSource, SFTRunSpec
+from thinkube.api.stages.serve import EngineName
 from thinkube.constants import API_VERSION, LABEL_KIND, LABEL_NAME
 from thinkube.operator.kube import ApiError, Kube
 from thinkube.operator.kube import connect as default_client
@@ -76,30 +77,15 @@ def demo_resources(
     """
     meta = ObjectMeta(name=name)
     max_len = TinyModelSpec().max_position_embeddings
-    base = BudgetForcedServer(
-        kind="BudgetForcedServer",
-        metadata=ObjectMeta(name=f"{name}-base"),
-        spec=BudgetForcedServerSpec(
-            model=ModelSource(uri=TINY),
-            engine=cfg.engine,
-            gpus=0,
-            replicas=1,
-            served_model_name=BASE_MODEL_NAME,
-            max_model_len=max_len,
-        ),
-    )
-    teacher = BudgetForcedServer(
-        kind="BudgetForcedServer",
-        metadata=ObjectMeta(name=f"{name}-teacher"),
-        spec=BudgetForcedServerSpec(
-            model=ModelSource(uri=TINY),
-            engine=TEACHER_ENGINE,
-            gpus=0,
-            replicas=1,
-            served_model_name=TEACHER_NAME,
-            max_model_len=max_len,
-        ),
-    )
+
+    def cpu_server(server_name: str, model: ModelSource, engine: EngineName, served: str) -> BudgetForcedServer:
+        spec = BudgetForcedServerSpec(
+            model=model, engine=engine, gpus=0, replicas=1, served_model_name=served, max_model_len=max_len
+        )
+        return BudgetForcedServer(kind="BudgetForcedServer", metadata=ObjectMeta(name=server_name), spec=spec)
+
+    base = cpu_server(f"{name}-base", ModelSource(uri=TINY), cfg.engine, BASE_MODEL_NAME)
+    teacher = cpu_server(f"{name}-teacher", ModelSource(uri=TINY), TEACHER_ENGINE, TEACHER_NAME)
     curate = CurationJob(
         kind="CurationJob",
         metadata=meta,
@@ -132,18 +118,7 @@ def demo_resources(
             training=cfg.train_recipe(),
         ),
     )
-    serve = BudgetForcedServer(
-        kind="BudgetForcedServer",
-        metadata=meta,
-        spec=BudgetForcedServerSpec(
-            model=ModelSource(fromSFTRun=name),
-            engine=cfg.engine,
-            gpus=0,
-            replicas=1,
-            served_model_name=TRAINED_MODEL_NAME,
-            max_model_len=max_len,
-        ),
-    )
+    serve = cpu_server(name, ModelSource(fromSFTRun=name), cfg.engine, TRAINED_MODEL_NAME)
     sweep = EvalSweep(
         kind="EvalSweep",
         metadata=meta,
