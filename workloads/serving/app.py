@@ -15,9 +15,10 @@ from typing import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from thinkube.bodylimit import BodyLimit
 from thinkube.workloads.formats.chat import render_messages
 from thinkube.workloads.serving.budget import Outcome
-from thinkube.workloads.serving.errors import ApiError, BodyLimit, add_error_handlers
+from thinkube.workloads.serving.errors import ApiError, add_error_handlers, too_large
 from thinkube.workloads.serving.protocol import ChatRequest, CompletionRequest
 from thinkube.workloads.serving.responses import (
     ChatChoice,
@@ -144,5 +145,5 @@ def create_app(engine, config: ServerConfig) -> FastAPI:
             usage=_usage(gen, [r.outcome for r in results]),
         )
 
-    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes, render=lambda limit: too_large(limit).response())
     return app

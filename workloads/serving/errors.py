@@ -4,12 +4,12 @@ over the size limit, and errors in the middle of a stream."""
 
 from __future__ import annotations
 
-import json
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from thinkube.bodylimit import BodyTooLarge
 
 
 class ApiError(Exception):
@@ -26,41 +26,6 @@ class ApiError(Exception):
 
 def too_large(limit: int) -> ApiError:
     return ApiError(413, f"request body over {limit} bytes: send a shorter prompt")
-
-
-class BodyLimit:
-    """Refuse bodies over the limit before they are read whole (declared or streamed size)."""
-
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and int(declared) > self.limit:
-            return await self._reject(send)
-        seen = 0
-
-        async def counted():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise too_large(self.limit)
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except ApiError:
-            await self._reject(send)
-
-    async def _reject(self, send):
-        error = too_large(self.limit)
-        await send(
-            {"type": "http.response.start", "status": error.status, "headers": [(b"content-type", b"application/json")]}
-        )
-        await send({"type": "http.response.body", "body": json.dumps(error.body()).encode()})
 
 
 def add_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
@@ -87,7 +52,7 @@ def add_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
         cause = e.__cause__
         if isinstance(cause, BaseExceptionGroup):  # raised inside the http middleware's task group
             cause = next(iter(cause.exceptions), cause)
-        if isinstance(cause, ApiError):  # the body limit, hit while FastAPI read a chunked body
+        if isinstance(cause, BodyTooLarge):  # the body limit, hit while FastAPI read a chunked body
             return too_large(max_body_bytes).response()
         if isinstance(cause, UnicodeDecodeError):
             return ApiError(400, "the request body is not UTF-8 JSON").response()
