@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from thinkube.api.resources.common import GPU_RESOURCE
 from thinkube.constants import DEFAULT_IMAGE
+
+if TYPE_CHECKING:
+    from thinkube.operator.kinds import Defaults
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +111,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="Secret with a Hugging Face token (HF_TOKEN in model pods); KEY defaults to 'token'",
     )
     p.add_argument(
+        "--api-url",
+        metavar="URL",
+        help="the control plane's base URL (e.g. http://thinkube-api.thinkube:8080): SFTRun pods "
+        "POST their training progress there, shown in status.progress; default: not reported",
+    )
+    p.add_argument(
         "--resync-seconds",
         type=float,
         default=30.0,
@@ -119,20 +129,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics-port", type=int, default=9090, help="Prometheus :PORT/metrics; 0: off (default 9090)")
 
 
-def run(args: argparse.Namespace) -> int:
-    # Imported here: `thinkube --help` must not need kopf or the Kubernetes client.
-    import kopf
-
-    from thinkube.operator.handlers import Operator, configure, register
+def defaults(args: argparse.Namespace) -> Defaults:
+    """What the flags say the operator fills in where a resource leaves it out."""
     from thinkube.operator.kinds import Defaults
-    from thinkube.operator.kube import Kube, connect
-    from thinkube.operator.metrics import Metrics
 
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        # One INFO line per timer tick per object, one per liveness probe: noise unless -v.
-        for name in ("kopf.objects", "aiohttp.access"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    defaults = Defaults(
+    return Defaults(
         image=args.image,
         artifacts_pvc=args.artifacts_pvc,
         node_selector=dict(args.node_selector),
@@ -143,8 +144,23 @@ def run(args: argparse.Namespace) -> int:
         gpu_runtime_class=args.gpu_runtime_class,
         model_cache_pvc=args.model_cache_pvc,
         hf_token_secret=args.hf_token_secret,
+        api_url=args.api_url,
     )
-    op = Operator(Kube(connect()), defaults, Metrics(), args.resync_seconds)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here: `thinkube --help` must not need kopf or the Kubernetes client.
+    import kopf
+
+    from thinkube.operator.handlers import Operator, configure, register
+    from thinkube.operator.kube import Kube, connect
+    from thinkube.operator.metrics import Metrics
+
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        # One INFO line per timer tick per object, one per liveness probe: noise unless -v.
+        for name in ("kopf.objects", "aiohttp.access"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    op = Operator(Kube(connect()), defaults(args), Metrics(), args.resync_seconds)
     registry = kopf.OperatorRegistry()
     register(registry, op)
     settings = kopf.OperatorSettings()

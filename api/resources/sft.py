@@ -6,7 +6,9 @@ Defaults are the s1 recipe: 2 nodes x 8 GPUs, and `spec.training` is the trainer
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import ConfigDict, Field, field_validator
 
 from thinkube.api.model import Model, Rule, exactly_one
 from thinkube.api.resources.common import (
@@ -76,10 +78,57 @@ class SFTRunSpec(JobSpec):
     shm_size: Quantity | None = Field(default=None, description="size limit of the memory-backed /dev/shm")
 
 
+# RFC 3339 in UTC, as Kubernetes writes times: 2026-01-02T03:04:05Z (fractions of a second allowed).
+UTC_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$"
+
+
+class TrainingProgress(Model):
+    """Where training is, as rank 0 of the trainer reports it to the control plane."""
+
+    # Strict: the control plane validates trainer reports with this model, and a "12" for a
+    # step is a trainer bug to refuse, not a number to guess.
+    model_config = ConfigDict(strict=True)
+    rules = (
+        Rule(
+            "self.step <= self.totalSteps",
+            "step must not exceed totalSteps",
+            field_path=".step",
+            check=lambda p: p.step <= p.total_steps,
+        ),
+    )
+    step: int = Field(ge=0, description="optimizer steps done (resumed runs count the steps before the restart)")
+    total_steps: int = Field(ge=1, description="optimizer steps the run takes in all")
+    epoch: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="epochs done, fractional (steps done / steps per epoch)"
+    )
+    loss: float | None = Field(
+        default=None, allow_inf_nan=False, description="training loss of the last step, over the whole global batch"
+    )
+    tokens_per_second: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="tokens of the global batch per second of the last step"
+    )
+    eta_seconds: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="estimated seconds until the last step"
+    )
+    updated_at: str = Field(
+        pattern=UTC_TIME_PATTERN, max_length=64, description="when the trainer made this report (RFC 3339, UTC)"
+    )
+
+
 class SFTRunStatus(Status):
-    progress: str | None = Field(default=None, description="pods ready out of nodes, or done")
+    pods: str | None = Field(default=None, description="pods ready out of nodes, or done")
+    progress: TrainingProgress | None = Field(
+        default=None, description="training progress, as the trainer last reported it (through the control plane)"
+    )
     restarts: int = Field(default=0, ge=0, description="whole-gang restarts so far")
     job_name: str | None = Field(default=None, description="the Job of the current attempt")
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _drop_old_pods_text(cls, value: Any) -> Any:
+        # Objects stored before progress held training figures have the pod count text here;
+        # read as none, so the operator's next status patch replaces it.
+        return None if isinstance(value, str) else value
 
 
 class SFTRun(CustomResource):
@@ -93,7 +142,9 @@ class SFTRun(CustomResource):
         columns=(
             PrinterColumn("Nodes", ".spec.nodes", "integer"),
             PrinterColumn("GPUs/Node", ".spec.gpusPerNode", "integer"),
-            PrinterColumn("Progress", ".status.progress"),
+            PrinterColumn("Pods", ".status.pods"),
+            PrinterColumn("Step", ".status.progress.step", "integer"),
+            PrinterColumn("Loss", ".status.progress.loss", "number"),
             PrinterColumn("Restarts", ".status.restarts", "integer"),
             PrinterColumn("Model", ".spec.baseModel", priority=1),
         ),

@@ -48,6 +48,8 @@ class Defaults:
     # Model downloads (hf://) go to this PVC, shared by every server and training pod.
     model_cache_pvc: str | None = None
     hf_token_secret: tuple[str, str] | None = None  # (Secret name, key): HF_TOKEN, never in args
+    # The control plane's base URL: training pods report their progress there.
+    api_url: str | None = None
 
 
 @dataclass(frozen=True)

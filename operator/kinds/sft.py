@@ -21,10 +21,15 @@ from thinkube.constants import (
     ENV_NNODES,
     ENV_NODE_RANK,
     ENV_NPROC_PER_NODE,
+    ENV_PROGRESS_TOKEN_FILE,
+    ENV_PROGRESS_URL,
     LABEL_ATTEMPT,
     LABEL_HOSTNAME,
     LABEL_KIND,
     LABEL_NAME,
+    PROGRESS_AUDIENCE,
+    PROGRESS_TOKEN_DIR,
+    PROGRESS_TOKEN_FILE,
 )
 from thinkube.operator import conditions as cond
 from thinkube.operator import gang
@@ -34,6 +39,8 @@ from thinkube.operator.kinds.kind import Kind
 from thinkube.operator.observe import POD_FAILURE_POLICY, Observed, job
 
 ROLE = "train"
+PROGRESS_TOKEN_VOLUME = "progress-token"
+PROGRESS_TOKEN_SECONDS = 3600  # the kubelet refreshes the token well before it expires
 
 
 def service_name(name: str) -> str:
@@ -113,6 +120,24 @@ def one_pod_per_node(run: SFTRun) -> dict:
     }
 
 
+def progress_reporting(run: SFTRun, defaults: c.Defaults) -> tuple[list[dict], list[dict], list[dict]]:
+    """Env, volume and mount through which rank 0 reports progress to the control plane.
+
+    A projected service-account token for the control plane's audience only: it proves
+    which pod is reporting, and is worthless to any other service.
+    """
+    if not defaults.api_url:
+        return [], [], []
+    ns, name = run.metadata.namespace, run.metadata.name
+    url = f"{defaults.api_url.rstrip('/')}/v1/namespaces/{ns}/{run.names.plural}/{name}/progress"
+    token = {"audience": PROGRESS_AUDIENCE, "expirationSeconds": PROGRESS_TOKEN_SECONDS, "path": PROGRESS_TOKEN_FILE}
+    return (
+        [c.env(ENV_PROGRESS_URL, url), c.env(ENV_PROGRESS_TOKEN_FILE, f"{PROGRESS_TOKEN_DIR}/{PROGRESS_TOKEN_FILE}")],
+        [{"name": PROGRESS_TOKEN_VOLUME, "projected": {"sources": [{"serviceAccountToken": token}]}}],
+        [{"name": PROGRESS_TOKEN_VOLUME, "mountPath": PROGRESS_TOKEN_DIR, "readOnly": True}],
+    )
+
+
 def headless_service(body: Mapping, run: SFTRun) -> dict:
     name = service_name(run.metadata.name)
     return {
@@ -136,20 +161,21 @@ def build(body: Mapping, resolved: c.Resolved, defaults: c.Defaults) -> list[dic
     cfg_volume, cfg_mount = c.config_volume(service)
     shm_volume, shm_mount = c.shm_volume(s.shm_size)
     model_env, model_volumes, model_mounts = c.model_access(defaults)
+    report_env, report_volumes, report_mounts = progress_reporting(run, defaults)
     container = {
         "name": ROLE,
         "image": c.image(s, defaults),
         "command": torchrun_command(),
-        "env": [*c.base_env(), c.config_env(CONFIG_FILE), *rendezvous_env(run, job, service), *model_env],
+        "env": [*c.base_env(), c.config_env(CONFIG_FILE), *rendezvous_env(run, job, service), *model_env, *report_env],
         "ports": [{"name": "rendezvous", "containerPort": s.master_port}],
         "resources": c.container_resources(s, s.gpu_resource or defaults.gpu_resource, s.gpus_per_node),
-        "volumeMounts": [cfg_mount, shm_mount, *mounts, *model_mounts],
+        "volumeMounts": [cfg_mount, shm_mount, *mounts, *model_mounts, *report_mounts],
     }
     pod = c.pod_spec(
         s,
         defaults,
         container,
-        [cfg_volume, shm_volume, *volumes, *model_volumes],
+        [cfg_volume, shm_volume, *volumes, *model_volumes, *report_volumes],
         s.gpus_per_node,
         subdomain=service,
         **one_pod_per_node(run),
@@ -177,8 +203,15 @@ def observe(run: SFTRun, children: dict[str, dict], attempt: int) -> Observed:
     live = children.get("Job")
     o = job(run.spec, live)
     ready = ((live or {}).get("status") or {}).get("ready", 0)
-    progress = {Phase.SUCCEEDED: "done", Phase.RUNNING: f"{ready}/{run.spec.nodes} pods ready"}.get(o.phase)
-    fields = {"restarts": attempt, "jobName": (live or {}).get("metadata", {}).get("name"), "progress": progress}
+    pods = {Phase.SUCCEEDED: "done", Phase.RUNNING: f"{ready}/{run.spec.nodes} pods ready"}.get(o.phase)
+    fields = {
+        "restarts": attempt,
+        "jobName": (live or {}).get("metadata", {}).get("name"),
+        "pods": pods,
+        # Written by the control plane from the trainer's reports; kept as read, so the status
+        # recomputed here neither drops it nor (unchanged, hence not in the patch) overwrites a newer one.
+        "progress": run.status.progress.wire() if run.status.progress else None,
+    }
     if o.phase == Phase.FAILED and o.reason != POD_FAILURE_POLICY:
         # The reconciler restarts the gang while restarts are left, so a failure seen here is final.
         o = Observed(

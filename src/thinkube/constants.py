@@ -35,6 +35,15 @@ ENV_HF_TOKEN = "HF_TOKEN"  # from a Secret, never an argument
 # argument, a config file or a log; `thinkube curate` reads it by this name (TeacherConfig.api_key_env).
 ENV_TEACHER_API_KEY = "THINKUBE_TEACHER_API_KEY"
 MODEL_CACHE_DIR = "/var/cache/thinkube/huggingface"  # the image's HF_HOME; the model-cache PVC mounts here
+# Training progress: SFTRun rank 0 POSTs it to this URL (the control plane's
+# .../sftruns/<name>/progress) with the pod's projected service-account token, read fresh
+# from the file each time because the kubelet rotates it.
+ENV_PROGRESS_URL = "THINKUBE_PROGRESS_URL"
+ENV_PROGRESS_TOKEN_FILE = "THINKUBE_PROGRESS_TOKEN_FILE"
+ENV_PROGRESS_EVERY_S = "THINKUBE_PROGRESS_EVERY_S"  # seconds between reports (default 10; the last step always)
+PROGRESS_AUDIENCE = "thinkube-api"  # audience of that token: good for the control plane only
+PROGRESS_TOKEN_DIR = "/var/run/secrets/thinkube/progress"  # where the token volume is mounted
+PROGRESS_TOKEN_FILE = "token"  # the token's file name inside PROGRESS_TOKEN_DIR
 
 # The workload image: the operator's default, and what tools that start pods use.
 ENV_IMAGE = "THINKUBE_IMAGE"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from thinkube.api import crdgen
 from thinkube.api.resources import BudgetForcedServer, CurationJob, EvalSweep, SFTRun
+from thinkube.api.resources.sft import TrainingProgress
 
 
 def cr(cls, spec: dict, name: str = "x") -> dict:
@@ -118,3 +120,57 @@ def test_curation_teacher_defaults_and_wire_names():
 def test_servers_may_run_the_demo_teacher():
     s = BudgetForcedServer.model_validate(cr(BudgetForcedServer, {"model": {"uri": "tiny"}, "engine": "demo-teacher"}))
     assert s.spec.engine == "demo-teacher"
+
+
+REPORT = {
+    "step": 12,
+    "totalSteps": 315,
+    "epoch": 0.19,
+    "loss": 1,  # a JSON number without a fraction is still a number
+    "tokensPerSecond": 5321.5,
+    "etaSeconds": 4210.0,
+    "updatedAt": "2026-01-02T03:04:05.123Z",
+}
+
+
+def test_training_progress_takes_a_trainer_report_and_stores_it_camel_case():
+    p = TrainingProgress.model_validate(REPORT)
+    assert (p.step, p.total_steps, p.loss, p.tokens_per_second) == (12, 315, 1.0, 5321.5)
+    assert p.wire() == {**REPORT, "loss": 1.0}
+    minimal = {"step": 0, "totalSteps": 1, "updatedAt": "2026-01-02T03:04:05Z"}
+    assert TrainingProgress.model_validate(minimal).wire() == minimal
+    run = SFTRun.model_validate({**cr(SFTRun, SFT), "status": {"pods": "2/2 pods ready", "progress": REPORT}})
+    assert run.status.progress == p and run.status.pods == "2/2 pods ready"
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"step": "12"}, "step"),  # strict: no strings for numbers
+        ({"step": 12.0}, "step"),
+        ({"step": True}, "step"),
+        ({"loss": "1.5"}, "loss"),
+        ({"eta": 3}, "eta"),  # unknown fields are refused
+        ({"step": -1}, "step"),
+        ({"totalSteps": 0}, "totalSteps"),
+        ({"step": 316}, "step"),  # beyond totalSteps
+        ({"tokensPerSecond": -1.0}, "tokensPerSecond"),
+        ({"etaSeconds": -0.5}, "etaSeconds"),
+        ({"loss": float("nan")}, "loss"),
+        ({"updatedAt": "2026-01-02T03:04:05+02:00"}, "updatedAt"),  # UTC only
+        ({"updatedAt": "yesterday"}, "updatedAt"),
+        ({"updatedAt": 1767322000}, "updatedAt"),
+    ],
+)
+def test_training_progress_refuses_loose_reports_naming_the_field(change, field):
+    with pytest.raises(ValidationError) as e:
+        TrainingProgress.model_validate({**REPORT, **change})
+    assert field in str(e.value)
+
+
+def test_kubectl_get_sft_shows_pods_step_and_loss():
+    columns = crdgen.crd(SFTRun)["spec"]["versions"][0]["additionalPrinterColumns"]
+    shown = {c["name"]: (c["jsonPath"], c["type"]) for c in columns}
+    assert shown["Pods"] == (".status.pods", "string")
+    assert shown["Step"] == (".status.progress.step", "integer")
+    assert shown["Loss"] == (".status.progress.loss", "number")

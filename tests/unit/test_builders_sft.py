@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
+from tests.unit.test_builders_reconcile import SFT, FakeKube, resource
+from tests.unit.test_builders_reconcile import D as WITH_ARTIFACTS
+from thinkube.cli import build_parser
+from thinkube.operator.cli import defaults
 from thinkube.operator.kinds import Defaults, Resolved
 from thinkube.operator.kinds.sft import build
+from thinkube.operator.reconcile import reconcile
+from thinkube.operator.report import status_patch
 
 DEFAULTS = Defaults(image="img:1")
 
@@ -19,8 +26,8 @@ def body(**spec) -> dict:
     }
 
 
-def children(attempt=0, **spec):
-    cm, svc, job = build(body(**spec), Resolved("pvc://data/cj/selected.jsonl", "pvc://out/r", attempt), DEFAULTS)
+def children(attempt=0, defaults=DEFAULTS, **spec):
+    cm, svc, job = build(body(**spec), Resolved("pvc://data/cj/selected.jsonl", "pvc://out/r", attempt), defaults)
     return cm, svc, job
 
 
@@ -128,3 +135,57 @@ def test_queue_label_and_suspend_left_to_kueue():
     _, _, job = children(queueName="gpu-queue")
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-queue"
     assert job["spec"]["suspend"] is None
+
+
+def test_with_an_api_url_pods_get_the_progress_url_and_a_token_for_the_control_plane_only():
+    _, _, job = children(defaults=replace(DEFAULTS, api_url="http://thinkube-api.thinkube:8080/"))
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["THINKUBE_PROGRESS_URL"] == "http://thinkube-api.thinkube:8080/v1/namespaces/ns/sftruns/r/progress"
+    assert env["THINKUBE_PROGRESS_TOKEN_FILE"] == "/var/run/secrets/thinkube/progress/token"
+    (volume,) = [v for v in pod["volumes"] if "projected" in v]
+    assert volume["projected"] == {
+        "sources": [{"serviceAccountToken": {"audience": "thinkube-api", "expirationSeconds": 3600, "path": "token"}}]
+    }
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount == {"name": volume["name"], "mountPath": "/var/run/secrets/thinkube/progress", "readOnly": True}
+
+
+def test_operator_api_url_flag():
+    assert (
+        defaults(build_parser().parse_args(["operator", "--api-url", "http://api:8080"])).api_url == "http://api:8080"
+    )
+    assert defaults(build_parser().parse_args(["operator"])).api_url is None
+
+
+def test_without_an_api_url_nothing_about_progress_is_added():
+    _, _, job = children()
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert not [e for e in container["env"] if e["name"].startswith("THINKUBE_PROGRESS")]
+    assert not [v for v in pod["volumes"] if "projected" in v]
+    assert not [m for m in container["volumeMounts"] if "progress" in m["mountPath"]]
+
+
+PROGRESS = {"step": 3, "totalSteps": 6, "loss": 1.25, "updatedAt": "2026-01-01T00:00:30Z"}
+
+
+def test_status_counts_pods_and_keeps_the_reported_progress():
+    kube, spec = FakeKube(), {**SFT, "dataset": {"uri": "pvc://d/x.jsonl"}}
+    status, _ = reconcile(resource("SFTRun", spec), kube, WITH_ARTIFACTS, "2026-01-01T00:00:00Z")
+    kube.set_job("x-train", active=2, ready=1)
+    old = {**status, "progress": PROGRESS}  # as the control plane patched it
+    status, _ = reconcile(resource("SFTRun", spec, status=old), kube, WITH_ARTIFACTS, "2026-01-01T00:01:00Z")
+    assert status["phase"] == "Running" and status["pods"] == "1/2 pods ready"
+    assert status["progress"] == PROGRESS and "progress" not in status_patch(old, status)
+
+
+def test_a_pod_count_left_in_progress_by_an_older_operator_is_replaced():
+    kube, spec = FakeKube(), {**SFT, "dataset": {"uri": "pvc://d/x.jsonl"}}
+    status, _ = reconcile(resource("SFTRun", spec), kube, WITH_ARTIFACTS, "2026-01-01T00:00:00Z")
+    kube.set_job("x-train", active=2, ready=2)
+    old = {**status, "progress": "2/2 pods ready"}
+    status, _ = reconcile(resource("SFTRun", spec, status=old), kube, WITH_ARTIFACTS, "2026-01-01T00:01:00Z")
+    assert status["pods"] == "2/2 pods ready" and "progress" not in status
+    assert status_patch(old, status)["progress"] is None

@@ -1,5 +1,6 @@
 """The training loop end to end on the tiny model (CPU): 1 process, torchrun with 2
-processes, 2 "nodes" on 127.0.0.1, kill-and-resume, and the final model's reload.
+processes, 2 "nodes" on 127.0.0.1, kill-and-resume, the final model's reload, and progress
+reports to a control plane (a real HTTP server on 127.0.0.1).
 
 Every run uses the same data, global batch 4 and max_steps 6 (two epochs of 3 steps), so
 the LR schedule and the batches are identical and the losses must agree step by step.
@@ -18,7 +19,9 @@ import pytest
 import torch
 
 from tests.unit.test_train_data_config import make_records
-from thinkube.constants import EXIT_RETRIABLE
+from tests.unit.test_train_progress import ProgressServer, token_file
+from thinkube.api.resources.sft import TrainingProgress
+from thinkube.constants import ENV_PROGRESS_EVERY_S, ENV_PROGRESS_TOKEN_FILE, ENV_PROGRESS_URL, EXIT_RETRIABLE
 from thinkube.workloads.serving.process import free_port
 
 STEPS = 6
@@ -58,9 +61,13 @@ def env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def run_single(data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+def run_single(data: Path, out: Path, *extra: str, **more_env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, *train_args(data, out, *extra)], capture_output=True, text=True, timeout=TIMEOUT, env=env()
+        [sys.executable, *train_args(data, out, *extra)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**env(), **more_env},
     )
 
 
@@ -181,6 +188,52 @@ def test_resume_on_another_world_size_matches_uninterrupted(data, reference, tmp
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "step-000004 (step 4)" in resumed.stderr
     assert_same_losses(losses(out), losses(reference))
+
+
+def reporting_env(url: str, token: Path) -> dict[str, str]:
+    # Every step may be reported (a real run: every 10 s), so a short run makes several posts.
+    return {ENV_PROGRESS_URL: url, ENV_PROGRESS_TOKEN_FILE: str(token), ENV_PROGRESS_EVERY_S: "0"}
+
+
+def test_progress_reports_reach_the_control_plane(data, reference, tmp_path):
+    with ProgressServer() as server:
+        p = run_single(data, tmp_path / "out", **reporting_env(server.url, token_file(tmp_path, "tok-1")))
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert server.posts and {auth for _, auth, _ in server.posts} == {"Bearer tok-1"}
+    reports = [TrainingProgress.model_validate(body) for _, _, body in server.posts]
+    steps = [r.step for r in reports]
+    assert steps == sorted(steps) and {r.total_steps for r in reports} == {STEPS}
+    last = reports[-1]
+    assert last.step == STEPS and last.epoch == 2.0 and last.eta_seconds == 0.0
+    assert last.loss == losses(tmp_path / "out")[STEPS] and last.tokens_per_second
+    assert_same_losses(losses(tmp_path / "out"), losses(reference))
+
+
+@pytest.mark.parametrize("listening", [True, False], ids=["http-500", "not-listening"])
+def test_training_is_unaffected_when_reports_fail(data, reference, tmp_path, listening):
+    with ProgressServer(status=500) as server:
+        url = server.url if listening else f"http://127.0.0.1:{free_port()}/progress"
+        p = run_single(data, tmp_path / "out", **reporting_env(url, token_file(tmp_path)))
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert bool(server.posts) == listening
+    assert p.stderr.count("progress report to") == 1  # one warning a minute, not one per step
+    assert_same_losses(losses(tmp_path / "out"), losses(reference))
+    assert (tmp_path / "out" / "final" / "train_config.json").is_file()
+
+
+def test_a_rotated_token_is_used_from_the_next_report(data, tmp_path):
+    token = token_file(tmp_path, "before")
+
+    def rotate(n: int) -> None:
+        if n == 1:
+            token.write_text("after\n")  # as the kubelet does, mid-run
+
+    with ProgressServer(on_post=rotate) as server:
+        p = run_single(data, tmp_path / "out", **reporting_env(server.url, token))
+    assert p.returncode == 0, p.stderr[-3000:]
+    auths = [auth for _, auth, _ in server.posts]
+    assert len(auths) >= 2 and auths[0] == "Bearer before" and set(auths[1:]) == {"Bearer after"}
+    assert server.posts[-1][2]["step"] == STEPS
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from thinkube.workloads.training import checkpoint, weights
 from thinkube.workloads.training.data import GlobalBatches, as_row, build_examples, collate, pack
 from thinkube.workloads.training.distributed import World, all_sum, init_world, shutdown
 from thinkube.workloads.training.progress import Progress
+from thinkube.workloads.training.progress_report import Reporter
 from thinkube.workloads.uris import local_path
 
 if TYPE_CHECKING:
@@ -170,7 +171,18 @@ def _train(cfg: TrainConfig, prep: Prepared, world: World) -> dict:
     # transformers derives the sequence boundaries from the restarting position_ids.
     block_diagonal = cfg.packing and not str(model.config._attn_implementation).startswith("flash")
     pad_id = prep.tokenizer.pad_token_id if prep.tokenizer.pad_token_id is not None else prep.tokenizer.eos_token_id
-    progress = Progress(output, steps, start, cfg.metrics_url) if world.is_main else None
+    progress = (
+        Progress(
+            output,
+            steps,
+            start,
+            cfg.metrics_url,
+            steps_per_epoch=batches.steps_per_epoch,
+            reporter=Reporter.from_env(),
+        )
+        if world.is_main
+        else None
+    )
     row: dict = {}
     for step in range(start, steps):
         t0 = time.perf_counter()

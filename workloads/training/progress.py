@@ -1,4 +1,6 @@
-"""Per-step progress: metrics.jsonl in the output folder, what the progress helper shows, and an optional POST."""
+"""Per-step progress: metrics.jsonl in the output folder, what the progress helper shows, an
+optional POST of every row (TrainConfig.metrics_url), and the reports to the control plane
+that become the SFTRun's status.progress (progress_report)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from thinkube.workloads import progress as shared
+from thinkube.workloads.training.progress_report import Reporter
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +24,19 @@ class Progress:
     """Only rank 0 makes one: the loss it reports is already summed over all ranks. What it
     shows goes through the one progress helper (a bar on a terminal, else rate log lines)."""
 
-    def __init__(self, output: Path, total_steps: int, start_step: int, url: str | None):
+    def __init__(
+        self,
+        output: Path,
+        total_steps: int,
+        start_step: int,
+        url: str | None,
+        *,
+        steps_per_epoch: int | None = None,
+        reporter: Reporter | None = None,
+    ):
         self.path = output / METRICS_FILE
         self.total, self.start, self.url = total_steps, start_step, url
+        self.steps_per_epoch, self.reporter = steps_per_epoch, reporter
         self.t0 = time.perf_counter()
         self._post_failed = False
         self._last: dict = {}
@@ -55,9 +68,13 @@ class Progress:
         self.shown.tick()
         if self.url:
             self._post(self.url, row)
+        if self.reporter:
+            self.reporter.report_row(row, self.total, self.steps_per_epoch)
 
     def close(self) -> None:
         self.shown.close()
+        if self.reporter:
+            self.reporter.close()  # the last step's report goes out before the final save
 
     def _post(self, url: str, row: dict) -> None:
         # Best effort: a dashboard being down must never slow or stop training for long.
