@@ -16,10 +16,12 @@ def render(cluster, namespace: str, *sets: str) -> list[dict]:
     return [d for d in yaml.safe_load_all(r.stdout) if d]
 
 
-def by_kind(docs: list[dict]) -> dict[str, list[dict]]:
+def by_kind(docs: list[dict], component: str = "operator") -> dict[str, list[dict]]:
+    """The rendered objects of one component (operator or api) by kind; unlabelled ones count as the operator's."""
     out: dict[str, list[dict]] = {}
     for d in docs:
-        out.setdefault(d["kind"], []).append(d)
+        if (d["metadata"].get("labels") or {}).get("app.kubernetes.io/component", "operator") == component:
+            out.setdefault(d["kind"], []).append(d)
     return out
 
 
@@ -114,6 +116,10 @@ def test_the_values_schema_rejects_bad_values_naming_the_field(cluster, namespac
         ("gpu.tolerations={nvidia.com/gpu}", "tolerations"),
         ("artifacts.size=lots", "size"),
         ("operator.artifactsPvc=old", "artifactsPvc"),
+        ("api.port=0", "port"),
+        ("api.service.type=Internal", "type"),
+        ("api.reviewCacheSeconds=-1", "reviewCacheSeconds"),
+        ("api.tokenTtl=5", "tokenTtl"),
     ):
         r = cluster.helm("template", "tk", str(CHART), "-n", namespace, "--set", value)
         assert r.returncode != 0 and field in r.stderr, (value, r.stderr)
