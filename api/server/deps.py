@@ -1,0 +1,58 @@
+"""What every route needs: the Kubernetes connection, the reviewer, and the caller's identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from thinkube.api.server.auth import Action, Caller, Reviewer
+from thinkube.api.server.kube import Kube
+from thinkube.api.server.problems import unauthorized
+from thinkube.api.server.settings import ApiSettings
+from thinkube.constants import GROUP
+
+TOKEN_COOKIE = "thinkube_token"  # the dashboard's sign-in; HttpOnly, so page scripts never see it
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+
+Namespace = Annotated[str, Path(pattern=DNS_LABEL, max_length=63, description="the namespace")]
+Name = Annotated[str, Path(pattern=DNS_SUBDOMAIN, max_length=253, description="the resource's name")]
+
+
+@dataclass
+class State:
+    settings: ApiSettings
+    kube: Kube
+    reviewer: Reviewer
+
+
+def state(request: Request) -> State:
+    return request.app.state.thinkube
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.cookies.get(TOKEN_COOKIE) or None
+
+
+async def caller(request: Request) -> Caller:
+    token = bearer(request)
+    if not token:
+        raise unauthorized("send a Kubernetes bearer token: Authorization: Bearer <token>")
+    who = await state(request).reviewer.authenticate(token)
+    request.state.user = who.username  # for the access log
+    return who
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+
+
+async def allow(request: Request, who: Caller, verb: str, plural: str, namespace: str, **kw: str) -> None:
+    """Raises 403 unless RBAC lets the caller do `verb` on the kind in the namespace."""
+    group = kw.pop("group", GROUP)
+    await state(request).reviewer.authorize(who, Action(verb, plural, namespace, group=group, **kw))

@@ -1,0 +1,134 @@
+"""What a run left behind, read from its output folder: a summary per kind and the files
+worth showing (reports, tables, plots), never model weights or checkpoints.
+
+Results travel through the artifacts PVC, mounted read-only into the control plane: the
+workloads already write their reports there, so nothing is copied, nothing is lost when a
+pod is gone, and a results endpoint on the workloads (which have finished) is not needed.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from pathlib import Path
+
+from thinkube.api.server.problems import Problem
+
+SHOWN_SUFFIXES = {".json", ".jsonl", ".md", ".png", ".csv", ".txt"}
+MAX_FILE_BYTES = 32 * 1024 * 1024
+MAX_SUMMARY_BYTES = 2 * 1024 * 1024
+MAX_DEPTH = 2  # reports sit at the top; per-benchmark ones one folder down
+SKIPPED_DIRS = {"checkpoints", "final_model", "model", ".cache"}
+LOSS_PNG = "loss_curve.png"  # drawn from metrics.jsonl on request
+
+
+def files(folder: Path) -> list[Path]:
+    """The files worth showing, relative to `folder`, in a stable order."""
+    out: list[Path] = []
+
+    def walk(d: Path, depth: int) -> None:
+        for p in sorted(d.iterdir()):
+            if p.is_symlink():
+                continue  # a link could point outside the run's folder
+            if p.is_dir() and depth < MAX_DEPTH and p.name not in SKIPPED_DIRS and not p.name.startswith("."):
+                walk(p, depth + 1)
+            elif p.is_file() and p.suffix in SHOWN_SUFFIXES and p.stat().st_size <= MAX_FILE_BYTES:
+                out.append(p.relative_to(folder))
+
+    if folder.is_dir():
+        walk(folder, 0)
+    return out
+
+
+def media_type(name: str) -> str:
+    if name.endswith(".jsonl"):
+        return "application/jsonl"
+    if name.endswith(".md"):
+        return "text/markdown; charset=utf-8"
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def resolve(folder: Path, name: str) -> Path:
+    """`name` inside `folder`, refusing anything outside it or not shown by `files`."""
+    target = (folder / name).resolve()
+    if not target.is_relative_to(folder.resolve()) or Path(name).suffix not in SHOWN_SUFFIXES:
+        raise Problem(404, "not-found", f"no result file {name!r}", "file")
+    if not target.is_file() or target.relative_to(folder.resolve()) not in set(files(folder)):
+        raise Problem(404, "not-found", f"no result file {name!r}", "file")
+    return target
+
+
+def _json(path: Path) -> dict | list | None:
+    if not path.is_file() or path.stat().st_size > MAX_SUMMARY_BYTES:
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, OSError):
+        return None
+
+
+def metrics(folder: Path) -> list[dict]:
+    from thinkube.workloads.training.progress import METRICS_FILE
+
+    path = folder / METRICS_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue  # a line being written when we read
+    return rows
+
+
+def summary(kind: str, folder: Path) -> dict:
+    """The figures a user looks at first, per kind."""
+    if kind == "SFTRun":
+        rows = [r for r in metrics(folder) if isinstance(r.get("loss"), (int, float))]
+        if not rows:
+            return {}
+        last = rows[-1]
+        return {
+            "steps": last.get("step"),
+            "totalSteps": last.get("total_steps"),
+            "firstLoss": rows[0]["loss"],
+            "lastLoss": last["loss"],
+            "tokensPerSecond": last.get("tokens_per_s"),
+            "epoch": last.get("epoch"),
+        }
+    if kind == "EvalSweep":
+        from thinkube.workloads.evaluation.report import RESULTS_JSON
+
+        data = _json(folder / RESULTS_JSON)
+        return data if isinstance(data, dict) else {}
+    if kind == "CurationJob":
+        from thinkube.workloads.curation.report import REPORT_JSON
+
+        data = _json(folder / REPORT_JSON)
+        return data if isinstance(data, dict) else {}
+    return {}
+
+
+def loss_curve_png(folder: Path) -> bytes | None:
+    """The training loss per step as a PNG, or None before the first step."""
+    rows = [r for r in metrics(folder) if isinstance(r.get("loss"), (int, float)) and "step" in r]
+    if not rows:
+        return None
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.5), dpi=100)
+    ax = fig.add_subplot()
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], color="#1f77b4")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
