@@ -32,12 +32,22 @@ def state(request: Request) -> State:
     return request.app.state.thinkube
 
 
+SAFE_METHODS = {"GET", "HEAD"}
+
+
 def bearer(request: Request) -> str | None:
+    """The Authorization header's token; for reads only, the dashboard's sign-in cookie.
+
+    Changes need the header: a cookie travels with requests another site makes the browser
+    send, a header does not (on top of the cookie being SameSite=Strict).
+    """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.cookies.get(TOKEN_COOKIE) or None
+    if request.method in SAFE_METHODS:
+        return request.cookies.get(TOKEN_COOKIE) or None
+    return None
 
 
 async def caller(request: Request) -> Caller:
