@@ -31,6 +31,10 @@ COMMANDS: dict[str, Command] = {
     "eval": Command("evaluate a model over benchmarks and thinking budgets", "thinkube.workloads.evaluation.cli"),
     "operator": Command("run the Kubernetes operator (kopf)", "thinkube.operator.cli"),
     "api": Command("run the REST control plane (not available in this version)", None),
+    "submit": Command("create resources from YAML through the control plane", "thinkube.submit_cli"),
+    "runs": Command("list resources with their phase (and training step and loss)", "thinkube.runs_cli"),
+    "logs": Command("print or follow a resource's workload log", "thinkube.logs_cli"),
+    "results": Command("show a finished resource's summary and download its files", "thinkube.results_cli"),
     "tiny-model": Command(
         "build the built-in tiny Qwen2 model and tokenizer (no download)", "thinkube.workloads.tiny_model_cli"
     ),

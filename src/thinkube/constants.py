@@ -45,6 +45,12 @@ PROGRESS_AUDIENCE = "thinkube-api"  # audience of that token: good for the contr
 PROGRESS_TOKEN_DIR = "/var/run/secrets/thinkube/progress"  # where the token volume is mounted
 PROGRESS_TOKEN_FILE = "token"  # the token's file name inside PROGRESS_TOKEN_DIR
 
+# The control plane's client (`thinkube submit|runs|logs|results`, thinkube.client): where it is
+# and the Kubernetes token to present; the token comes from the environment or a file, never an argument.
+ENV_API_URL = "THINKUBE_API_URL"
+ENV_API_TOKEN = "THINKUBE_API_TOKEN"
+ENV_API_TOKEN_FILE = "THINKUBE_API_TOKEN_FILE"
+
 # The workload image: the operator's default, and what tools that start pods use.
 ENV_IMAGE = "THINKUBE_IMAGE"
 ENV_IMAGE_PULL_POLICY = "THINKUBE_IMAGE_PULL_POLICY"  # of the pods tests start on a foreign cluster
