@@ -267,6 +267,7 @@ class Client:
         kind: str,
         name: str,
         namespace: str = "default",
+        *,
         follow: bool = False,
         tail: int | None = None,
         rank: int | None = None,
