@@ -91,6 +91,9 @@ def install(app: FastAPI) -> None:
         first = e.errors()[0]
         if first["type"] == "json_invalid":  # its location is a byte offset, not a field
             return Problem(400, "invalid-json", f"the request body is not valid JSON: {first['msg']}").response()
+        if tuple(first["loc"]) == ("body",) and first["type"] in ("model_attributes_type", "dict_type", "missing"):
+            detail = "the request body must be a JSON object, sent with Content-Type: application/json"
+            return Problem(422, "invalid-body", detail).response()
         where = field_of(first["loc"])
         where = where if where is None or first["loc"][0] == "body" else where.split(".", 1)[-1]
         message = first["msg"].removeprefix("Value error, ")
