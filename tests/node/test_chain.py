@@ -3,7 +3,8 @@
 `thinkube demo --on-cluster` against the operator installed by the chart: the demo teacher
 served for the distill stage and the base model for the difficulty filter -> CurationJob -> a 2-pod SFTRun (torchrun across pods,
 FSDP2 over gloo) -> BudgetForcedServer (vLLM on CPU) -> EvalSweep, then a served completion
-with a thinking budget, logs by label, and a whole-gang restart that resumes.
+with a thinking budget, logs by label, the trainers' progress reported through the chart's
+control plane pod, and a whole-gang restart that resumes.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import sys
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.node.test_smoke import job
+from tests.support.control_plane import user_role
 from tests.support.demo import SMALL
 from tests.support.wait import wait_for
 from thinkube.workloads.demo.tasks import ANSWER_INSTRUCTION
@@ -121,6 +124,24 @@ def test_training_ran_as_two_pods_and_logs_come_by_label(node_cluster, ns, demo)
     pods = {line.split("]", 1)[0] for line in logs.splitlines() if line.startswith("[pod/")}
     assert len(pods) == 2, logs[-2000:]
     assert "final model saved" in logs
+
+
+def test_trainers_report_progress_through_the_control_plane_pod(node_cluster, ns, demo):
+    """Rank 0 posts its progress with a projected token to the chart's control plane, which writes
+    status.progress; a researcher reads the run and its rank-0 log through the same pod."""
+    k = node_cluster
+    progress = k.kubectl_json("get", "sftrun", DEMO, "-n", ns)["status"]["progress"]
+    assert progress["step"] == progress["totalSteps"] > 0 and isinstance(progress["loss"], float), progress
+    api = k.kubectl_json("get", "pods", "-n", ns, "-l", "app.kubernetes.io/component=api")["items"][0]
+    k.kubectl("create", "serviceaccount", "researcher", "-n", ns)
+    k.kubectl("apply", "-n", ns, "-f", "-", input=user_role("researcher"))
+    token = k.kubectl("create", "token", "researcher", "-n", ns).stdout.strip()
+    base = f"http://{api['status']['podIP']}:8000/v1/namespaces/{ns}/sftruns"
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+        run = c.get(f"{base}/{DEMO}").json()
+        assert run["status"]["progress"]["step"] == progress["step"]
+        log = c.get(f"{base}/{DEMO}/logs", params={"rank": 0, "tail": 5000})
+        assert log.status_code == 200 and "final model saved" in log.text, log.text[-2000:]
 
 
 def test_the_trained_server_answers_within_a_thinking_budget(node_cluster, ns, demo):

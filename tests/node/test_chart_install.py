@@ -1,4 +1,5 @@
-"""`helm install` of the chart on the real node: the operator runs as a pod and reconciles."""
+"""`helm install` of the chart on the real node: the operator and the control plane run as pods;
+the operator reconciles, and the control plane serves a run and its real pod's logs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import json
 import uuid
 from pathlib import Path
 
+import httpx
+
+from tests.support.control_plane import user_role
 from tests.support.wait import wait_for
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "thinkube"
@@ -41,7 +45,9 @@ def test_the_operator_runs_from_the_chart_reconciles_and_uninstalls_cleanly(node
     assert r.returncode == 0, r.stdout + r.stderr
     selector = f"app.kubernetes.io/instance={release}"
     try:
-        pod = k.kubectl_json("get", "pods", "-n", ns, "-l", selector)["items"][0]
+        pod = k.kubectl_json("get", "pods", "-n", ns, "-l", f"{selector},app.kubernetes.io/component=operator")[
+            "items"
+        ][0]
         name = pod["metadata"]["name"]
         assert all(c["ready"] for c in pod["status"]["containerStatuses"])
         # The chart's security context holds in the running container: uid 65532, read-only root.
@@ -82,6 +88,7 @@ def test_the_operator_runs_from_the_chart_reconciles_and_uninstalls_cleanly(node
         assert status["observedGeneration"] == 1 and status["outputUri"].startswith(f"pvc://{claim}/")
         logs = k.kubectl("logs", "-n", ns, name).stdout
         assert not [line for line in logs.splitlines() if any(e in line.lower() for e in PERMISSION_ERRORS)], logs
+        check_control_plane(k, ns, selector)
         # Resources carry the operator's finalizer: delete them while it still runs.
         k.kubectl("delete", "curationjob", "cj", "-n", ns, "--timeout=60s")
     finally:
@@ -106,3 +113,33 @@ def test_the_operator_runs_from_the_chart_reconciles_and_uninstalls_cleanly(node
     wait_for(lambda: not left(), f"every object of the release to be gone (left: {left()})", timeout=60)
     # Claims the chart made hold users' data: kept on purpose (helm.sh/resource-policy: keep).
     assert k.kubectl("get", "pvc", f"{release}-thinkube-artifacts", "-n", ns, check=False).returncode == 0
+
+
+def check_control_plane(k, ns: str, selector: str) -> None:
+    """The chart's control plane pod, called from this host with a researcher's token: it lists
+    the CurationJob and serves its failed pod's log (the pool file does not exist), as kubectl does."""
+    api = k.kubectl_json("get", "pods", "-n", ns, "-l", f"{selector},app.kubernetes.io/component=api")["items"][0]
+    assert all(c["ready"] for c in api["status"]["containerStatuses"])  # /readyz: it reaches the API server
+    assert k.kubectl("exec", "-n", ns, api["metadata"]["name"], "--", "id", "-u").stdout.strip() == "65532"
+    k.kubectl("create", "serviceaccount", "researcher", "-n", ns)
+    k.kubectl("apply", "-n", ns, "-f", "-", input=user_role("researcher"))
+    token = k.kubectl("create", "token", "researcher", "-n", ns).stdout.strip()
+    url = f"http://{api['status']['podIP']}:8000"
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+        listed = c.get(f"/v1/namespaces/{ns}/curationjobs").json()
+        assert [o["metadata"]["name"] for o in listed["items"]] == ["cj"]
+        failed = wait_for(
+            lambda: [
+                p["metadata"]["name"]
+                for p in k.kubectl_json("get", "pods", "-n", ns, "-l", "thinkube.dev/name=cj")["items"]
+                if p["status"].get("phase") in ("Failed", "Succeeded")
+            ],
+            "a finished pod of the CurationJob",
+            timeout=180,
+        )[0]
+        expected = k.kubectl("logs", "-n", ns, failed).stdout.splitlines()
+        got = c.get(f"/v1/namespaces/{ns}/curationjobs/cj/logs")
+        assert got.status_code == 200 and expected, got.text
+        lines = {line.split("] ", 1)[1] if line.startswith("[") else line for line in got.text.splitlines()}
+        assert set(expected) <= lines, (expected[-5:], got.text[-2000:])
+    assert httpx.get(f"{url}/v1/namespaces/{ns}/curationjobs", timeout=30).status_code == 401

@@ -24,10 +24,14 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "thinkube"
 PLURALS = ("curationjobs", "sftruns", "budgetforcedservers", "evalsweeps")
 CLAIM = "art"  # the artifacts claim the control plane finds under its PVC root
-USER_ROLE = """
+
+
+def user_role(account: str) -> str:
+    """A Role (and its binding to `account`) for a researcher who runs the Thinkube kinds."""
+    return f"""
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
-metadata: {name: thinkube-user}
+metadata: {{name: thinkube-user}}
 rules:
   - apiGroups: [thinkube.dev]
     resources: [curationjobs, sftruns, budgetforcedservers, evalsweeps]
@@ -41,10 +45,11 @@ rules:
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
-metadata: {name: thinkube-user}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: thinkube-user}
-subjects: [{kind: ServiceAccount, name: alice}]
+metadata: {{name: thinkube-user}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: thinkube-user}}
+subjects: [{{kind: ServiceAccount, name: {account}}}]
 """
+
 
 Kubectl = Callable[..., str]  # kubectl(*args, input=None) -> stdout; raises when kubectl fails
 
@@ -79,7 +84,7 @@ def prepare(kubectl: Kubectl, helm: Kubectl, ns: str) -> None:
     kubectl("apply", "-n", ns, "-f", "-", input=rendered)
     for user in ("alice", "bob"):
         kubectl("create", "serviceaccount", user, "-n", ns)
-    kubectl("apply", "-n", ns, "-f", "-", input=USER_ROLE)
+    kubectl("apply", "-n", ns, "-f", "-", input=user_role("alice"))
 
 
 def cleanup(kubectl: Kubectl, ns: str) -> None:
