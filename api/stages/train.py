@@ -86,9 +86,6 @@ class TrainConfig(TrainRecipe):
         description=("folder (path, file:// or pvc://) for checkpoints, metrics.jsonl and final/"),
     )
     max_steps: int = Field(default=0, ge=0, description="cap on optimizer steps (0: epochs decide)")
-    metrics_url: str | None = Field(
-        default=None, description=("POST each step's metrics as JSON here (best effort, 2 s timeout)")
-    )
     stop_after_steps: int = Field(
         default=0, ge=0, description=("debug: exit 75 after N steps, as a crash would (tests resume)")
     )

@@ -176,7 +176,6 @@ def _train(cfg: TrainConfig, prep: Prepared, world: World) -> dict:
             output,
             steps,
             start,
-            cfg.metrics_url,
             steps_per_epoch=batches.steps_per_epoch,
             reporter=Reporter.from_env(),
         )

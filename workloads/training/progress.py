@@ -1,13 +1,11 @@
-"""Per-step progress: metrics.jsonl in the output folder, what the progress helper shows, an
-optional POST of every row (TrainConfig.metrics_url), and the reports to the control plane
-that become the SFTRun's status.progress (progress_report)."""
+"""Per-step progress: metrics.jsonl in the output folder, what the progress helper shows, and
+the reports to the control plane that become the SFTRun's status.progress (progress_report)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +15,6 @@ from thinkube.workloads.training.progress_report import Reporter
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
-POST_TIMEOUT_S = 2.0
 
 
 class Progress:
@@ -29,16 +26,14 @@ class Progress:
         output: Path,
         total_steps: int,
         start_step: int,
-        url: str | None,
         *,
         steps_per_epoch: int | None = None,
         reporter: Reporter | None = None,
     ):
         self.path = output / METRICS_FILE
-        self.total, self.start, self.url = total_steps, start_step, url
+        self.total, self.start = total_steps, start_step
         self.steps_per_epoch, self.reporter = steps_per_epoch, reporter
         self.t0 = time.perf_counter()
-        self._post_failed = False
         self._last: dict = {}
         self.shown = shared.Progress(log, "train", total_steps, done=start_step, unit="step", figures=self._figures)
 
@@ -66,8 +61,6 @@ class Progress:
             f.write(json.dumps(row) + "\n")
         self._last = row
         self.shown.tick()
-        if self.url:
-            self._post(self.url, row)
         if self.reporter:
             self.reporter.report_row(row, self.total, self.steps_per_epoch)
 
@@ -75,16 +68,3 @@ class Progress:
         self.shown.close()
         if self.reporter:
             self.reporter.close()  # the last step's report goes out before the final save
-
-    def _post(self, url: str, row: dict) -> None:
-        # Best effort: a dashboard being down must never slow or stop training for long.
-        req = urllib.request.Request(
-            url, data=json.dumps(row).encode(), method="POST", headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=POST_TIMEOUT_S):
-                pass
-        except Exception as e:  # noqa: BLE001 - any failure is only worth a warning
-            if not self._post_failed:
-                log.warning("metrics POST to %s failed (%s); continuing, further failures not logged", url, e)
-            self._post_failed = True
