@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from thinkube import __version__
-from thinkube.api.server import inspect_routes, observability, problems, progress, resources
+from thinkube.api.server import dashboard, inspect_routes, observability, problems, progress, resources
 from thinkube.api.server.auth import Reviewer
 from thinkube.api.server.deps import State
 from thinkube.api.server.kube import Connection, Kube, load_connection
@@ -40,6 +40,7 @@ def create_app(settings: ApiSettings, connection: Connection | None = None) -> F
     app.include_router(inspect_routes.router)
     app.include_router(progress.router)
     app.include_router(observability.router(metrics))
+    app.include_router(dashboard.router)
     observability.install(app, metrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, render=problems.too_large)
     return app
