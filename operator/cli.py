@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from thinkube.api.resources.common import GPU_RESOURCE
-from thinkube.constants import DEFAULT_IMAGE
+from thinkube.constants import DEFAULT_IMAGE, PROGRESS_AUDIENCE
 
 if TYPE_CHECKING:
     from thinkube.operator.kinds import Defaults
@@ -117,6 +117,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "POST their training progress there, shown in status.progress; default: not reported",
     )
     p.add_argument(
+        "--api-audience",
+        default=PROGRESS_AUDIENCE,
+        help="audience of the projected tokens SFTRun pods report progress with (the control plane's --audience)",
+    )
+    p.add_argument(
         "--resync-seconds",
         type=float,
         default=30.0,
@@ -145,6 +150,7 @@ def defaults(args: argparse.Namespace) -> Defaults:
         model_cache_pvc=args.model_cache_pvc,
         hf_token_secret=args.hf_token_secret,
         api_url=args.api_url,
+        api_audience=args.api_audience,
     )
 
 

@@ -27,6 +27,7 @@ from thinkube.constants import (
     LABEL_NAME,
     LABEL_ROLE,
     MODEL_CACHE_DIR,
+    PROGRESS_AUDIENCE,
 )
 
 CONFIG_VOLUME = "config"
@@ -50,6 +51,7 @@ class Defaults:
     hf_token_secret: tuple[str, str] | None = None  # (Secret name, key): HF_TOKEN, never in args
     # The control plane's base URL: training pods report their progress there.
     api_url: str | None = None
+    api_audience: str = PROGRESS_AUDIENCE  # of the tokens those pods report with
 
 
 @dataclass(frozen=True)

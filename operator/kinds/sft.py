@@ -27,7 +27,6 @@ from thinkube.constants import (
     LABEL_HOSTNAME,
     LABEL_KIND,
     LABEL_NAME,
-    PROGRESS_AUDIENCE,
     PROGRESS_TOKEN_DIR,
     PROGRESS_TOKEN_FILE,
 )
@@ -130,7 +129,11 @@ def progress_reporting(run: SFTRun, defaults: c.Defaults) -> tuple[list[dict], l
         return [], [], []
     ns, name = run.metadata.namespace, run.metadata.name
     url = f"{defaults.api_url.rstrip('/')}/v1/namespaces/{ns}/{run.names.plural}/{name}/progress"
-    token = {"audience": PROGRESS_AUDIENCE, "expirationSeconds": PROGRESS_TOKEN_SECONDS, "path": PROGRESS_TOKEN_FILE}
+    token = {
+        "audience": defaults.api_audience,
+        "expirationSeconds": PROGRESS_TOKEN_SECONDS,
+        "path": PROGRESS_TOKEN_FILE,
+    }
     return (
         [c.env(ENV_PROGRESS_URL, url), c.env(ENV_PROGRESS_TOKEN_FILE, f"{PROGRESS_TOKEN_DIR}/{PROGRESS_TOKEN_FILE}")],
         [{"name": PROGRESS_TOKEN_VOLUME, "projected": {"sources": [{"serviceAccountToken": token}]}}],

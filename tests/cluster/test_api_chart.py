@@ -45,11 +45,20 @@ def container(deployment: dict) -> dict:
 
 
 def test_both_deployments_render_and_the_operator_learns_where_the_api_is(cluster, namespace):
-    docs = render(cluster, namespace, "artifacts.existingClaim=art", "api.port=8080", "api.reviewCacheSeconds=0")
+    docs = render(
+        cluster,
+        namespace,
+        "artifacts.existingClaim=art",
+        "api.port=8080",
+        "api.reviewCacheSeconds=0",
+        "api.audience=ours",
+    )
     api, operator = by_kind(docs, "api"), by_kind(docs, "operator")
     [deployment], [service], [account] = api["Deployment"], api["Service"], api["ServiceAccount"]
     assert [d["metadata"]["name"] for d in operator["Deployment"]] == ["tk-thinkube"]
-    assert f"--api-url=http://tk-thinkube-api.{namespace}.svc:8080" in container(operator["Deployment"][0])["args"]
+    operator_args = container(operator["Deployment"][0])["args"]
+    assert f"--api-url=http://tk-thinkube-api.{namespace}.svc:8080" in operator_args
+    assert "--api-audience=ours" in operator_args and "--audience=ours" in container(deployment)["args"]
 
     pod = deployment["spec"]["template"]["spec"]
     c = container(deployment)
@@ -59,7 +68,6 @@ def test_both_deployments_render_and_the_operator_learns_where_the_api_is(cluste
     assert {
         "--host=0.0.0.0",
         "--port=8080",
-        "--audience=thinkube-api",
         "--review-cache-seconds=0",
         "--max-body-bytes=1048576",
     } <= set(c["args"])

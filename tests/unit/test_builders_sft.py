@@ -152,11 +152,15 @@ def test_with_an_api_url_pods_get_the_progress_url_and_a_token_for_the_control_p
     assert mount == {"name": volume["name"], "mountPath": "/var/run/secrets/thinkube/progress", "readOnly": True}
 
 
-def test_operator_api_url_flag():
-    assert (
-        defaults(build_parser().parse_args(["operator", "--api-url", "http://api:8080"])).api_url == "http://api:8080"
-    )
-    assert defaults(build_parser().parse_args(["operator"])).api_url is None
+def test_operator_api_url_and_audience_flags():
+    args = ["operator", "--api-url", "http://api:8080", "--api-audience", "ours"]
+    given = defaults(build_parser().parse_args(args))
+    assert (given.api_url, given.api_audience) == ("http://api:8080", "ours")
+    _, _, job = children(defaults=given)
+    (volume,) = [v for v in job["spec"]["template"]["spec"]["volumes"] if "projected" in v]
+    assert volume["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "ours"
+    plain = defaults(build_parser().parse_args(["operator"]))
+    assert (plain.api_url, plain.api_audience) == (None, "thinkube-api")
 
 
 def test_without_an_api_url_nothing_about_progress_is_added():
