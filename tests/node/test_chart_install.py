@@ -142,4 +142,7 @@ def check_control_plane(k, ns: str, selector: str) -> None:
         assert got.status_code == 200 and expected, got.text
         lines = {line.split("] ", 1)[1] if line.startswith("[") else line for line in got.text.splitlines()}
         assert set(expected) <= lines, (expected[-5:], got.text[-2000:])
+        # Following a finished pod streams its log and ends with it.
+        followed = c.get(f"/v1/namespaces/{ns}/curationjobs/cj/logs", params={"follow": "true"}, timeout=120)
+        assert followed.status_code == 200 and expected[-1] in followed.text
     assert httpx.get(f"{url}/v1/namespaces/{ns}/curationjobs", timeout=30).status_code == 401
