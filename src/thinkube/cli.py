@@ -12,13 +12,11 @@ import logging
 import sys
 from dataclasses import dataclass
 
-EXIT_NOT_IMPLEMENTED = 3
-
 
 @dataclass(frozen=True)
 class Command:
     help: str
-    module: str | None  # module with add_arguments(parser) and run(args) -> int; None: not built yet
+    module: str  # module with add_arguments(parser) and run(args) -> int
 
 
 COMMANDS: dict[str, Command] = {
@@ -30,7 +28,7 @@ COMMANDS: dict[str, Command] = {
     "serve": Command("OpenAI-compatible server with budget forcing", "thinkube.workloads.serving.cli"),
     "eval": Command("evaluate a model over benchmarks and thinking budgets", "thinkube.workloads.evaluation.cli"),
     "operator": Command("run the Kubernetes operator (kopf)", "thinkube.operator.cli"),
-    "api": Command("run the REST control plane (not available in this version)", None),
+    "api": Command("run the REST control plane (REST, dashboard, Kubernetes auth)", "thinkube.api.server.cli"),
     "submit": Command("create resources from YAML through the control plane", "thinkube.submit_cli"),
     "runs": Command("list resources with their phase (and training step and loss)", "thinkube.runs_cli"),
     "logs": Command("print or follow a resource's workload log", "thinkube.logs_cli"),
@@ -50,8 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
-        if cmd.module:
-            importlib.import_module(cmd.module).add_arguments(p)
+        importlib.import_module(cmd.module).add_arguments(p)
     return parser
 
 
@@ -60,13 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     cmd = COMMANDS[args.command]
-    if cmd.module is None:
-        print(
-            f"thinkube {args.command}: not available in this version of Thinkube; use kubectl with the "
-            f"custom resources (examples/) meanwhile",
-            file=sys.stderr,
-        )
-        return EXIT_NOT_IMPLEMENTED
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
