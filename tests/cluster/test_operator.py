@@ -17,8 +17,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.support import control_plane
 from tests.support.wait import wait_for
 from thinkube.constants import FINALIZER
 from thinkube.operator.kube import Kube
@@ -91,12 +91,7 @@ class Operator:
 
 def service_account_kubeconfig(cluster, namespace: str, account: str, path: Path) -> Path:
     token = cluster.kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
-    cfg = yaml.safe_load(cluster.kubeconfig.read_text())
-    cfg["users"] = [{"name": account, "user": {"token": token}}]
-    for ctx in cfg["contexts"]:
-        ctx["context"]["user"] = account
-    path.write_text(json.dumps(cfg))
-    return path
+    return control_plane.service_account_kubeconfig(cluster.kubeconfig, token, account, path)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +115,8 @@ def op(cluster, tmp_path_factory):
     cluster.kubectl("delete", "thinkube", "--all", "-n", ns, "--timeout=30s", check=False)
     operator.stop()
     cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
-    cluster.kubectl("delete", "clusterrole,clusterrolebinding", f"{ns}-thinkube-discovery", check=False)
+    for role in (f"{ns}-thinkube-discovery", f"{ns}-thinkube-api"):
+        cluster.kubectl("delete", "clusterrole,clusterrolebinding", role, check=False)
 
 
 @pytest.fixture(scope="module")
