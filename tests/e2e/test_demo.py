@@ -1,6 +1,6 @@
 """A reduced `thinkube demo`: every stage for real (served base model, torchrun SFT,
 served trained model, budget sweep), small enough for CI. It checks the pipeline and its
-outputs, not the size of the scaling margin: two epochs on 150 rows teach the tiny model
+outputs, not the size of the scaling margin: two epochs on 120 rows teach the tiny model
 little, and the report must say what was measured either way."""
 
 from __future__ import annotations
@@ -52,9 +52,14 @@ def test_reduced_demo_runs_every_stage_reports_and_reuses(tmp_path):
         rows = [r["correct"] for r in records if r["setting"] == setting]
         return 100 * sum(rows) / len(rows)
 
+    # Two epochs on 120 rows make the margin noise: what is checked is that the report
+    # states the margin and its sign as the records have them, whichever way it went.
     extension, margin = report["extension"], accuracy("ignore1") - accuracy("none")
-    assert extension["margins_points"]["ignore1"] == pytest.approx(margin, abs=0.06)
-    assert extension["helped"] == (margin > 0) and ("did NOT" in extension["verdict"]) == (margin <= 0)
+    stated = extension["margins_points"]["ignore1"]
+    assert stated == pytest.approx(margin, abs=0.06) and (stated > 0) == (margin > 0)
+    assert f"ignore1 {stated:+.1f} points" in extension["verdict"]
+    raised, not_raised = 'with "Wait" raised accuracy' in extension["verdict"], "did NOT" in extension["verdict"]
+    assert extension["helped"] == raised == (margin > 0) and not_raised == (margin <= 0)
     for png in (out / "loss.png", out / "eval" / "sweep" / "accuracy_vs_thinking.png"):
         assert png.stat().st_size > 1000
     assert "## Test-time scaling" in first.stdout and "Control" in first.stdout

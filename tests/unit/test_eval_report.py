@@ -75,3 +75,39 @@ def test_coinciding_points_share_one_label():
         ]
     )
     assert sorted(labels) == [("max40", 40.0, 60.0), ("max8", 8.0, 10.0), ("none, ignore1", 40.0, 50.0)]
+
+
+def test_labels_of_points_close_together_do_not_overprint():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from thinkube.workloads.evaluation.report import place_labels, point_labels
+
+    points = [
+        ("max40", 40.0, 66.7),
+        ("none", 40.0, 66.7),  # coincides with max40: one label
+        ("ignore1", 46.0, 98.3),
+        ("ignore2", 50.0, 97.5),  # a few tokens and a point away from ignore1
+        ("max-ignore", 47.0, 97.9),
+        ("max4", 4.0, 0.0),
+    ]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot([p[1] for p in points], [p[2] for p in points], "o")
+    ax.set_xscale("log", base=2)
+    fig.tight_layout()
+    labels = point_labels(points)
+    renderer = fig.canvas.get_renderer()
+    # Where every label sat at the same offset, these overprinted.
+    naive = [ax.annotate(t, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7) for t, x, y in labels]
+    naive_boxes = [n.get_window_extent(renderer) for n in naive]
+    assert any(a.overlaps(b) for i, a in enumerate(naive_boxes) for b in naive_boxes[i + 1 :])
+    for n in naive:
+        n.remove()
+    notes = place_labels(ax, labels)
+    assert sorted(n.get_text() for n in notes) == ["ignore1", "ignore2", "max-ignore", "max4", "max40, none"]
+    boxes = [n.get_window_extent(renderer) for n in notes]
+    assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
+    assert all(b.x1 <= ax.get_window_extent().x1 for b in boxes)  # the rightmost labels turn left, not off the plot
+    plt.close(fig)

@@ -14,7 +14,7 @@ from thinkube.workloads.demo.data import DataSpec
 
 STAGES = ("data", "curate", "train", "eval")
 BLOCK_SIZE = 256  # training block: the longest demo example is ~140 tokens
-DATA_FORMAT = 3  # bump when the generated pool changes, so an older demo folder's data is redone
+DATA_FORMAT = 4  # bump when the generated pool or the teacher's traces change, so an older demo folder is redone
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,9 @@ class DemoConfig:
     select: int = 1000  # curation target size (s1K: 1,000)
     base_max_tokens: int = 48  # completion cap of each difficulty call to the untrained model
     # SFT: s1's recipe shape (global batch 16, AdamW, warm-up + cosine) at a from-scratch
-    # learning rate and more epochs: the tiny model is random, not a pretrained 32B.
-    epochs: int = 20
+    # learning rate and more epochs: the tiny model is random, not a pretrained 32B. At 20
+    # epochs it still got subtraction steps wrong; 30 learn every step and the checks.
+    epochs: int = 30
     learning_rate: float = 6e-3
     global_batch_size: int = 16
     nproc: int = 2  # torchrun processes (gloo on CPU); each takes global_batch_size / nproc per step

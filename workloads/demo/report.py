@@ -1,6 +1,6 @@
 """The demo's report: stage counts, the training loss, the accuracy table with s1's
-Control/Scaling/Performance, and a verdict on the scaling curve taken from the measured
-numbers (report.md, report.json, loss.png; the evaluation writes the scaling plot)."""
+Control/Scaling/Performance, and verdicts on the scaling curve and on extension taken from
+the measured numbers (report.md, report.json, loss.png; the evaluation writes the scaling plot)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from thinkube.workloads.curation.report import stage_table
 from thinkube.workloads.evaluation.report import RESULTS_MD
-from thinkube.workloads.evaluation.settings import FAMILY_IGNORE, FAMILY_MAX, BudgetSetting
+from thinkube.workloads.evaluation.settings import FAMILY_MAX, BudgetSetting
 
 NO_BUDGET = BudgetSetting().key  # the unconstrained baseline's setting key
 
@@ -86,24 +86,51 @@ def scaling_verdict(bench: dict) -> dict:
     }
 
 
+def _without_extension(key: str) -> str:
+    """The setting key with the same budget and no "Wait" extension: max48-ignore2 -> max48, ignore1 -> none."""
+    return "-".join(p for p in key.split("-") if not p.startswith("ignore")) or NO_BUDGET
+
+
 def extension_verdict(bench: dict) -> dict | None:
-    """What forcing "Wait" when the model ends its thinking did, against no extension (s1's
-    central claim is that it raises accuracy); None when the sweep had no extension."""
-    curve = bench["curves"].get(FAMILY_IGNORE)
-    if not curve or NO_BUDGET not in curve["settings"]:
+    """What forcing "Wait" when the model ends its thinking did: each extended setting's
+    accuracy against the same budget without extension (s1's central claim is that it
+    rises). None when the sweep extended nothing it can be compared with."""
+    settings = bench["settings"]
+    pairs = {
+        k: _without_extension(k)
+        for k in settings
+        if "ignore" in k and _without_extension(k) in settings and _without_extension(k) != k
+    }
+    if not pairs:
         return None
-    base = bench["settings"][NO_BUDGET]["accuracy"]
-    margins = {k: round(bench["settings"][k]["accuracy"] - base, 1) for k in curve["settings"] if k != NO_BUDGET}
+    acc = {k: settings[k]["accuracy"] for k in settings}
+    margins = {k: round(acc[k] - acc[base], 1) for k, base in pairs.items()}
+    parts = ", ".join(f"{k} {margins[k]:+.1f} points ({acc[base]:.1f}% -> {acc[k]:.1f}%)" for k, base in pairs.items())
     best = max(margins, key=margins.__getitem__)
-    parts = ", ".join(f"{k} {m:+.1f} points" for k, m in margins.items())
-    helped = margins[best] > 0
-    verdict = (
-        f"extending thinking raised accuracy: {parts} against no extension ({base:.1f}%)"
-        if helped
-        else f"extending thinking did NOT raise accuracy ({parts} against no extension, {base:.1f}%): the model "
-        f"does not use the extra thinking to check its answer"
-    )
-    return {"baseline_accuracy": base, "margins_points": margins, "best": best, "helped": helped, "verdict": verdict}
+    helped = all(m > 0 for m in margins.values())
+    if helped:
+        verdict = (
+            f'extending thinking with "Wait" raised accuracy, by up to {margins[best]:.1f} points: {parts}, '
+            f"each against the same budget without extension"
+        )
+    elif margins[best] > 0:
+        verdict = (
+            f'extending thinking with "Wait" helped only in part: {parts}, each against the same budget without '
+            f"extension"
+        )
+    else:
+        verdict = (
+            f'extending thinking with "Wait" did NOT raise accuracy: {parts}, each against the same budget without '
+            f"extension; the model does not use the extra thinking to check its answer"
+        )
+    return {
+        "baselines": pairs,
+        "baseline_accuracy": acc[NO_BUDGET] if NO_BUDGET in acc else None,
+        "margins_points": margins,
+        "best": best,
+        "helped": helped,
+        "verdict": verdict,
+    }
 
 
 def write(out: Path, results: dict) -> dict:

@@ -7,15 +7,30 @@ thinking carries the state and the answer is the last one. Cutting the thinking 
 intermediate state: accuracy must fall with the thinking budget, which is what the demo's
 scaling curve measures.
 
+Like s1's traces, the teacher's do not all end the same way. Most end right after the last
+step with an unchecked answer, and in subtraction that answer carries a borrowing slip (one
+too high). The rest go on with "Wait" and a check of the last step ("7=3": its digit, then
+the state it gives; some check twice) and answer from that check, which is always right.
+So a model trained on them ends its thinking unchecked (the more common ending) and slips on
+subtraction, but when budget forcing appends "Wait" in place of its end of thinking it checks
+and answers right: extending thinking raises accuracy, s1's central claim, for a reason one
+can read in the traces.
+
 Why this exact layout: the built-in tiny model has 2 layers. Every slot line and every
 trace line is 4 tokens, every title is 9 tokens and the slot count is fixed, so the digit a
 trace line copies always sits the same number of tokens back, and the new state depends on
 the two tokens before it. Fixed-offset attention learns that in a couple of minutes on a
-CPU; an induction head (look a key up anywhere in the question) does not. tests/unit/test_demo_tasks.py checks these lengths.
+CPU; an induction head (look a key up anywhere in the question) does not. The check comes
+after the last step, never between steps, so no step's offsets move; the check line is 4
+tokens too, so a second forced "Wait" checks the first check at the same distance. Its "="
+sits where a step has its operation, so the answer, which reads the last line at a fixed
+distance, sees whether that line was a check (no slip) or a subtraction step (the slip).
+tests/unit/test_demo_tasks.py checks these lengths.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 import string
@@ -30,6 +45,14 @@ ANSWER_INSTRUCTION = "\n\nPut your final answer within \\boxed{}."
 SOURCE = "thinkube/synthetic"
 SLOTS = 10
 EMPTY = "-"
+# Budget forcing's default ignore string: the checked traces write exactly what it appends.
+WAIT = "Wait"
+CHECKED = "="  # a check line's operation
+# Share of traces that check their last step, and of those that check it twice. Each under
+# half of what could go on, so a greedy model ends its thinking unchecked (and after one
+# check) unless "Wait" is forced; the second checks show it how a check after a check goes.
+CHECK_SHARE = 0.35
+CHECK_TWICE_SHARE = 0.12
 
 
 @dataclass(frozen=True)
@@ -39,11 +62,13 @@ class Domain:
     symbol: str  # in every trace line, so each step sees the operation one token back
     modulus: int
     step: Callable[[int, int, int], int]
+    slip: int = 0  # what an unchecked answer is off by
 
 
 DOMAINS = (
     Domain("modular addition", "Sum mod 10:", "+", 10, lambda s, d, m: (s + d) % m),
-    Domain("modular subtraction", "Minus mod 10:", "-", 10, lambda s, d, m: (s - d) % m),
+    # A borrowing slip: the unchecked difference comes out one too high.
+    Domain("modular subtraction", "Minus mod 10:", "-", 10, lambda s, d, m: (s - d) % m, slip=1),
     Domain("addition mod 7", "Sums mod 7:", "^", 7, lambda s, d, m: (s + d) % m),
 )
 DOMAIN_BY_NAME = {d.name: d for d in DOMAINS}
@@ -106,12 +131,37 @@ class Problem:
     def answer(self) -> str:
         return str(self.states()[-1])
 
-    def trace(self) -> str:
-        """The teacher's thinking: one line per digit: the digit, the operation, the new state."""
-        return "\n".join(f"{d}{self.domain.symbol}{s}" for d, s in zip(self.digits, self.states()))
+    @property
+    def checks(self) -> int:
+        """How many times the teacher checks its work on this problem (0, 1 or 2): a fixed
+        draw per question, so every distillation of it writes the same trace."""
+        draw = int.from_bytes(hashlib.sha256(self.question.encode()).digest()[:8], "big") / 2**64
+        return (draw < CHECK_SHARE) + (draw < CHECK_TWICE_SHARE)
 
-    def attempt(self) -> str:
-        return f"Final Answer: \\boxed{{{self.answer}}}"
+    def steps(self) -> list[str]:
+        """One line per digit: the digit, the operation, the new state."""
+        return [f"{d}{self.domain.symbol}{s}" for d, s in zip(self.digits, self.states())]
+
+    def check(self) -> str:
+        """The check of the last step: its digit, "=", the state it gives."""
+        return f"{self.digits[-1]}{CHECKED}{self.states()[-1]}"
+
+    def trace(self, checks: int | None = None) -> str:
+        """The teacher's thinking: the steps, then `checks` times "Wait" and the check (by
+        default as often as the teacher checks this problem)."""
+        n = self.checks if checks is None else checks
+        return "\n".join(self.steps() + [WAIT, self.check()] * n)
+
+    def given_answer(self, checked: bool) -> str:
+        """The answer the teacher gives: right after a check, with its domain's slip without."""
+        if checked:
+            return self.answer
+        return str((self.states()[-1] + self.domain.slip) % self.domain.modulus)
+
+    def attempt(self, checked: bool | None = None) -> str:
+        """The teacher's answer text after its trace (by default after trace())."""
+        answer = self.given_answer(self.checks > 0 if checked is None else checked)
+        return f"Final Answer: \\boxed{{{answer}}}"
 
     def pool_row(self, uid: str) -> S1Record:
         """The question and its reference answer, as a pool holds them before distillation."""

@@ -2,9 +2,10 @@
 
 A program, not a model: it answers the demo's questions the way tasks.py says its teacher
 thinks, token by token through the same server and OpenAI-compatible API as a model, so
-distillation calls it exactly as it would call a hosted teacher. A question it cannot read
-makes it loop ("Hmm") until the call's max_tokens cuts it off: the demo's planted teacher
-failures, which the quality stage drops.
+distillation calls it exactly as it would call a hosted teacher. Its traces end unchecked or
+checked as tasks.py says; a "Wait" that budget forcing appends makes it check as well. A
+question it cannot read makes it loop ("Hmm") until the call's max_tokens cuts it off: the
+demo's planted teacher failures, which the quality stage drops.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 from thinkube.api.stages.serve import EngineName
-from thinkube.workloads.demo.tasks import Problem
+from thinkube.workloads.demo.tasks import WAIT, Problem
 from thinkube.workloads.formats.chat import S1_FORMAT
 from thinkube.workloads.serving.engines.base import StepChunk, StepParams
 
@@ -53,9 +54,13 @@ class SyntheticTeacher:
             loop = tokenizer.encode(LOOP, add_special_tokens=False)
             return itertools.cycle(loop)
         if sep:  # answering: the attempt, less what is already there
-            rest = (problem.attempt() + fmt.im_end).removeprefix(answered.lstrip("\n"))
+            checked = f"{WAIT}\n{problem.check()}" in thinking
+            rest = (problem.attempt(checked) + fmt.im_end).removeprefix(answered.lstrip("\n"))
         else:
-            rest = problem.trace() + "\n" + fmt.end_of_thinking + "\n" + problem.attempt() + fmt.im_end
+            # Each "Wait" already there, the teacher's own or forced by budget forcing, is
+            # followed by a check, and a checked trace's answer is the checked one.
+            checks = max(problem.checks, thinking.split("\n").count(WAIT))
+            rest = problem.trace(checks) + "\n" + fmt.end_of_thinking + "\n" + problem.attempt(checks > 0) + fmt.im_end
             # Past what is written; where forced text (a "Wait") made it differ, without the gap.
             rest = rest[len(thinking) :] if rest.startswith(thinking) else rest[len(thinking) :].lstrip()
         return iter(tokenizer.encode(rest, add_special_tokens=False))

@@ -9,11 +9,17 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from thinkube.workloads.evaluation.metrics import CurvePoint, curve_metrics, summarize
 from thinkube.workloads.evaluation.records import read_all
 from thinkube.workloads.evaluation.settings import FAMILY_ALL, FAMILY_COMBINED, FAMILY_IGNORE, FAMILY_MAX, BudgetSetting
 from thinkube.workloads.evaluation.sweep import META_FILE
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.text import Annotation
+    from matplotlib.transforms import Bbox
 
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
@@ -155,6 +161,36 @@ def point_labels(points: list[tuple[str, float, float]]) -> list[tuple[str, floa
     return [(", ".join(names), x, y) for (x, y), names in at.items()]
 
 
+LABEL_GAP = 3.0  # points between a marker and its label
+
+
+def place_labels(ax: Axes, labels: list[tuple[str, float, float]], fontsize: float = 7) -> list[Annotation]:
+    """Annotates each label's point, up and to the right (to the left where the label would
+    leave the axes), moving it up or down by its own height until it overlaps no label
+    placed before it: points close together on the log axis would otherwise print their
+    names over each other. Call once the axes' limits and layout are final, since the boxes
+    are measured in display space."""
+    placed: list[Annotation] = []
+    boxes: list[Bbox] = []
+    right_edge = ax.get_window_extent().x1
+    for text, x, y in sorted(labels, key=lambda label: (label[1], label[2])):
+        note = ax.annotate(text, (x, y), textcoords="offset points", xytext=(LABEL_GAP, LABEL_GAP), fontsize=fontsize)
+        box = note.get_window_extent()
+        dx = LABEL_GAP
+        if box.x1 > right_edge:
+            note.set_horizontalalignment("right")
+            dx = -LABEL_GAP
+        step = box.height * 72 / ax.figure.dpi + 1  # the label's height in points, and a gap
+        for shift in (0, *(sign * n * step for n in range(1, 2 * len(labels) + 1) for sign in (1, -1))):
+            note.xyann = (dx, LABEL_GAP + shift)
+            box = note.get_window_extent()
+            if not any(box.overlaps(other) for other in boxes):
+                break
+        placed.append(note)
+        boxes.append(box)
+    return placed
+
+
 def plot(results: dict, path: Path) -> bool:
     """Accuracy vs mean thinking tokens, one panel per benchmark, one line per method; False if nothing to plot."""
     panels = [
@@ -170,6 +206,7 @@ def plot(results: dict, path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    labels: dict = {}  # per panel, placed once the layout is final
     for ax, (bench, data) in zip(axes[0], panels):
         points: list[tuple[str, float, float]] = []
         for family, style in ((FAMILY_MAX, "o-"), (FAMILY_IGNORE, "s--"), (FAMILY_COMBINED, "^:")):
@@ -181,8 +218,6 @@ def plot(results: dict, path: Path) -> bool:
             ys = [p["accuracy"] for p in pts]
             ax.plot(xs, ys, style, label=CURVES[family])
             points += zip(curve["settings"], xs, ys)
-        for text, x, y in point_labels(points):
-            ax.annotate(text, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
         if all(p["thinking_tokens"]["mean"] > 0 for p in data["settings"].values() if p["thinking_tokens"]):
             ax.set_xscale("log", base=2)  # budgets double from setting to setting, as in s1's figures
         ax.set_title(bench)
@@ -190,7 +225,10 @@ def plot(results: dict, path: Path) -> bool:
         ax.set_ylabel("accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+        labels[ax] = point_labels(points)
     fig.tight_layout()
+    for ax, panel_labels in labels.items():
+        place_labels(ax, panel_labels)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
