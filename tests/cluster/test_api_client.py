@@ -11,12 +11,11 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 import yaml
 
-from tests.support.control_plane import CLAIM, ControlPlane
+from tests.support.control_plane import CLAIM, ControlPlane, post_event
 from tests.support.wait import wait_for
 from thinkube.api.resources import SFTRun
 from thinkube.client import ApiError, Client
@@ -121,26 +120,13 @@ def test_tokens_without_rights_are_refused(api):
 def test_events_of_a_run(cluster, api):
     with client(api) as c:
         run = c.create(sft("evented"), api.namespace)
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"evented.{uuid.uuid4().hex[:8]}"},
-            "involvedObject": {
-                "apiVersion": "thinkube.dev/v1alpha1",
-                "kind": "SFTRun",
-                "name": "evented",
-                "namespace": api.namespace,
-                "uid": run["metadata"]["uid"],
-            },
-            "type": "Normal",
-            "reason": "Created",
-            "message": "created Job evented-train-r0",
-            "firstTimestamp": "2026-01-02T03:04:05Z",
-            "lastTimestamp": "2026-01-02T03:04:05Z",
-            "count": 1,
-            "source": {"component": "thinkube-operator"},
-        }
-        cluster.kubectl("create", "-n", api.namespace, "-f", "-", input=json.dumps(event))
+        post_event(
+            lambda *a, input=None: cluster.kubectl(*a, input=input).stdout,
+            run,
+            "Created",
+            "created Job evented-train-r0",
+            "2026-01-02T03:04:05Z",
+        )
         [seen] = wait_for(lambda: c.events("sft", "evented", api.namespace), "the run's event")
         assert (seen["type"], seen["reason"], seen["message"]) == ("Normal", "Created", "created Job evented-train-r0")
 

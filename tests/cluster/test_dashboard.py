@@ -12,14 +12,13 @@ import os
 import re
 import shutil
 import urllib.parse
-import uuid
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
 from tests.cluster.test_api_client import set_status
-from tests.support.control_plane import CLAIM, REPO
+from tests.support.control_plane import CLAIM, REPO, post_event
 from tests.unit.test_eval_report import _write as write_records
 from thinkube.api.server.deps import TOKEN_COOKIE
 from thinkube.client import Client
@@ -123,26 +122,8 @@ def runs(cluster, api):
             "conditions": [_complete("True", "Succeeded", "every setting graded")],
         },
     )
-    event = {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{SWEEP}.{uuid.uuid4().hex[:8]}"},
-        "involvedObject": {
-            "apiVersion": "thinkube.dev/v1alpha1",
-            "kind": "EvalSweep",
-            "name": SWEEP,
-            "namespace": ns,
-            "uid": created[SWEEP]["metadata"]["uid"],
-        },
-        "type": "Normal",
-        "reason": "Completed",
-        "message": EVENT_MESSAGE,
-        "firstTimestamp": WHEN,
-        "lastTimestamp": WHEN,
-        "count": 1,
-        "source": {"component": "thinkube-operator"},
-    }
-    cluster.kubectl("create", "-n", ns, "-f", "-", input=json.dumps(event))
+    kubectl = lambda *a, input=None: cluster.kubectl(*a, input=input).stdout  # noqa: E731
+    post_event(kubectl, created[SWEEP], "Completed", EVENT_MESSAGE, WHEN)
     return created
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,6 +53,31 @@ subjects: [{{kind: ServiceAccount, name: {account}}}]
 
 
 Kubectl = Callable[..., str]  # kubectl(*args, input=None) -> stdout; raises when kubectl fails
+
+
+def post_event(kubectl: Kubectl, obj: dict, reason: str, message: str, when: str) -> None:
+    """An event about `obj` (a created resource), as the operator records one."""
+    meta = obj["metadata"]
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:8]}"},
+        "involvedObject": {
+            "apiVersion": obj["apiVersion"],
+            "kind": obj["kind"],
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+        },
+        "type": "Normal",
+        "reason": reason,
+        "message": message,
+        "firstTimestamp": when,
+        "lastTimestamp": when,
+        "count": 1,
+        "source": {"component": "thinkube-operator"},
+    }
+    kubectl("create", "-n", meta["namespace"], "-f", "-", input=json.dumps(event))
 
 
 @dataclass
