@@ -61,11 +61,15 @@ def run(controller, **kw):
 
 
 def test_natural_end_without_budget(controller):
-    o, _, thinking, answer, n = run(controller)
+    o, events, thinking, answer, n = run(controller)
     assert (o.extensions, o.forced_end, o.finish_reason) == (0, False, "stop")
     assert thinking.strip() == "one two three four five six"
     assert answer.strip() == "Answer: 7"
     assert o.thinking_tokens == n
+    # The model wrote the newline that ends its thinking (as in training, "{thinking}\n<|im_start|>answer"):
+    # the closing starts at the delimiter, so no second newline is put in front of the answer.
+    close = next(e for e in events if e.kind == CLOSE)
+    assert thinking.endswith("\n") and controller.engine.tokenizer.decode(close.token_ids) == "<|im_start|>answer\n"
 
 
 @pytest.mark.parametrize("cap", [0, 1, 3, 7])

@@ -15,7 +15,8 @@ from thinkube.workloads.serving.settings import BudgetSettings
 # Token ids of a toy vocabulary: 1 starts the delimiter, 2 ends the turn, "\n"=3,
 # "answer"=4, "Wait"=5, "Final Answer:"=6 7; the model thinks with 10.. and answers 20 21.
 MARKER, EOT = 1, 2
-CLOSING = (3, MARKER, 4, 3)
+CUT = (3, MARKER, 4, 3)  # "\n" delimiter "\n": the closing when the server ends thinking
+OWN = (MARKER, 4, 3)  # when the model ends it, its own text already ended the line
 PREFIX = (6, 7)
 WAIT = (5,)
 
@@ -23,8 +24,8 @@ WAIT = (5,)
 def plan(max_tokens=100, **kw) -> ForcingPlan:
     return ForcingPlan(
         think_stop=(MARKER, EOT),
-        closing=CLOSING,
-        forced_closing=CLOSING + PREFIX,
+        closing=OWN,
+        forced_closing=CUT + PREFIX,
         ignore_string_ids=kw.pop("ignore_string_ids", WAIT),
         max_tokens=max_tokens,
         **kw,
@@ -62,7 +63,7 @@ def simulate(p: ForcingPlan, max_tokens: int = 200) -> tuple[list[int], ForcingS
 
 def split(p: ForcingPlan, out: list[int], chunk: int, settings: BudgetSettings) -> tuple[Outcome, dict]:
     o = Outcome()
-    s = _Splitter(MARKER, CLOSING.index(MARKER), p, settings, o)
+    s = _Splitter(MARKER, CUT.index(MARKER), p, settings, o)
     events = [e for i in range(0, len(out), chunk) for e in s.feed(out[i : i + chunk])] + s.finish()
     kinds = {k: [t for e in events if e.kind == k for t in e.token_ids] for k in (THINKING, CLOSE, ANSWER)}
     return o, kinds
@@ -70,7 +71,7 @@ def split(p: ForcingPlan, out: list[int], chunk: int, settings: BudgetSettings) 
 
 def test_natural_end_is_closed_without_the_answer_prefix():
     out, st, reason = simulate(plan())
-    assert out == [10, 11, 12, 13, *CLOSING, 20, 21] and reason == "stop"
+    assert out == [10, 11, 12, 13, *OWN, 20, 21] and reason == "stop"
     assert (st.thinking, st.extensions, st.forced_end) == (4, 0, False)
 
 
@@ -85,13 +86,13 @@ def test_num_ignore_forces_wait_in_place_of_the_stop(k):
 def test_budget_is_the_total_and_forces_the_answer_prefix():
     out, st, _ = simulate(plan(max_thinking_tokens=7, num_ignore=5))
     assert st.thinking == 7 and st.forced_end and st.extensions == 1
-    assert out[7 : 7 + len(CLOSING + PREFIX)] == list(CLOSING + PREFIX)
+    assert out[7 : 7 + len(CUT + PREFIX)] == list(CUT + PREFIX)
 
 
 def test_extension_is_cut_to_the_room_left_in_the_budget():
     # A two-token ignore string, one token of room when the model tries to end after 4.
     out, st, _ = simulate(plan(max_thinking_tokens=5, num_ignore=3, ignore_string_ids=(5, 8)))
-    assert out[:5] == [10, 11, 12, 13, 5] and out[5 : 5 + len(CLOSING + PREFIX)] == list(CLOSING + PREFIX)
+    assert out[:5] == [10, 11, 12, 13, 5] and out[5 : 5 + len(CUT + PREFIX)] == list(CUT + PREFIX)
     assert st.thinking == 5 and st.forced_end and st.extensions == 1
 
 
@@ -102,7 +103,7 @@ def test_min_thinking_extends_until_reached():
 
 def test_zero_budget_closes_at_once():
     out, st, _ = simulate(plan(max_thinking_tokens=0))
-    assert out[:6] == list(CLOSING + PREFIX) and st.thinking == 0 and st.forced_end
+    assert out[:6] == list(CUT + PREFIX) and st.thinking == 0 and st.forced_end
 
 
 def test_placeholders_of_async_scheduling_wait_for_the_real_token():
@@ -119,7 +120,7 @@ def test_end_choice_tells_what_an_end_attempt_would_force_without_deciding():
     assert st.end_choice() == (5, True) and st.deciding and st.extensions == 0
     assert st.end_attempt() == 5
     st.advance([10, 5])
-    assert st.end_choice() == (CLOSING[0], False) and st.extensions == 1
+    assert st.end_choice() == (OWN[0], False) and st.extensions == 1
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 1000])
@@ -131,9 +132,7 @@ def test_splitter_recovers_phases_however_the_stream_is_chunked(chunk, kw):
     o, kinds = split(p, out, chunk, settings)
     assert o.thinking_tokens == st.thinking == len(kinds[THINKING])
     assert kinds[THINKING] == out[: st.thinking]
-    assert kinds[CLOSE] == list(CLOSING + PREFIX if st.forced_end else CLOSING) and o.closing_tokens == len(
-        kinds[CLOSE]
-    )
+    assert kinds[CLOSE] == list(CUT + PREFIX if st.forced_end else OWN) and o.closing_tokens == len(kinds[CLOSE])
     assert kinds[ANSWER] == [20, 21] == out[-2:] and o.answer_tokens == 2
     assert o.forced_end == st.forced_end and o.answer_prefix == ("Final Answer:" if st.forced_end else "")
 
@@ -142,7 +141,7 @@ def test_splitter_closes_a_stream_that_ran_out_of_tokens_while_thinking():
     p = plan(max_tokens=6, num_ignore=5)  # no max_thinking_tokens: max_tokens (6) ends thinking
     out, st, reason = simulate(p, max_tokens=6)
     o, kinds = split(p, out, 2, BudgetSettings(max_tokens=6))
-    assert reason == "length" and o.thinking_tokens == 6 and kinds[CLOSE] == list(CLOSING) and not o.forced_end
+    assert reason == "length" and o.thinking_tokens == 6 and kinds[CLOSE] == list(OWN) and not o.forced_end
 
 
 def test_plan_refuses_an_ignore_string_holding_a_stop_and_round_trips():
@@ -245,7 +244,7 @@ def test_processor_state_follows_moves_and_survives_preemption(processor):
     proc.update_state(_update(removed=[1]))  # preempted ...
     assert proc.apply(_logits(2, [12, 12]))[1].argmax() == 12  # ... and untouched while away
     proc.update_state(_update(added=[_added(0, plan(max_thinking_tokens=3), tally, 0, out)]))  # back, same key
-    assert proc.apply(_logits(2, [12, 12]))[0].argmax() == CLOSING[0]  # its count carried over: forced end
+    assert proc.apply(_logits(2, [12, 12]))[0].argmax() == CUT[0]  # its count carried over: forced end
 
 
 @vllm
@@ -479,7 +478,7 @@ def _fake_batch(proc, tally, rows: int, steps: int, device: str, guard=None) -> 
 
 
 def _forced_both_ways(outs: list[list[int]]) -> bool:
-    return sum(5 in out for out in outs) > 10 and sum(CLOSING[0] in out for out in outs) > 10
+    return sum(5 in out for out in outs) > 10 and sum(MARKER in out for out in outs) > 10
 
 
 @vllm

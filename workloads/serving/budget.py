@@ -35,7 +35,8 @@ class Delimiters:
 
     think_stop: tuple[int, ...]  # a step in the thinking phase stops at any of these
     end_of_turn: tuple[int, ...]  # ends the answer (and the whole turn)
-    end_thinking: tuple[int, ...]  # text appended to end thinking (the answer delimiter + "\n")
+    end_thinking: tuple[int, ...]  # ends thinking the server cuts: "\n" + the answer delimiter + "\n"
+    own_closing: tuple[int, ...]  # ends thinking the model ends itself: its own text already ends the line
     vocab_size: int  # ids at or above this are padded embedding rows: never re-fed
     end_marker: int  # the delimiter's first token: never a thinking token, so it marks the closing
 
@@ -50,10 +51,17 @@ class Delimiters:
             end_of_turn.add(tokenizer.eos_token_id)
         # The model signals "end of thinking" by emitting the delimiter's first token (for s1
         # that is <|im_start|>, for tag models </think>); stopping there lets us decide.
+        cut = tuple(tokenizer.encode("\n" + end + "\n", add_special_tokens=False))
+        # Training text is "{thinking}\n{delimiter}": a model ending its thinking has written
+        # that newline and then reaches for the delimiter, so the closing starts at the
+        # delimiter (a second newline would be text it never saw). Where the delimiter
+        # does not start its own token, the newline-led closing is the only safe one.
+        own = tuple(tokenizer.encode(end + "\n", add_special_tokens=False))
         return cls(
             think_stop=tuple(sorted({first[0], *end_of_turn})),
             end_of_turn=tuple(sorted(end_of_turn)),
-            end_thinking=tuple(tokenizer.encode("\n" + end + "\n", add_special_tokens=False)),
+            end_thinking=cut,
+            own_closing=own if own and own[0] == first[0] else cut,
             vocab_size=len(tokenizer),
             end_marker=first[0],
         )
@@ -118,7 +126,7 @@ class BudgetForcing:
         prefix = tuple(self._enc(s.final_answer_prefix)) if s.final_answer_prefix else ()
         return ForcingPlan(
             think_stop=self.d.think_stop,
-            closing=self.d.end_thinking,
+            closing=self.d.own_closing,
             forced_closing=self.d.end_thinking + prefix,
             ignore_string_ids=tuple(self._enc(s.ignore_string)) if s.ignore_string else (),
             max_tokens=s.max_tokens,
@@ -263,7 +271,12 @@ class _Splitter:
                 self.held = self.held[cut:]
             if at == len(ids):
                 return events
-            events.append(self._close())  # the marker: the held tokens open the closing
+            if not self.plan.reached_max_thinking(self.o.thinking_tokens + len(self.held) - self.offset):
+                # The model ended its thinking: what was held back is its own, and its
+                # closing starts at the marker.
+                self._emit(events, THINKING, self.held)
+                self.held = []
+            events.append(self._close())  # the marker: any held tokens open the closing
             self.closing_left = len(events[-1].token_ids) - len(self.held) - 1
             self.held, start = [], at + 1
         skip = min(self.closing_left, len(ids) - start)
