@@ -33,7 +33,17 @@ SFT = "{baseModel: tiny, dataset: {uri: 'pvc://data/s1k.jsonl'}"
 def test_short_names_category_and_printer_columns(cluster, namespace, crds):
     apply(cluster, namespace, cr("SFTRun", "run", SFT + "}"))
     out = cluster.kubectl("get", "sft", "-n", namespace).stdout
-    assert out.split("\n")[0].split() == ["NAME", "PHASE", "NODES", "GPUS/NODE", "PODS", "STEP", "LOSS", "RESTARTS", "AGE"]
+    assert out.split("\n")[0].split() == [
+        "NAME",
+        "PHASE",
+        "NODES",
+        "GPUS/NODE",
+        "PODS",
+        "STEP",
+        "LOSS",
+        "RESTARTS",
+        "AGE",
+    ]
     assert "sftrun.thinkube.dev/run" in cluster.kubectl("get", "thinkube", "-n", namespace, "-o", "name").stdout
     for short in ("bfs", "evs"):
         assert cluster.kubectl("get", short, "-n", namespace).returncode == 0
