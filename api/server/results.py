@@ -68,18 +68,9 @@ def _json(path: Path) -> dict | list | None:
 
 
 def metrics(folder: Path) -> list[dict]:
-    from thinkube.workloads.training.progress import METRICS_FILE
+    from thinkube.workloads.training.progress import METRICS_FILE, read_metrics
 
-    path = folder / METRICS_FILE
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue  # a line being written when we read
-    return rows
+    return read_metrics(folder / METRICS_FILE)
 
 
 def summary(kind: str, folder: Path) -> dict:
@@ -112,23 +103,9 @@ def summary(kind: str, folder: Path) -> dict:
 
 def loss_curve_png(folder: Path) -> bytes | None:
     """The training loss per step as a PNG, or None before the first step."""
-    rows = [r for r in metrics(folder) if isinstance(r.get("loss"), (int, float)) and "step" in r]
-    if not rows:
-        return None
     import io
 
-    import matplotlib
+    from thinkube.workloads.training.progress import plot_loss
 
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 3.5), dpi=100)
-    ax = fig.add_subplot()
-    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], color="#1f77b4")
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return buf.getvalue() if plot_loss(metrics(folder), buf) else None

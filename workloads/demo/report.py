@@ -11,21 +11,17 @@ from pathlib import Path
 from thinkube.workloads.curation.report import stage_table
 from thinkube.workloads.evaluation.report import RESULTS_MD
 from thinkube.workloads.evaluation.settings import FAMILY_MAX, BudgetSetting
+from thinkube.workloads.training.progress import plot_loss, read_metrics
 
 NO_BUDGET = BudgetSetting().key  # the unconstrained baseline's setting key
 
 REPORT_MD, REPORT_JSON, LOSS_PNG = "report.md", "report.json", "loss.png"
 
 
-def loss_curve(metrics_path: Path) -> list[tuple[int, float]]:
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-    return [(r["step"], r["loss"]) for r in rows if "loss" in r]
-
-
 def train_summary(metrics_path: Path) -> dict:
     """Steps, mean loss of the first and last few steps (one step's loss is noisy at batch 16),
     and the summed step time; {} when the metrics hold no step."""
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    rows = read_metrics(metrics_path)
     losses = [r["loss"] for r in rows if "loss" in r]
     if not losses:
         return {}
@@ -38,24 +34,6 @@ def train_summary(metrics_path: Path) -> dict:
         "loss_window": window,
         "step_seconds": sum(r.get("step_seconds", 0.0) for r in rows),
     }
-
-
-def plot_loss(curve: list[tuple[int, float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([s for s, _ in curve], [v for _, v in curve], lw=1)
-    ax.set_yscale("log")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss (per answer token)")
-    ax.set_title("SFT of the tiny model on the curated set")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def scaling_verdict(bench: dict) -> dict:
@@ -166,8 +144,7 @@ def write(out: Path, results: dict) -> dict:
         ]
     if "train" in results:
         t = results["train"]
-        curve = loss_curve(Path(t["metrics"]))
-        plot_loss(curve, out / LOSS_PNG)
+        plot_loss(read_metrics(Path(t["metrics"])), out / LOSS_PNG, "SFT of the tiny model on the curated set")
         report["training"] = {"steps": t["steps"], "first_loss": t["first_loss"], "last_loss": t["last_loss"]}
         lines += [
             "## Training",

@@ -17,6 +17,45 @@ log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
 
 
+def read_metrics(path: Path) -> list[dict]:
+    """The step rows of a metrics.jsonl, [] when there is none; a line still being written
+    (a run in progress) is skipped."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+def plot_loss(rows: list[dict], out, title: str | None = None) -> bool:
+    """The training loss per step as a PNG written to `out` (a path or a binary file);
+    False, writing nothing, before the first step."""
+    curve = [(r["step"], r["loss"]) for r in rows if isinstance(r.get("loss"), (int, float)) and "step" in r]
+    if not curve:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot()
+    ax.plot([s for s, _ in curve], [v for _, v in curve], lw=1)
+    ax.set_yscale("log")  # the loss falls over orders of magnitude
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss (per answer token)")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, format="png", dpi=120)
+    return True
+
+
 class Progress:
     """Only rank 0 makes one: the loss it reports is already summed over all ranks. What it
     shows goes through the one progress helper (a bar on a terminal, else rate log lines)."""
