@@ -35,16 +35,21 @@ def state(request: Request) -> State:
 SAFE_METHODS = {"GET", "HEAD"}
 
 
+def header_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
 def bearer(request: Request) -> str | None:
     """The Authorization header's token; for reads only, the dashboard's sign-in cookie.
 
     Changes need the header: a cookie travels with requests another site makes the browser
     send, a header does not (on top of the cookie being SameSite=Strict).
     """
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
+    token = header_token(request)
+    if token:
+        return token
     if request.method in SAFE_METHODS:
         return request.cookies.get(TOKEN_COOKIE) or None
     return None

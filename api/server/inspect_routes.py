@@ -10,14 +10,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
-from thinkube.api.resources import KINDS
 from thinkube.api.server import results
 from thinkube.api.server.deps import CallerDep, Name, Namespace, allow, state
 from thinkube.api.server.problems import Problem
-from thinkube.constants import ANNOTATION_JOB_COMPLETION_INDEX, API_VERSION, LABEL_KIND, LABEL_NAME
+from thinkube.api.server.resources import plural_kind, resource_path
+from thinkube.constants import ANNOTATION_JOB_COMPLETION_INDEX, LABEL_KIND, LABEL_NAME
 
-PLURALS = "|".join(k.names.plural for k in KINDS)
-KIND_OF = {k.names.plural: k.names.kind for k in KINDS}
 LABEL_JOB_NAME = "batch.kubernetes.io/job-name"
 MAX_TAIL = 10_000
 FOLLOW_QUEUE = 1024
@@ -26,14 +24,11 @@ router = APIRouter(tags=["inspect"])
 
 
 def _kind(plural: str) -> str:
-    kind = KIND_OF.get(plural)
-    if kind is None:
-        raise Problem(404, "not-found", f"no kind {plural!r}: use one of {', '.join(KIND_OF)}", "plural")
-    return kind
+    return plural_kind(plural).names.kind
 
 
 async def _resource(request: Request, namespace: str, plural: str, name: str) -> dict:
-    return await state(request).kube.call("GET", f"/apis/{API_VERSION}/namespaces/{namespace}/{plural}/{name}")
+    return await state(request).kube.call("GET", resource_path(namespace, plural, name))
 
 
 @router.get("/v1/namespaces/{namespace}/{plural}/{name}/events", summary="Events of a run, newest last")

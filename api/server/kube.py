@@ -94,10 +94,7 @@ class Kube:
             )
         except httpx.HTTPError as e:
             raise Problem(502, "kubernetes-unreachable", f"the Kubernetes API did not answer: {type(e).__name__}")
-        try:
-            data = r.json()
-        except ValueError:
-            data = {"message": r.text[:500]}
+        data = _json_or_message(r)
         if r.status_code >= 400:
             raise from_kube(r.status_code, data)
         return _without_managed_fields(data)

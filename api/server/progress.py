@@ -12,9 +12,10 @@ from fastapi import APIRouter, Request, Response
 
 from thinkube.api.resources.sft import TrainingProgress
 from thinkube.api.server.auth import POD_NAME_KEY, POD_UID_KEY
-from thinkube.api.server.deps import Name, Namespace, state
+from thinkube.api.server.deps import Name, Namespace, header_token, state
 from thinkube.api.server.problems import Problem, unauthorized
-from thinkube.constants import API_VERSION, LABEL_KIND, LABEL_NAME
+from thinkube.api.server.resources import resource_path
+from thinkube.constants import LABEL_KIND, LABEL_NAME
 
 router = APIRouter(tags=["SFTRun"])
 
@@ -27,11 +28,10 @@ router = APIRouter(tags=["SFTRun"])
 )
 async def report(namespace: Namespace, name: Name, body: TrainingProgress, request: Request) -> Response:
     st = state(request)
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = header_token(request)  # never the dashboard's cookie: only pods report
+    if not token:
         raise unauthorized("send the pod's projected ServiceAccount token: Authorization: Bearer <token>")
-    who = await st.reviewer.authenticate(token.strip(), audiences=(st.settings.audience,))
+    who = await st.reviewer.authenticate(token, audiences=(st.settings.audience,))
     account, pod_name, pod_uid = who.service_account, who.one(POD_NAME_KEY), who.one(POD_UID_KEY)
     if account is None or account[0] != namespace or not pod_name:
         raise Problem(403, "forbidden", f"only pods of sftrun {name} in namespace {namespace} report its progress")
@@ -56,7 +56,7 @@ async def report(namespace: Namespace, name: Name, body: TrainingProgress, reque
         raise Problem(403, "forbidden", f"only pods of sftrun {name} in namespace {namespace} report its progress")
     await st.kube.call(
         "PATCH",
-        f"/apis/{API_VERSION}/namespaces/{namespace}/sftruns/{name}/status",
+        resource_path(namespace, "sftruns", name) + "/status",
         {"status": {"progress": body.model_dump(by_alias=True, exclude_none=True, mode="json")}},
         content_type="application/merge-patch+json",
     )

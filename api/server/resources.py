@@ -105,7 +105,8 @@ def _check_patch(kind: type[CustomResource], current: dict, patch: dict) -> None
             raise Problem(422, "invalid-field", f"{field}: {first['msg'].removeprefix('Value error, ')}", field)
 
 
-def _path(namespace: str, plural: str, name: str | None = None) -> str:
+def resource_path(namespace: str, plural: str, name: str | None = None) -> str:
+    """The Kubernetes API path of a kind's collection in a namespace, or of one object."""
     out = f"/apis/{API_VERSION}/namespaces/{namespace}/{plural}"
     return f"{out}/{name}" if name else out
 
@@ -124,7 +125,7 @@ def add_kind(router: APIRouter, kind: type[CustomResource]) -> None:
             )
         _check_name(kind, meta.get("name"))
         obj.update(apiVersion=API_VERSION, kind=kind_name, metadata={**meta, "namespace": namespace})
-        out = await state(request).kube.call("POST", _path(namespace, plural), obj, {"dryRun": dry_run})
+        out = await state(request).kube.call("POST", resource_path(namespace, plural), obj, {"dryRun": dry_run})
         return JSONResponse(out, 201)
 
     create.__annotations__["body"] = create_body(kind)  # the kind's own model, so /openapi.json documents it
@@ -151,14 +152,14 @@ def add_kind(router: APIRouter, kind: type[CustomResource]) -> None:
     ):
         await allow(request, who, "list", plural, namespace)
         params = {"labelSelector": label_selector, "limit": str(limit) if limit else None, "continue": continue_}
-        return JSONResponse(await state(request).kube.call("GET", _path(namespace, plural), params=params))
+        return JSONResponse(await state(request).kube.call("GET", resource_path(namespace, plural), params=params))
 
     @router.get(
         f"/v1/namespaces/{{namespace}}/{plural}/{{name}}", tags=tags, summary=f"Get a {kind_name}", name=f"get_{plural}"
     )
     async def get(namespace: Namespace, name: Name, request: Request, who: CallerDep):
         await allow(request, who, "get", plural, namespace, name=name)
-        return JSONResponse(await state(request).kube.call("GET", _path(namespace, plural, name)))
+        return JSONResponse(await state(request).kube.call("GET", resource_path(namespace, plural, name)))
 
     @router.patch(
         f"/v1/namespaces/{{namespace}}/{plural}/{{name}}",
@@ -184,10 +185,10 @@ def add_kind(router: APIRouter, kind: type[CustomResource]) -> None:
         if not isinstance(body, dict):
             raise Problem(400, "invalid-json", 'a merge patch is a JSON object, e.g. {"spec": {"suspend": true}}')
         kube = state(request).kube
-        current = await kube.call("GET", _path(namespace, plural, name))
+        current = await kube.call("GET", resource_path(namespace, plural, name))
         _check_patch(kind, current, body)
         patched = await kube.call(
-            "PATCH", _path(namespace, plural, name), body, {"dryRun": dry_run}, content_type=MERGE_PATCH
+            "PATCH", resource_path(namespace, plural, name), body, {"dryRun": dry_run}, content_type=MERGE_PATCH
         )
         return JSONResponse(patched)
 
@@ -200,7 +201,7 @@ def add_kind(router: APIRouter, kind: type[CustomResource]) -> None:
     async def delete(namespace: Namespace, name: Name, request: Request, who: CallerDep, dry_run: DryRun = None):
         await allow(request, who, "delete", plural, namespace, name=name)
         return JSONResponse(
-            await state(request).kube.call("DELETE", _path(namespace, plural, name), params={"dryRun": dry_run})
+            await state(request).kube.call("DELETE", resource_path(namespace, plural, name), params={"dryRun": dry_run})
         )
 
 
@@ -215,4 +216,6 @@ def plural_kind(plural: str) -> type[CustomResource]:
     for kind in KINDS:
         if kind.names.plural == plural:
             return kind
-    raise Problem(404, "not-found", f"no kind {plural!r}: use one of {', '.join(k.names.plural for k in KINDS)}")
+    raise Problem(
+        404, "not-found", f"no kind {plural!r}: use one of {', '.join(k.names.plural for k in KINDS)}", "plural"
+    )
