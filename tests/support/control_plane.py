@@ -9,8 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from thinkube.workloads.serving.process import free_port
+from thinkube.workloads.serving.process import free_port, wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "thinkube"
@@ -127,14 +125,6 @@ def cleanup(kubectl: Kubectl, ns: str) -> None:
             pass
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
 @contextmanager
 def running(
     kubectl: Kubectl, kubeconfig: Path, ns: str, tmp: Path, review_cache_seconds: float = 10
@@ -158,11 +148,7 @@ def running(
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.time() + 60
-        while not _healthy(url):
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"thinkube api did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+        wait_healthy(url, 60, proc, log_path, path="/healthz")
         yield ControlPlane(url, ns, token, outsider, pvc_root, log_path)
     finally:
         proc.terminate()

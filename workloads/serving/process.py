@@ -20,19 +20,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(url: str, timeout: float, proc: subprocess.Popen | None = None, log_path: Path | None = None) -> None:
+def wait_healthy(
+    url: str,
+    timeout: float,
+    proc: subprocess.Popen | None = None,
+    log_path: Path | None = None,
+    path: str = "/health",
+) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
             output = log_path.read_text() if log_path else (proc.stdout.read() if proc.stdout else "")
             raise RuntimeError(f"server exited with {proc.returncode}:\n{output[-4000:]}")
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    raise TimeoutError(f"{url}/health not 200 after {timeout}s")
+    raise TimeoutError(f"{url}{path} not 200 after {timeout}s")
 
 
 class ServeProcess:
