@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.hack import load
+from tests.support.paths import CHART
 from thinkube.constants import (
     ENV_ALLOW_FOREIGN_CLUSTER,
     ENV_IMAGE,
@@ -19,8 +20,6 @@ from thinkube.constants import (
     ENV_REQUIRE_NODE,
     LOCAL_CONTEXT,
 )
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _hack_cluster():
@@ -62,6 +61,14 @@ class Cluster:
             text=True,
             timeout=300,
         )
+
+    def install_chart(self, release: str, namespace: str, *values: str) -> None:
+        """`helm install --wait` of the chart with this cluster's image; `values` are extra `--set` pairs."""
+        repository, tag = self.image.rsplit(":", 1)
+        image = [f"image.repository={repository}", f"image.tag={tag}", f"image.pullPolicy={self.pull_policy}"]
+        sets = [arg for value in (*image, *values) for arg in ("--set", value)]
+        r = self.helm("install", release, str(CHART), "-n", namespace, "--wait", "--timeout", "180s", *sets)
+        assert r.returncode == 0, r.stdout + r.stderr
 
     def api_client(self):
         from kubernetes import config

@@ -13,7 +13,9 @@ import time
 import pytest
 import yaml
 
-from tests.cluster.test_operator import CHART, PLURALS, Operator
+from tests.cluster.test_operator import PLURALS, Operator
+from tests.support.demo import run_on_cluster
+from tests.support.paths import CHART
 from thinkube.api.resources import BY_KIND
 from thinkube.constants import API_VERSION
 from thinkube.operator.kube import Kube
@@ -127,32 +129,8 @@ def test_without_a_kubeconfig_the_default_one_is_used_and_its_absence_named(tmp_
 
 
 def test_the_demo_command_on_cluster_writes_the_data_and_applies_the_chain(cluster, operator, namespace, tmp_path):
-    import subprocess
-    import sys
-
     out = tmp_path / "demo"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "thinkube.cli",
-            "demo",
-            "--on-cluster",
-            "--out",
-            str(out),
-            "--kubeconfig",
-            str(cluster.kubeconfig),
-            "--namespace",
-            namespace,
-            "--timeout",
-            "5",
-            "--image",
-            "thinkube:test",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_on_cluster(cluster, namespace, out, image="thinkube:test", timeout_s=5)
     # No node runs the pod that copies the data into the claim: a clear error, before any resource.
     assert run.returncode == 1, run.stderr[-2000:]
     assert (out / "data" / "pool.jsonl").stat().st_size > 0 and (out / "data" / "heldout.jsonl").stat().st_size > 0

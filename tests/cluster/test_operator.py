@@ -19,13 +19,12 @@ from pathlib import Path
 import pytest
 
 from tests.support import control_plane
+from tests.support.paths import CHART
 from tests.support.wait import wait_for
 from thinkube.constants import FINALIZER
 from thinkube.operator.kube import Kube
 from thinkube.workloads.serving.process import free_port
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "thinkube"
 PLURALS = ("curationjobs", "sftruns", "budgetforcedservers", "evalsweeps")
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "thinkube"
+from tests.support.paths import CHART
 
 
 def render(cluster, namespace: str, *sets: str) -> list[dict]:

@@ -10,21 +10,17 @@ control plane pod, and a whole-gang restart that resumes.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.node.test_smoke import job
 from tests.support.control_plane import user_role
-from tests.support.demo import SMALL
+from tests.support.demo import SMALL, run_on_cluster
 from tests.support.wait import wait_for
 from thinkube.workloads.demo.tasks import ANSWER_INSTRUCTION
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "thinkube"
 DEMO = "thinkube-demo"
 # The chain (curate, train, serve, sweep) runs in the module's first test, through its fixture.
 pytestmark = pytest.mark.timeout(2700)
@@ -36,28 +32,7 @@ def ns(node_cluster):
     k = node_cluster
     name = f"tk-chain-{uuid.uuid4().hex[:6]}"
     k.kubectl("create", "namespace", name)
-    repository, tag = k.image.rsplit(":", 1)
-    r = k.helm(
-        "install",
-        "tk",
-        str(CHART),
-        "-n",
-        name,
-        "--wait",
-        "--timeout",
-        "180s",
-        "--set",
-        f"image.repository={repository}",
-        "--set",
-        f"image.tag={tag}",
-        "--set",
-        f"image.pullPolicy={k.pull_policy}",
-        "--set",
-        f"operator.watchNamespaces={{{name}}}",
-        "--set",
-        "operator.resyncSeconds=5",
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
+    k.install_chart("tk", name, f"operator.watchNamespaces={{{name}}}", "operator.resyncSeconds=5")
     yield name
     k.kubectl("delete", "thinkube", "--all", "-n", name, "--timeout=60s", check=False)
     k.helm("uninstall", "tk", "-n", name, "--wait")
@@ -67,29 +42,7 @@ def ns(node_cluster):
 @pytest.fixture(scope="module")
 def demo(node_cluster, ns, tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "thinkube.cli",
-            "demo",
-            "--on-cluster",
-            *SMALL,
-            "--out",
-            str(out),
-            "--kubeconfig",
-            str(node_cluster.kubeconfig),
-            "--namespace",
-            ns,
-            "--image",
-            node_cluster.image,
-            "--timeout",
-            "1800",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=2400,
-    )
+    run = run_on_cluster(node_cluster, ns, out, *SMALL, image=node_cluster.image, timeout_s=1800)
     return out, run
 
 

@@ -5,44 +5,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 
 import httpx
 
 from tests.support.control_plane import user_role
 from tests.support.wait import wait_for
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "thinkube"
 PERMISSION_ERRORS = ("forbidden", "403", "unauthorized", "401")
 
 
 def test_the_operator_runs_from_the_chart_reconciles_and_uninstalls_cleanly(node_cluster, node_namespace):
     k, ns = node_cluster, node_namespace
     release = f"tk{uuid.uuid4().hex[:6]}"
-    repository, tag = k.image.rsplit(":", 1)
-    r = k.helm(
-        "install",
-        release,
-        str(CHART),
-        "-n",
-        ns,
-        "--wait",
-        "--timeout",
-        "180s",
-        "--set",
-        f"image.repository={repository}",
-        "--set",
-        f"image.tag={tag}",
-        "--set",
-        f"image.pullPolicy={k.pull_policy}",
-        "--set",
-        "operator.resyncSeconds=2",
-        "--set",
-        "artifacts.create=true",
-        "--set",
-        "artifacts.size=1Gi",
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
+    k.install_chart(release, ns, "operator.resyncSeconds=2", "artifacts.create=true", "artifacts.size=1Gi")
     selector = f"app.kubernetes.io/instance={release}"
     try:
         pod = k.kubectl_json("get", "pods", "-n", ns, "-l", f"{selector},app.kubernetes.io/component=operator")[

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.paths import CHART
 from thinkube.workloads.serving.process import free_port, wait_healthy
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "thinkube"
 PLURALS = ("curationjobs", "sftruns", "budgetforcedservers", "evalsweeps")
 CLAIM = "art"  # the artifacts claim the control plane finds under its PVC root
 
