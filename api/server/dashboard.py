@@ -9,7 +9,6 @@ sees what their own RBAC lets them read and nothing more. The cookie authenticat
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import secrets
 import urllib.parse
@@ -32,6 +31,7 @@ from thinkube.api.server.deps import DNS_LABEL, TOKEN_COOKIE, Name, Namespace, a
 from thinkube.api.server.problems import Problem
 from thinkube.api.server.resources import plural_kind
 from thinkube.constants import API_VERSION
+from thinkube.figures import CURVE_COLUMNS, SETTING_COLUMNS, age, evaluation_tables, flatten, number, step
 from thinkube.operator.inputs import Reference, server_references
 from thinkube.operator.kinds import KINDS as OPERATED
 
@@ -140,26 +140,6 @@ def _run_url(namespace: str, plural: str, name: str) -> str:
     return f"/ui/namespaces/{namespace}/{plural}/{name}"
 
 
-def _age(stamp: str | None, now: datetime) -> str:
-    if not stamp:
-        return ""
-    seconds = max(0, int((now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()))
-    for limit, unit, size in ((120, "s", 1), (120 * 60, "m", 60), (48 * 3600, "h", 3600)):
-        if seconds < limit:
-            return f"{seconds // size}{unit}"
-    return f"{seconds // 86400}d"
-
-
-def _number(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return str(value)
-
-
 def _condition(obj: dict, kind: str) -> dict | None:
     """The kind's primary condition: Complete for runs, Ready for servers."""
     primary = OPERATED[kind].primary
@@ -171,14 +151,14 @@ def _condition(obj: dict, kind: str) -> dict | None:
 
 def _progress(obj: dict) -> dict[str, str]:
     p = (obj.get("status") or {}).get("progress")
-    if not isinstance(p, dict) or p.get("step") is None:
+    if not (cell := step(p)):
         return {}
-    step = f"{p['step']}/{p['totalSteps']}" if p.get("totalSteps") else str(p["step"])
+    assert isinstance(p, dict)
     return {
-        "step": step,
-        "loss": _number(p.get("loss")),
-        "epoch": _number(p.get("epoch")),
-        "tokens/s": _number(p.get("tokensPerSecond")),
+        "step": cell,
+        "loss": number(p.get("loss")),
+        "epoch": number(p.get("epoch")),
+        "tokens/s": number(p.get("tokensPerSecond")),
         "eta": f"{int(p['etaSeconds'])}s" if isinstance(p.get("etaSeconds"), (int, float)) else "",
         "updated": str(p.get("updatedAt") or ""),
     }
@@ -191,7 +171,7 @@ def _row(obj: dict, kind: str, namespace: str, plural: str, now: datetime) -> di
         "href": _run_url(namespace, plural, meta.get("name", "")),
         "phase": (obj.get("status") or {}).get("phase") or "Pending",
         "condition": _condition(obj, kind),
-        "age": _age(meta.get("creationTimestamp"), now),
+        "age": age(meta.get("creationTimestamp"), now),
         "progress": _progress(obj) if kind == "SFTRun" else {},
     }
 
@@ -328,18 +308,15 @@ async def _chain(request: Request, who: Caller, obj: dict) -> tuple[list[dict], 
 # ---------------------------------------------------------------- results
 
 
-def flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """Nested dicts as (dotted.key, value) rows; lists stay whole, as JSON."""
-    if isinstance(value, dict) and value:
-        return [row for k, v in value.items() for row in flatten(v, f"{prefix}.{k}" if prefix else str(k))]
-    return [(prefix, _number(value))] if prefix else []
-
-
-def _results_view(found: dict, base: str) -> dict:
-    rows = flatten(found.get("summary") or {})
+def _results_view(kind: str, found: dict, base: str) -> dict:
+    tables = evaluation_tables(found.get("summary") or {}) if kind == "EvalSweep" else []
+    rows = [] if tables else flatten(found.get("summary") or {})
     # Links of the dashboard's own making: a file name is a path, quoted so any character in it stays in it.
     files = [{**f, "url": f"{base}/{urllib.parse.quote(f['name'])}"} for f in found.get("files") or []]
     return {
+        "evaluation": tables,
+        "setting_columns": [c.capitalize() for c in SETTING_COLUMNS],
+        "curve_columns": [c.capitalize() for c in CURVE_COLUMNS],
         "summary": rows[:MAX_SUMMARY_ROWS],
         "cut": max(0, len(rows) - MAX_SUMMARY_ROWS),
         "images": [f for f in files if f.get("mediaType") == "image/png"],
@@ -442,7 +419,7 @@ async def run_page(namespace: Namespace, plural: str, name: Name, request: Reque
         phase=status.get("phase") or "Pending",
         message=status.get("message"),
         facts=[
-            ("created", f"{created} ({_age(created, datetime.now(timezone.utc))} ago)" if created else ""),
+            ("created", f"{created} ({age(created, datetime.now(timezone.utc))} ago)" if created else ""),
             ("input", status.get("inputUri") or ""),
             ("output", status.get("outputUri") or status.get("endpoint") or ""),
         ],
@@ -453,7 +430,7 @@ async def run_page(namespace: Namespace, plural: str, name: Name, request: Reque
         events_problem=events_problem.detail if events_problem else None,
         stages=stages,
         also=also,
-        results=_results_view(found, f"/v1/namespaces/{namespace}/{plural}/{name}/results") if found else None,
+        results=_results_view(kind, found, f"/v1/namespaces/{namespace}/{plural}/{name}/results") if found else None,
         results_problem=results_problem.detail if results_problem else None,
         logs_url=f"/v1/namespaces/{namespace}/{plural}/{name}/logs?follow=true&tail={LOG_TAIL}",
     )

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from thinkube.client_cli import (
     UsageError,
@@ -13,28 +11,17 @@ from thinkube.client_cli import (
     connect,
     handles_errors,
     namespace,
-    number,
     parse_ref,
     ref,
     table,
 )
+from thinkube.figures import CURVE_COLUMNS, SETTING_COLUMNS, evaluation_tables, flatten
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("ref", metavar="KIND/NAME", help="e.g. evalsweep/s1-32b-aime")
     p.add_argument("--out", type=Path, metavar="DIR", help="download every result file into DIR")
     add_connection_arguments(p)
-
-
-def flatten(summary: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    """Nested summary figures as dotted keys: {"aime": {"accuracy": 0.5}} -> aime.accuracy 0.5."""
-    out: list[tuple[str, str]] = []
-    for key, value in summary.items():
-        if isinstance(value, Mapping) and value:
-            out.extend(flatten(value, f"{prefix}{key}."))
-        else:
-            out.append((f"{prefix}{key}", number(value)))
-    return out
 
 
 def destination(out: Path, name: str) -> Path:
@@ -45,16 +32,27 @@ def destination(out: Path, name: str) -> Path:
     return dest
 
 
+def print_summary(kind: str, summary: dict) -> None:
+    """An EvalSweep's accuracy tables per benchmark; other kinds' figures as dotted keys."""
+    tables = evaluation_tables(summary) if kind == "EvalSweep" else []
+    for t in tables:
+        print(f"\n{t['benchmark']} ({t['items']} items, n = {t['n']})")
+        print(table(SETTING_COLUMNS, t["rows"]))
+        if t["curves"]:
+            print()
+            print(table(CURVE_COLUMNS, t["curves"]))
+    if summary and not tables:
+        print()
+        print(table(("KEY", "VALUE"), flatten(summary)))
+
+
 @handles_errors("results")
 def run(args: argparse.Namespace) -> int:
     kind, name = parse_ref(args.ref)
     with connect(args) as client:
         result = client.results(kind.names.plural, name, namespace(args))
         print(f"{ref(kind, name)}   {result.get('phase') or 'Pending'}   {result.get('outputUri') or ''}".rstrip())
-        summary = flatten(result.get("summary") or {})
-        if summary:
-            print()
-            print(table(("KEY", "VALUE"), summary))
+        print_summary(kind.names.kind, result.get("summary") or {})
         files = result.get("files") or []
         if files:
             print()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from thinkube.client_cli import UsageError, add_connection_arguments, age, connect, handles_errors, namespace, table
+from thinkube.client_cli import UsageError, add_connection_arguments, connect, handles_errors, namespace, table
+from thinkube.figures import age, number, step
 
 HEADERS = ("KIND", "NAME", "PHASE", "AGE")
 TRAINING_HEADERS = ("STEP", "LOSS")
@@ -22,9 +23,7 @@ def training_cells(obj: dict[str, Any]) -> tuple[str, str]:
     progress = (obj.get("status") or {}).get("progress")
     if not isinstance(progress, dict):
         return "", ""
-    step, total, loss = progress.get("step"), progress.get("totalSteps"), progress.get("loss")
-    step_cell = "" if step is None else f"{step}/{total}" if total else str(step)
-    return step_cell, "" if loss is None else f"{loss:.4g}"
+    return step(progress), number(progress.get("loss"))
 
 
 def rows(objects: list[dict[str, Any]], with_training: bool) -> list[list[str]]:

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from tests.cluster.test_api_client import set_status
-from tests.support.control_plane import CLAIM, REPO, post_event
+from tests.support.control_plane import CLAIM, post_event
+from tests.support.paths import REPO
 from tests.unit.test_eval_report import _write as write_records
 from thinkube.api.server.deps import TOKEN_COOKIE
 from thinkube.client import Client
@@ -240,9 +241,20 @@ def test_an_eval_sweep_page_shows_conditions_events_chain_results_and_logs(api, 
         "EvalSweep": f"/ui/namespaces/{api.namespace}/evalsweeps/{SWEEP}",
     }
 
-    summary = dict(row.locator("td").all_inner_texts() for row in page.locator("#results table.summary tbody tr").all())
-    assert summary["benchmarks.bench.curves.max_thinking_tokens.performance"] == "100"
-    assert summary["benchmarks.bench.settings.max200.accuracy"] == "50"
+    # One table per benchmark, settings in budget order: accuracy and mean thinking from the records above.
+    table = page.locator('#results table.evaluation[data-benchmark="bench"] tbody tr')
+    rows = {r.get_attribute("data-setting"): r.locator("td").all_inner_texts() for r in table.all()}
+    assert list(rows) == ["max100", "max200", "none"]
+    assert [rows[k][2:5] for k in rows] == [
+        ["0.0", "100.0", "100.0"],
+        ["50.0", "175.0", "100.0"],
+        ["100.0", "400.0", "100.0"],
+    ]
+    curves = (
+        page.locator('#results table.curves[data-benchmark="bench"] tbody tr').first.locator("td").all_inner_texts()
+    )
+    assert curves[0] == "budget forcing (max thinking tokens)" and curves[-1] == "100.0", curves
+    assert page.locator("#results table.summary").count() == 0  # no flattened keys beside the tables
     assert image_loaded(page, PLOT_PNG) > 0  # fetched with the sign-in cookie
     assert "results.md" in page.inner_text("#results .files")
 

@@ -19,10 +19,12 @@ import yaml
 from thinkube.api.resources import BudgetForcedServer, SFTRun
 from thinkube.cli import main
 from thinkube.client import ApiError, Client, ClientError, InvalidResource, Unreachable, check, resolve_kind
-from thinkube.client_cli import UsageError, age, load_manifests, parse_ref, table
+from thinkube.client_cli import UsageError, load_manifests, parse_ref, table
 from thinkube.constants import ENV_API_TOKEN, ENV_API_TOKEN_FILE, ENV_API_URL
-from thinkube.results_cli import destination, flatten
+from thinkube.figures import age, flatten
+from thinkube.results_cli import destination
 from thinkube.runs_cli import rows, training_cells
+from thinkube.workloads.evaluation.report import write_reports
 
 REPO = Path(__file__).resolve().parents[2]
 SFT = yaml.safe_load((REPO / "examples" / "sftrun.yaml").read_text())
@@ -185,6 +187,28 @@ def test_result_summaries_flatten_to_dotted_keys_and_files_stay_inside_the_folde
     assert destination(tmp_path, "aime/report.md") == tmp_path.resolve() / "aime" / "report.md"
     with pytest.raises(UsageError, match="outside"):
         destination(tmp_path, "../../etc/passwd")
+
+
+def test_an_eval_sweep_summary_prints_as_accuracy_tables_not_dotted_keys(tmp_path, capsys):
+    from tests.unit.test_eval_report import _write
+    from thinkube.results_cli import print_summary
+    from thinkube.workloads.evaluation.settings import BudgetSetting
+
+    _write(tmp_path, BudgetSetting(), [(True, 300), (True, 500)])
+    _write(tmp_path, BudgetSetting(max_thinking_tokens=100), [(False, 100), (True, 100)])
+    results = write_reports(tmp_path)
+    print_summary("EvalSweep", results)
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "bench (2 items, n = 1)"
+    assert out[2].split("   ")[:3] == ["SETTING", "SAMPLES", "ACCURACY %"]
+    assert [line.split()[:4] for line in out[3:5]] == [
+        ["max100", "2", "50.0", "100.0"],
+        ["none", "2", "100.0", "400.0"],
+    ]
+    assert any(line.startswith("budget forcing (max thinking tokens)   max100, none") for line in out)
+    assert not any(line.startswith("benchmarks.") for line in out)
+    print_summary("SFTRun", {"steps": 4, "lastLoss": 1.25})
+    assert capsys.readouterr().out.splitlines()[1:] == ["KEY        VALUE", "steps      4", "lastLoss   1.25"]
 
 
 # ---------------------------------------------------------------- HTTP
