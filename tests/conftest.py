@@ -21,6 +21,9 @@ from thinkube.constants import (
     LOCAL_CONTEXT,
 )
 
+# The browser fixtures (Playwright over Debian's chromium) for the cluster and node tiers.
+pytest_plugins = ["tests.support.browser"]
+
 
 def _hack_cluster():
     return load("cluster")

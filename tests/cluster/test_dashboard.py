@@ -8,27 +8,22 @@ operator and the workloads would. Screenshots of every page go to test-artifacts
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import urllib.parse
-from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
 from tests.cluster.test_api_client import set_status
+from tests.support.browser import log_text, shot, sign_in
 from tests.support.control_plane import CLAIM, post_event
-from tests.support.paths import REPO
 from tests.unit.test_eval_report import _write as write_records
 from thinkube.api.server.deps import TOKEN_COOKIE
 from thinkube.client import Client
-from thinkube.constants import ENV_REQUIRE_NODE
 from thinkube.workloads.evaluation.report import PLOT_PNG, write_reports
 from thinkube.workloads.evaluation.settings import BudgetSetting
 from thinkube.workloads.training.progress import METRICS_FILE
 
-SHOTS = REPO / "test-artifacts" / "dashboard"
 CURATE, TRAIN, SERVE, SWEEP = "dash-curate", "dash-train", "dash-serve", "dash-sweep"
 NAMES = (CURATE, TRAIN, SERVE, SWEEP)
 EVENT_MESSAGE = "sweep finished: 3 settings, 6 samples"
@@ -128,59 +123,6 @@ def runs(cluster, api):
     return created
 
 
-@pytest.fixture(scope="module")
-def browser():
-    exe = shutil.which("chromium")
-    if exe is None:
-        reason = "chromium is not installed (apt-get install chromium); the dashboard tests drive it"
-        if os.environ.get(ENV_REQUIRE_NODE) == "1":  # CI installs it: missing there is a failure
-            pytest.fail(reason)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def new_page(browser) -> Iterator[Callable]:
-    """A fresh browser context (no cookies) per page asked for."""
-    contexts = []
-
-    def make():
-        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-        contexts.append(ctx)
-        page = ctx.new_page()
-        page.set_default_timeout(20_000)
-        return page
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
-
-
-def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    print(f"screenshot: {path}")
-
-
-def sign_in(page, api, token: str):
-    """Fills in the sign-in form; returns the answer to the form's POST."""
-    page.goto(f"{api.url}/signin")
-    page.fill("#token", token)
-    page.fill("#namespace", api.namespace)
-    with page.expect_response(lambda r: r.url.endswith("/signin") and r.request.method == "POST") as answer:
-        page.click("form.signin button[type=submit]")
-    page.wait_for_load_state()
-    return answer.value
-
-
 def run_url(api, plural: str, name: str) -> str:
     return f"{api.url}/ui/namespaces/{api.namespace}/{plural}/{name}"
 
@@ -197,13 +139,13 @@ def test_sign_in_then_the_runs_of_the_namespace(api, runs, new_page):
     page.goto(f"{api.url}/")
     assert page.url == f"{api.url}/signin"  # no cookie: the sign-in form
 
-    refused = sign_in(page, api, "not-a-token")
+    refused = sign_in(page, api.url, api.namespace, "not-a-token")
     assert refused.status == 401
     assert "did not accept this token" in page.inner_text("#signin-error")
     assert "kubectl create token" in page.content()
     shot(page, "signin-refused")
 
-    accepted = sign_in(page, api, api.token)
+    accepted = sign_in(page, api.url, api.namespace, api.token)
     assert accepted.status == 303
     assert page.url == f"{api.url}/?{urllib.parse.urlencode({'namespace': api.namespace})}"
     cookie = next(c for c in page.context.cookies() if c["name"] == TOKEN_COOKIE)
@@ -225,7 +167,7 @@ def test_sign_in_then_the_runs_of_the_namespace(api, runs, new_page):
 
 def test_an_eval_sweep_page_shows_conditions_events_chain_results_and_logs(api, runs, new_page):
     page = new_page()
-    sign_in(page, api, api.token)
+    sign_in(page, api.url, api.namespace, api.token)
     page.goto(run_url(api, "evalsweeps", SWEEP))
     assert page.inner_text("#phase") == "Succeeded"
     conditions = page.inner_text("#conditions")
@@ -258,22 +200,20 @@ def test_an_eval_sweep_page_shows_conditions_events_chain_results_and_logs(api, 
     assert image_loaded(page, PLOT_PNG) > 0  # fetched with the sign-in cookie
     assert "results.md" in page.inner_text("#results .files")
 
-    page.wait_for_function("document.getElementById('log').dataset.status")
-    assert page.inner_text("#log") == f"Not Found: EvalSweep {SWEEP} has no pods yet"
+    assert log_text(page) == f"Not Found: EvalSweep {SWEEP} has no pods yet"
     shot(page, "evalsweep")
 
 
 def test_an_sft_run_page_shows_its_loss_curve_progress_and_input(api, runs, new_page):
     page = new_page()
-    sign_in(page, api, api.token)
+    sign_in(page, api.url, api.namespace, api.token)
     page.goto(run_url(api, "sftruns", TRAIN))
     assert page.inner_text("#phase") == "Running"
     assert page.inner_text("#progress .step") == "4/10" and page.inner_text("#progress .loss") == "1.1"
     assert image_loaded(page, "loss_curve.png") > 0
     summary = dict(row.locator("td").all_inner_texts() for row in page.locator("#results table.summary tbody tr").all())
     assert summary["steps"] == "4" and summary["lastLoss"] == "1.1" and summary["firstLoss"] == "2"
-    page.wait_for_function("document.getElementById('log').dataset.status")
-    assert "has no pods yet" in page.inner_text("#log")
+    assert "has no pods yet" in log_text(page)
     shot(page, "sftrun")
 
     # The chain: from the run to the CurationJob it reads, whose page shows the run downstream.
@@ -289,7 +229,7 @@ def test_an_sft_run_page_shows_its_loss_curve_progress_and_input(api, runs, new_
 def test_the_log_panel_appends_what_the_logs_endpoint_streams(api, runs, new_page):
     # No kubelet in this tier, so no pod has logs: the browser is handed the answer a pod's would be.
     page = new_page()
-    sign_in(page, api, api.token)
+    sign_in(page, api.url, api.namespace, api.token)
     lines = "".join(f"[{TRAIN}-r0] step {i} loss {2 - i / 10}\n" for i in range(1, 6))
     seen = []
 
@@ -299,14 +239,13 @@ def test_the_log_panel_appends_what_the_logs_endpoint_streams(api, runs, new_pag
 
     page.route("**/logs?*", answer)
     page.goto(run_url(api, "sftruns", TRAIN))
-    page.wait_for_function("document.getElementById('log').textContent.includes('[end of logs]')")
-    assert page.inner_text("#log").startswith(lines.strip()) and "error" not in page.get_attribute("#log", "class")
+    assert log_text(page).startswith(lines.strip()) and "error" not in page.get_attribute("#log", "class")
     assert seen == [f"{api.url}/v1/namespaces/{api.namespace}/sftruns/{TRAIN}/logs?follow=true&tail=200"]
 
 
 def test_an_outsider_sees_what_they_may_not_list_and_no_runs(api, runs, new_page):
     page = new_page()
-    assert sign_in(page, api, api.outsider_token).status == 303  # a valid token: signing in works
+    assert sign_in(page, api.url, api.namespace, api.outsider_token).status == 303  # a valid token: signing in works
     sections = page.locator("main section")
     assert sections.count() == 4
     for plural in ("curationjobs", "sftruns", "budgetforcedservers", "evalsweeps"):

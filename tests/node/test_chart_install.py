@@ -8,13 +8,15 @@ import uuid
 
 import httpx
 
+from tests.support.browser import log_text, shot, sign_in
 from tests.support.control_plane import user_role
 from tests.support.wait import wait_for
+from thinkube.api.server.dashboard import LOG_TAIL
 
 PERMISSION_ERRORS = ("forbidden", "403", "unauthorized", "401")
 
 
-def test_the_operator_runs_from_the_chart_reconciles_and_uninstalls_cleanly(node_cluster, node_namespace):
+def test_the_operator_runs_from_the_chart_reconciles_and_uninstalls_cleanly(node_cluster, node_namespace, new_page):
     k, ns = node_cluster, node_namespace
     release = f"tk{uuid.uuid4().hex[:6]}"
     k.install_chart(release, ns, "operator.resyncSeconds=2", "artifacts.create=true", "artifacts.size=1Gi")
@@ -63,7 +65,7 @@ def test_the_operator_runs_from_the_chart_reconciles_and_uninstalls_cleanly(node
         assert status["observedGeneration"] == 1 and status["outputUri"].startswith(f"pvc://{claim}/")
         logs = k.kubectl("logs", "-n", ns, name).stdout
         assert not [line for line in logs.splitlines() if any(e in line.lower() for e in PERMISSION_ERRORS)], logs
-        check_control_plane(k, ns, selector)
+        check_control_plane(k, ns, selector, new_page)
         # Resources carry the operator's finalizer: delete them while it still runs.
         k.kubectl("delete", "curationjob", "cj", "-n", ns, "--timeout=60s")
     finally:
@@ -90,9 +92,15 @@ def test_the_operator_runs_from_the_chart_reconciles_and_uninstalls_cleanly(node
     assert k.kubectl("get", "pvc", f"{release}-thinkube-artifacts", "-n", ns, check=False).returncode == 0
 
 
-def check_control_plane(k, ns: str, selector: str) -> None:
+def unprefixed(text: str) -> set[str]:
+    """Log lines without the `[pod] ` prefix the control plane puts before each pod's lines."""
+    return {line.split("] ", 1)[1] if line.startswith("[") else line for line in text.splitlines()}
+
+
+def check_control_plane(k, ns: str, selector: str, new_page) -> None:
     """The chart's control plane pod, called from this host with a researcher's token: it lists
-    the CurationJob and serves its failed pod's log (the pool file does not exist), as kubectl does."""
+    the CurationJob and serves its failed pod's log (the pool file does not exist), as kubectl does,
+    to the client and to the dashboard's log panel in a browser."""
     api = k.kubectl_json("get", "pods", "-n", ns, "-l", f"{selector},app.kubernetes.io/component=api")["items"][0]
     assert all(c["ready"] for c in api["status"]["containerStatuses"])  # /readyz: it reaches the API server
     assert k.kubectl("exec", "-n", ns, api["metadata"]["name"], "--", "id", "-u").stdout.strip() == "65532"
@@ -115,9 +123,15 @@ def check_control_plane(k, ns: str, selector: str) -> None:
         expected = k.kubectl("logs", "-n", ns, failed).stdout.splitlines()
         got = c.get(f"/v1/namespaces/{ns}/curationjobs/cj/logs")
         assert got.status_code == 200 and expected, got.text
-        lines = {line.split("] ", 1)[1] if line.startswith("[") else line for line in got.text.splitlines()}
-        assert set(expected) <= lines, (expected[-5:], got.text[-2000:])
+        assert set(expected) <= unprefixed(got.text), (expected[-5:], got.text[-2000:])
         # Following a finished pod streams its log and ends with it.
         followed = c.get(f"/v1/namespaces/{ns}/curationjobs/cj/logs", params={"follow": "true"}, timeout=120)
         assert followed.status_code == 200 and expected[-1] in followed.text
+    page = new_page()
+    assert sign_in(page, url, ns, token).status == 303
+    page.goto(f"{url}/ui/namespaces/{ns}/curationjobs/cj")
+    shown = log_text(page, timeout_s=120)
+    assert shown.endswith("[end of logs]") and "error" not in (page.get_attribute("#log", "class") or ""), shown
+    assert set(expected[-LOG_TAIL:]) <= unprefixed(shown), (expected[-5:], shown[-2000:])
+    shot(page, "node-curationjob")
     assert httpx.get(f"{url}/v1/namespaces/{ns}/curationjobs", timeout=30).status_code == 401
