@@ -4,6 +4,7 @@ the operator reconciles, and the control plane serves a run and its real pod's l
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import httpx
@@ -94,7 +95,7 @@ def test_the_operator_runs_from_the_chart_reconciles_and_uninstalls_cleanly(node
 
 def unprefixed(text: str) -> set[str]:
     """Log lines without the `[pod] ` prefix the control plane puts before each pod's lines."""
-    return {line.split("] ", 1)[1] if line.startswith("[") else line for line in text.splitlines()}
+    return {re.sub(r"^\[[^\]\s]+\] ", "", line) for line in text.splitlines()}
 
 
 def check_control_plane(k, ns: str, selector: str, new_page) -> None:
@@ -131,7 +132,9 @@ def check_control_plane(k, ns: str, selector: str, new_page) -> None:
     assert sign_in(page, url, ns, token).status == 303
     page.goto(f"{url}/ui/namespaces/{ns}/curationjobs/cj")
     shown = log_text(page, timeout_s=120)
-    assert shown.endswith("[end of logs]") and "error" not in (page.get_attribute("#log", "class") or ""), shown
+    assert shown.rstrip().endswith("[end of logs]") and "error" not in (page.get_attribute("#log", "class") or ""), (
+        shown
+    )
     assert set(expected[-LOG_TAIL:]) <= unprefixed(shown), (expected[-5:], shown[-2000:])
     shot(page, "node-curationjob")
     assert httpx.get(f"{url}/v1/namespaces/{ns}/curationjobs", timeout=30).status_code == 401
