@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from thinkube.bodylimit import BodyTooLarge
+from thinkube.http_errors import field_of, unreadable_body
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://thinkube.dev/problems/"
@@ -63,12 +64,6 @@ def too_large(limit: int) -> JSONResponse:
     return Problem(413, "body-too-large", f"request body over {limit} bytes").response()
 
 
-def field_of(loc: tuple | list) -> str | None:
-    """'spec.training.epochs' from a pydantic location; None for the body as a whole."""
-    parts = [str(p) for p in loc if p != "body"]
-    return ".".join(parts) or None
-
-
 def from_kube(status: int, body: Mapping) -> Problem:
     """The API server's Status as a problem, keeping its reason and the first cause's field."""
     reason = str(body.get("reason") or "").strip()
@@ -101,10 +96,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, e: StarletteHTTPException):
-        cause = e.__cause__
-        if isinstance(cause, BaseExceptionGroup):  # raised inside a middleware's task group
-            cause = next(iter(cause.exceptions), cause)
-        if isinstance(cause, BodyTooLarge):  # the body limit, hit while FastAPI read a chunked body
+        cause = unreadable_body(e)
+        if isinstance(cause, BodyTooLarge):
             return too_large(cause.limit)
         if isinstance(cause, UnicodeDecodeError):
             return Problem(400, "invalid-json", "the request body is not UTF-8 JSON").response()

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from thinkube.bodylimit import BodyTooLarge
+from thinkube.http_errors import field_of, unreadable_body
 
 
 class ApiError(Exception):
@@ -44,15 +45,13 @@ def add_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
                 f"the request body is not valid JSON ({first['ctx'].get('error', first['msg'])} "
                 f"at byte {first['loc'][-1]})",
             ).response()
-        field = ".".join(str(p) for p in first["loc"] if p != "body") or None
+        field = field_of(first["loc"])
         return ApiError(400, f"{field}: {first['msg']}" if field else first["msg"], field).response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, e: StarletteHTTPException):
-        cause = e.__cause__
-        if isinstance(cause, BaseExceptionGroup):  # raised inside the http middleware's task group
-            cause = next(iter(cause.exceptions), cause)
-        if isinstance(cause, BodyTooLarge):  # the body limit, hit while FastAPI read a chunked body
+        cause = unreadable_body(e)
+        if isinstance(cause, BodyTooLarge):
             return too_large(max_body_bytes).response()
         if isinstance(cause, UnicodeDecodeError):
             return ApiError(400, "the request body is not UTF-8 JSON").response()
