@@ -3,33 +3,35 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from dataclasses import fields
 from pathlib import Path
 
-from thinkube.constants import DEFAULT_PVC_ROOT, ENV_PVC_ROOT, EXIT_BAD_CONFIG, PROGRESS_AUDIENCE
+from thinkube.api.server.settings import ApiSettings
+from thinkube.constants import EXIT_BAD_CONFIG
 
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a pod)")
-    p.add_argument("--port", type=int, default=8000)
+    d = ApiSettings()  # one place for the defaults: the settings the flags fill in
+    p.add_argument("--host", default=d.host, help="address to listen on (0.0.0.0 in a pod)")
+    p.add_argument("--port", type=int, default=d.port)
     p.add_argument(
-        "--audience", default=PROGRESS_AUDIENCE, help="audience of the projected tokens trainers report progress with"
+        "--audience", default=d.audience, help="audience of the projected tokens trainers report progress with"
     )
     p.add_argument(
         "--review-cache-seconds",
         type=float,
-        default=10.0,
+        default=d.review_cache_seconds,
         help="how long a TokenReview or SubjectAccessReview answer is reused (0: review every request)",
     )
-    p.add_argument("--max-body-bytes", type=int, default=1024 * 1024, help="larger request bodies get 413")
-    p.add_argument("--log-format", choices=("json", "text"), default="json")
+    p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes, help="larger request bodies get 413")
+    p.add_argument("--log-format", choices=("json", "text"), default=d.log_format)
     p.add_argument(
         "--pvc-root",
         type=Path,
-        default=Path(os.environ.get(ENV_PVC_ROOT, DEFAULT_PVC_ROOT)),
+        default=d.pvc_root,
         help="where PVCs are mounted (results are read from <root>/<claim>/...)",
     )
     p.add_argument(
@@ -38,7 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the namespace whose PVCs are mounted; results of runs elsewhere are refused (default: the pod's)",
     )
     p.add_argument(
-        "--secure-cookie", action="store_true", help="behind TLS: the sign-in cookie is sent over HTTPS only"
+        "--secure-cookie",
+        dest="cookie_secure",
+        action="store_true",
+        help="behind TLS: the sign-in cookie is sent over HTTPS only",
     )
 
 
@@ -48,19 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from thinkube.api.server.app import create_app
     from thinkube.api.server.kube import load_connection
     from thinkube.api.server.observability import configure_logging
-    from thinkube.api.server.settings import ApiSettings
 
-    settings = ApiSettings(
-        host=args.host,
-        port=args.port,
-        audience=args.audience,
-        review_cache_seconds=args.review_cache_seconds,
-        max_body_bytes=args.max_body_bytes,
-        log_format=args.log_format,
-        pvc_root=args.pvc_root,
-        namespace=args.namespace,
-        cookie_secure=args.secure_cookie,
-    )
+    settings = ApiSettings(**{f.name: getattr(args, f.name) for f in fields(ApiSettings)})
     configure_logging(settings.log_format)
     try:
         connection = load_connection()
