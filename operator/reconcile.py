@@ -13,9 +13,10 @@ from typing import Mapping
 from pydantic import ValidationError
 
 from thinkube.api.resources.common import CustomResource, JobSpec, Phase
-from thinkube.constants import API_VERSION, LABEL_KIND, LABEL_NAME
+from thinkube.constants import API_VERSION
 from thinkube.operator import inputs, observe
 from thinkube.operator.kinds import KINDS, Defaults, Kind, Resolved, settle
+from thinkube.operator.kinds.common import labels
 from thinkube.operator.kinds.server import as_model_endpoint
 from thinkube.operator.kube import ApiError, Kube
 from thinkube.operator.report import APPLIED, NOTHING_TO_APPLY, Event, Report, Synced, compose
@@ -78,7 +79,7 @@ def _reconcile(
     events: list[Event] = []
     attempt = 0
     if kind.next_attempt is not None:
-        jobs = kube.list("batch/v1", "Job", _namespace(res), {LABEL_KIND: res.kind, LABEL_NAME: res.metadata.name})
+        jobs = kube.list("batch/v1", "Job", _namespace(res), labels(res.kind, res.metadata.name))
         attempt, restart = kind.next_attempt(res, jobs, old.get("restarts", 0))
         if restart:
             events.append(Event("Warning", "GangRestart", restart))

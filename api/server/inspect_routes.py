@@ -14,9 +14,9 @@ from thinkube.api.server import results
 from thinkube.api.server.deps import CallerDep, Name, Namespace, allow, state
 from thinkube.api.server.problems import Problem
 from thinkube.api.server.resources import plural_kind, resource_path
-from thinkube.constants import ANNOTATION_JOB_COMPLETION_INDEX, LABEL_KIND, LABEL_NAME
+from thinkube.constants import ANNOTATION_JOB_COMPLETION_INDEX, LABEL_JOB_NAME
+from thinkube.operator.kinds.common import selector
 
-LABEL_JOB_NAME = "batch.kubernetes.io/job-name"
 MAX_TAIL = 10_000
 FOLLOW_QUEUE = 1024
 
@@ -68,7 +68,7 @@ async def _pods(request: Request, namespace: str, kind: str, name: str, obj: dic
     found = await state(request).kube.call(
         "GET",
         f"/api/v1/namespaces/{namespace}/pods",
-        params={"labelSelector": f"{LABEL_KIND}={kind},{LABEL_NAME}={name}"},
+        params={"labelSelector": selector(kind, name)},
     )
     pods = found.get("items", [])
     job = (obj.get("status") or {}).get("jobName")

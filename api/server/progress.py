@@ -15,7 +15,7 @@ from thinkube.api.server.auth import POD_NAME_KEY, POD_UID_KEY
 from thinkube.api.server.deps import Name, Namespace, header_token, state
 from thinkube.api.server.problems import Problem, unauthorized
 from thinkube.api.server.resources import resource_path
-from thinkube.constants import LABEL_KIND, LABEL_NAME
+from thinkube.operator.kinds.common import labels
 
 router = APIRouter(tags=["SFTRun"])
 
@@ -45,11 +45,8 @@ async def report(namespace: Namespace, name: Name, body: TrainingProgress, reque
                 raise
             pod = {}
         meta = pod.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        belongs = (
-            labels.get(LABEL_KIND) == "SFTRun"
-            and labels.get(LABEL_NAME) == name
-            and (not pod_uid or meta.get("uid") == pod_uid)
+        belongs = labels("SFTRun", name).items() <= (meta.get("labels") or {}).items() and (
+            not pod_uid or meta.get("uid") == pod_uid
         )
         st.reviewer.cache.put(key, belongs)
     if not belongs:

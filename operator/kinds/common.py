@@ -65,11 +65,12 @@ class Resolved:
     teacher: str | None = None  # CurationJob: spec.teacher.endpoint, a server name resolved to URL@MODEL
 
 
-def labels(kind: str, name: str, role: str) -> dict[str, str]:
-    return {LABEL_KIND: kind, LABEL_NAME: name, LABEL_ROLE: role}
+def labels(kind: str, name: str, role: str | None = None) -> dict[str, str]:
+    """The labels every child of a run carries; without a role, the ones all its children share."""
+    return {LABEL_KIND: kind, LABEL_NAME: name, **({LABEL_ROLE: role} if role else {})}
 
 
-def selector(kind: str, name: str, role: str) -> str:
+def selector(kind: str, name: str, role: str | None = None) -> str:
     """The same labels as a label-selector string."""
     return ",".join(f"{k}={v}" for k, v in labels(kind, name, role).items())
 

@@ -25,8 +25,6 @@ from thinkube.constants import (
     ENV_PROGRESS_URL,
     LABEL_ATTEMPT,
     LABEL_HOSTNAME,
-    LABEL_KIND,
-    LABEL_NAME,
     PROGRESS_TOKEN_DIR,
     PROGRESS_TOKEN_FILE,
 )
@@ -110,7 +108,7 @@ def one_pod_per_node(run: SFTRun) -> dict:
             "podAntiAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": [
                     {
-                        "labelSelector": {"matchLabels": {LABEL_KIND: run.kind, LABEL_NAME: run.metadata.name}},
+                        "labelSelector": {"matchLabels": c.labels(run.kind, run.metadata.name)},
                         "topologyKey": LABEL_HOSTNAME,
                     }
                 ]

@@ -72,5 +72,6 @@ LABEL_ATTEMPT = f"{GROUP}/attempt"  # SFTRun Jobs: which whole-gang attempt (0 =
 FIELD_MANAGER = "thinkube-operator"  # server-side apply field manager of every child
 # Set by the Job controller on each pod of an Indexed Job; NODE_RANK comes from it.
 ANNOTATION_JOB_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+LABEL_JOB_NAME = "batch.kubernetes.io/job-name"  # set by the Job controller on its pods
 CONFIG_MOUNT_DIR = "/etc/thinkube"  # where a stage's ConfigMap is mounted; ENV_CONFIG points inside
 CONFIG_FILE = "config.json"

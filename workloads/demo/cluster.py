@@ -25,7 +25,8 @@ from thinkube.api.resources.eval import Benchmark, EvalSweepSpec, Target
 from thinkube.api.resources.server import BudgetForcedServerSpec, ModelSource
 from thinkube.api.resources.sft import DatasetSource, SFTRunSpec
 from thinkube.api.stages.serve import EngineName
-from thinkube.constants import API_VERSION, LABEL_KIND, LABEL_NAME
+from thinkube.constants import API_VERSION
+from thinkube.operator.kinds.common import selector as run_selector
 from thinkube.operator.kube import ApiError, Kube
 from thinkube.operator.kube import connect as default_client
 from thinkube.workloads.demo import volume
@@ -335,7 +336,7 @@ def _pod_hint(kube: Kube, namespace: str, kind: str, name: str) -> str:
 
     Without it, a Job whose pods can't be scheduled still reads Running (its pods are active).
     """
-    selector = f"{LABEL_KIND}={kind},{LABEL_NAME}={name}"
+    selector = run_selector(kind, name)
     try:
         pods = (
             client.CoreV1Api(kube.api)
