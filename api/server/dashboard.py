@@ -29,8 +29,7 @@ from thinkube.api.server import inspect_routes
 from thinkube.api.server.auth import Caller
 from thinkube.api.server.deps import DNS_LABEL, TOKEN_COOKIE, Name, Namespace, allow, state
 from thinkube.api.server.problems import Problem
-from thinkube.api.server.resources import plural_kind
-from thinkube.constants import API_VERSION
+from thinkube.api.server.resources import plural_kind, resource_path
 from thinkube.figures import CURVE_COLUMNS, SETTING_COLUMNS, age, evaluation_tables, flatten, number, step
 from thinkube.operator.inputs import Reference, server_references
 from thinkube.operator.kinds import KINDS as OPERATED
@@ -132,10 +131,6 @@ def _cookie_options(request: Request) -> dict[str, Any]:
 # ---------------------------------------------------------------- reading runs
 
 
-def _collection(namespace: str, plural: str) -> str:
-    return f"/apis/{API_VERSION}/namespaces/{namespace}/{plural}"
-
-
 def _run_url(namespace: str, plural: str, name: str) -> str:
     return f"/ui/namespaces/{namespace}/{plural}/{name}"
 
@@ -189,7 +184,7 @@ class Section:
 
 async def _list(request: Request, who: Caller, plural: str, namespace: str) -> dict:
     await allow(request, who, "list", plural, namespace)
-    return await state(request).kube.call("GET", _collection(namespace, plural), params={"limit": str(LIST_LIMIT)})
+    return await state(request).kube.call("GET", resource_path(namespace, plural), params={"limit": str(LIST_LIMIT)})
 
 
 async def _section(request: Request, who: Caller, kind: type[CustomResource], namespace: str) -> Section:
@@ -255,7 +250,7 @@ async def _referenced(request: Request, who: Caller, ref: Reference, namespace: 
 
     async def get() -> dict:
         await allow(request, who, "get", plural, namespace, name=ref.name)
-        return await state(request).kube.call("GET", f"{_collection(namespace, plural)}/{ref.name}")
+        return await state(request).kube.call("GET", resource_path(namespace, plural, ref.name))
 
     found, problem = await _attempt(get())
     if problem is not None:
@@ -396,7 +391,7 @@ async def run_page(namespace: Namespace, plural: str, name: Name, request: Reque
     async def get() -> dict:
         plural_kind(plural)
         await allow(request, who, "get", plural, namespace, name=name)
-        return await state(request).kube.call("GET", f"{_collection(namespace, plural)}/{name}")
+        return await state(request).kube.call("GET", resource_path(namespace, plural, name))
 
     obj, problem = await _attempt(get())
     if problem is not None:

@@ -186,24 +186,16 @@ async def results_index(namespace: Namespace, plural: str, name: Name, request: 
     await allow(request, who, "get", plural, namespace, name=name)
     obj = await _resource(request, namespace, plural, name)
     folder = _folder(request, obj, kind, name)
-    names = [str(p) for p in await asyncio.to_thread(results.files, folder)]
-    if kind == "SFTRun" and results.metrics(folder):
-        names.append(results.LOSS_PNG)
+    summary, listed = await asyncio.to_thread(results.index, kind, folder)
     base = f"/v1/namespaces/{namespace}/{plural}/{name}/results"
     return {
         "kind": kind,
         "name": name,
         "phase": (obj.get("status") or {}).get("phase"),
         "outputUri": (obj.get("status") or {}).get("outputUri"),
-        "summary": await asyncio.to_thread(results.summary, kind, folder),
+        "summary": summary,
         "files": [
-            {
-                "name": n,
-                "mediaType": results.media_type(n),
-                "size": (folder / n).stat().st_size if (folder / n).is_file() else None,
-                "url": f"{base}/{n}",
-            }
-            for n in names
+            {"name": n, "mediaType": results.media_type(n), "size": size, "url": f"{base}/{n}"} for n, size in listed
         ],
     }
 

@@ -89,7 +89,7 @@ class Kube:
                 method,
                 path,
                 content=content,
-                params={k: v for k, v in (params or {}).items() if v is not None},
+                params=_query(params or {}),
                 headers=self._headers(content_type if content is not None else None),
             )
         except httpx.HTTPError as e:
@@ -100,16 +100,13 @@ class Kube:
         return _without_managed_fields(data)
 
     async def text(self, path: str, params: Mapping[str, str | None]) -> str:
-        r = await self.http.get(
-            path, params={k: v for k, v in params.items() if v is not None}, headers=self._headers(None)
-        )
+        r = await self.http.get(path, params=_query(params), headers=self._headers(None))
         if r.status_code >= 400:
             raise from_kube(r.status_code, _json_or_message(r))
         return r.text
 
     async def stream_lines(self, path: str, params: Mapping[str, str | None]) -> AsyncIterator[str]:
-        query = {k: v for k, v in params.items() if v is not None}
-        async with self.http.stream("GET", path, params=query, headers=self._headers(None), timeout=None) as r:
+        async with self.http.stream("GET", path, params=_query(params), headers=self._headers(None), timeout=None) as r:
             if r.status_code >= 400:
                 await r.aread()
                 raise from_kube(r.status_code, _json_or_message(r))
@@ -125,6 +122,11 @@ class Kube:
 
     async def close(self) -> None:
         await self.http.aclose()
+
+
+def _query(params: Mapping[str, str | None]) -> dict[str, str]:
+    """Query parameters without the ones left unset."""
+    return {k: v for k, v in params.items() if v is not None}
 
 
 def _json_or_message(r: httpx.Response) -> dict:

@@ -73,21 +73,36 @@ def metrics(folder: Path) -> list[dict]:
     return read_metrics(folder / METRICS_FILE)
 
 
-def summary(kind: str, folder: Path) -> dict:
-    """The figures a user looks at first, per kind."""
-    if kind == "SFTRun":
-        rows = [r for r in metrics(folder) if isinstance(r.get("loss"), (int, float))]
-        if not rows:
-            return {}
-        last = rows[-1]
-        return {
-            "steps": last.get("step"),
-            "totalSteps": last.get("total_steps"),
-            "firstLoss": rows[0]["loss"],
-            "lastLoss": last["loss"],
-            "tokensPerSecond": last.get("tokens_per_s"),
-            "epoch": last.get("epoch"),
-        }
+def index(kind: str, folder: Path) -> tuple[dict, list[tuple[str, int | None]]]:
+    """The summary and the files worth showing with their sizes (None: drawn on request), read in
+    one pass: an SFTRun's metrics.jsonl, which can be long, once for both."""
+    listed: list[tuple[str, int | None]] = [(str(p), (folder / p).stat().st_size) for p in files(folder)]
+    if kind != "SFTRun":
+        return report_summary(kind, folder), listed
+    rows = metrics(folder)
+    if rows:
+        listed.append((LOSS_PNG, None))
+    return training_summary(rows), listed
+
+
+def training_summary(rows: list[dict]) -> dict:
+    """An SFTRun's first figures, from its metrics.jsonl rows."""
+    rows = [r for r in rows if isinstance(r.get("loss"), (int, float))]
+    if not rows:
+        return {}
+    last = rows[-1]
+    return {
+        "steps": last.get("step"),
+        "totalSteps": last.get("total_steps"),
+        "firstLoss": rows[0]["loss"],
+        "lastLoss": last["loss"],
+        "tokensPerSecond": last.get("tokens_per_s"),
+        "epoch": last.get("epoch"),
+    }
+
+
+def report_summary(kind: str, folder: Path) -> dict:
+    """The report an EvalSweep or a CurationJob writes, as its summary."""
     if kind == "EvalSweep":
         from thinkube.workloads.evaluation.report import RESULTS_JSON
 
